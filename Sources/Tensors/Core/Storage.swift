@@ -1,0 +1,105 @@
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The buffer behind one or more tensors (views share it).
+///
+/// A tensor is a value: writing through a storage is allowed only when the writer holds
+/// the sole reference (`isKnownUniquelyReferenced`), or on a storage just allocated.
+/// `version` counts in-place writes, so caches derived from the contents (oneDNN's reordered
+/// weights) know when they are stale.
+public final class Storage: @unchecked Sendable {
+    public let base: UnsafeMutableRawPointer
+    public let byteCount: Int
+    /// Incremented by every in-place mutation of the contents.
+    public internal(set) var version: Int = 0
+    /// Buffers derived from the contents (reordered weights), keyed by what they are for;
+    /// valid while `version` equals the version they were made at.
+    let derived = Mutex<[String: (version: Int, storage: Storage)]>([:])
+
+    init(byteCount: Int) {
+        self.byteCount = byteCount
+        self.base = Allocator.shared.allocate(byteCount)
+    }
+
+    deinit { Allocator.shared.release(base, byteCount) }
+
+    /// A buffer derived from these contents, made by `make` once per `version`.
+    func derivedBuffer(_ key: String, make: () -> Storage) -> Storage {
+        if let hit = derived.withLock({ $0[key] }), hit.version == version { return hit.storage }
+        let made = make()
+        derived.withLock { $0[key] = (version, made) }
+        return made
+    }
+
+    func markMutated() {
+        version &+= 1
+    }
+}
+
+/// A caching allocator: freed buffers are kept by size class and reused, so the large
+/// activations of a training step do not go back to the kernel (and fault their pages in
+/// again) every step. Alignment is 64 bytes (one cache line, one AVX-512 register).
+final class Allocator: @unchecked Sendable {
+    static let shared = Allocator()
+    /// The most bytes kept in the free lists; beyond it buffers go back to the system.
+    var cacheLimit = 4 << 30
+
+    private struct State {
+        var free: [Int: [UInt]] = [:]  // addresses, by size class
+        var cachedBytes = 0
+    }
+    private let state = Mutex(State())
+
+    /// Size classes: exact below 4 KiB, then 8 classes per power of two (<= 12.5% waste).
+    static func sizeClass(_ bytes: Int) -> Int {
+        if bytes <= 4096 { return max(64, (bytes + 63) & ~63) }
+        let top = Int.bitWidth - bytes.leadingZeroBitCount - 1
+        let step = 1 << (top - 3)
+        return (bytes + step - 1) / step * step
+    }
+
+    func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let size = Allocator.sizeClass(max(bytes, 1))
+        if let hit = state.withLock({ s -> UInt? in
+            guard var list = s.free[size], let p = list.popLast() else { return nil }
+            s.free[size] = list
+            s.cachedBytes -= size
+            return p
+        }) {
+            return UnsafeMutableRawPointer(bitPattern: hit)!
+        }
+        var p: UnsafeMutableRawPointer?
+        let rc = posix_memalign(&p, 64, size)
+        guard rc == 0, let p else {
+            fatalError("Tensors: out of memory allocating \(size) bytes")
+        }
+        return p
+    }
+
+    func release(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
+        let size = Allocator.sizeClass(max(bytes, 1))
+        let address = UInt(bitPattern: p)
+        let limit = cacheLimit
+        let kept = state.withLock { s -> Bool in
+            guard s.cachedBytes + size <= limit else { return false }
+            s.free[size, default: []].append(address)
+            s.cachedBytes += size
+            return true
+        }
+        if !kept { free(p) }
+    }
+
+    /// Returns every cached buffer to the system.
+    func trim() {
+        let all = state.withLock { s -> [UInt] in
+            let ps = s.free.values.flatMap { $0 }
+            s.free = [:]
+            s.cachedBytes = 0
+            return ps
+        }
+        for p in all { free(UnsafeMutableRawPointer(bitPattern: p)) }
+    }
+}

@@ -1,0 +1,215 @@
+import CDNNL
+
+/// The shape of a 2-d convolution (PyTorch conventions: symmetric padding, dilation 1 =
+/// none, weights [out, in / groups, kh, kw]).
+struct ConvGeometry: Hashable, CustomStringConvertible {
+    var batch, inChannels, height, width: Int
+    var outChannels, kernelH, kernelW: Int
+    var strideH, strideW, padH, padW, dilationH, dilationW, groups: Int
+
+    var outH: Int { (height + 2 * padH - dilationH * (kernelH - 1) - 1) / strideH + 1 }
+    var outW: Int { (width + 2 * padW - dilationW * (kernelW - 1) - 1) / strideW + 1 }
+    /// oneDNN's right/bottom padding that makes its output size equal PyTorch's.
+    var padBottom: Int { (outH - 1) * strideH + dilationH * (kernelH - 1) + 1 - height - padH }
+    var padRight: Int { (outW - 1) * strideW + dilationW * (kernelW - 1) + 1 - width - padW }
+
+    var inputShape: [Int] { [batch, inChannels, height, width] }
+    var outputShape: [Int] { [batch, outChannels, outH, outW] }
+    var weightShape: [Int] { [outChannels, inChannels / groups, kernelH, kernelW] }
+    var flops: Double {
+        2.0 * Double(batch * outChannels * outH * outW) * Double(inChannels / groups * kernelH * kernelW)
+    }
+    var description: String {
+        "\(batch)x\(inChannels)x\(height)x\(width)->\(outChannels) k\(kernelH)x\(kernelW) s\(strideH),\(strideW) p\(padH),\(padW) d\(dilationH),\(dilationW) g\(groups)"
+    }
+}
+
+/// What a forward convolution folds into its output.
+struct ConvPostOps: Hashable {
+    /// Adds the destination's previous contents (a residual) before the activation.
+    var sum = false
+    /// Applies SiLU (swish) last.
+    var silu = false
+    var key: String { "\(sum ? "+sum" : "")\(silu ? "+silu" : "")" }
+}
+
+/// Convolutions on channels-last activations through oneDNN, with weights reordered once
+/// per weight version into the layout each pass wants.
+enum ConvolutionKernel {
+    /// Whether oneDNN has native bf16 convolutions on this CPU.
+    static let bf16Supported: Bool = {
+        let g = ConvGeometry(batch: 1, inChannels: 16, height: 8, width: 8, outChannels: 16, kernelH: 3, kernelW: 3,
+                             strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1)
+        return forwardPrimitive(g, .bfloat16, bias: false, post: ConvPostOps()) != nil
+    }()
+
+    static func activationDesc(_ shape: [Int], _ type: DType) throws -> dnnl_memory_desc_t {
+        try OneDNN.desc(shape, Shape.channelsLastStrides(shape), type)
+    }
+
+    /// Weights as oneDNN sees them: grouped convolutions get a leading groups dimension.
+    static func weightDims(_ g: ConvGeometry) -> [Int] {
+        g.groups == 1 ? g.weightShape
+            : [g.groups, g.outChannels / g.groups, g.inChannels / g.groups, g.kernelH, g.kernelW]
+    }
+
+    static func plainWeightDesc(_ g: ConvGeometry, strides s: [Int], _ type: DType) throws -> dnnl_memory_desc_t {
+        if g.groups == 1 { return try OneDNN.desc(g.weightShape, s, type) }
+        return try OneDNN.desc(weightDims(g), [s[0] * g.outChannels / g.groups, s[0], s[1], s[2], s[3]], type)
+    }
+
+    /// Strides, dilations (oneDNN counts from 0) and the two paddings, as oneDNN takes them.
+    private static func convArgs(_ g: ConvGeometry) -> ([dnnl_dim_t], [dnnl_dim_t], [dnnl_dim_t], [dnnl_dim_t]) {
+        ([g.strideH, g.strideW].map { dnnl_dim_t($0) }, [g.dilationH - 1, g.dilationW - 1].map { dnnl_dim_t($0) },
+         [g.padH, g.padW].map { dnnl_dim_t($0) }, [g.padBottom, g.padRight].map { dnnl_dim_t($0) })
+    }
+
+    /// Calls `body` with a pointer to `md`, or nil when `present` is false.
+    private static func optional<R>(_ md: inout dnnl_memory_desc_t, _ present: Bool,
+                                    _ body: (UnsafeMutablePointer<dnnl_memory_desc_t>?) throws -> R) rethrows -> R {
+        try withUnsafeMutablePointer(to: &md) { try body(present ? $0 : nil) }
+    }
+
+    private static func key(_ pass: String, _ g: ConvGeometry, _ type: DType, bias: Bool, post: ConvPostOps = ConvPostOps()) -> String {
+        "conv-\(pass)|\(type)|\(g)|\(bias)|\(post.key)"
+    }
+
+    static func forwardPrimitive(_ g: ConvGeometry, _ type: DType, bias: Bool, post: ConvPostOps) -> OneDNN.Primitive? {
+        OneDNN.primitive(key("fwd", g, type, bias: bias, post: post)) {
+            var desc = dnnl_convolution_desc_t()
+            var src = try activationDesc(g.inputShape, type)
+            var dst = try activationDesc(g.outputShape, type == .bfloat16 ? .float32 : .float32)
+            var wei = try OneDNN.anyDesc(weightDims(g), type)
+            var b = try OneDNN.desc([g.outChannels], [1], .float32)
+            let (s, d, l, r) = convArgs(g)
+            try optional(&b, bias) { bp in
+                try OneDNN.check(dnnl_dilated_convolution_forward_desc_init(
+                    &desc, dnnl_forward_training, dnnl_convolution_direct, &src, &wei, bp, &dst, s, d, l, r),
+                                 "convolution descriptor \(g)")
+            }
+            var attr: dnnl_primitive_attr_t?
+            try OneDNN.check(dnnl_primitive_attr_create(&attr), "attributes")
+            defer { dnnl_primitive_attr_destroy(attr) }
+            if post.sum || post.silu {
+                var po: dnnl_post_ops_t?
+                try OneDNN.check(dnnl_post_ops_create(&po), "post-ops")
+                defer { dnnl_post_ops_destroy(po) }
+                if post.sum { try OneDNN.check(dnnl_post_ops_append_sum(po, 1), "sum post-op") }
+                if post.silu { try OneDNN.check(dnnl_post_ops_append_eltwise(po, 1, dnnl_eltwise_swish, 1, 0), "swish post-op") }
+                try OneDNN.check(dnnl_primitive_attr_set_post_ops(attr, po), "set post-ops")
+            }
+            var pd: dnnl_primitive_desc_t?
+            try OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, attr, OneDNN.engine, nil), "convolution \(g)")
+            return pd!
+        }
+    }
+
+    /// The weights of `w` (OIHW, any strides) in the layout `target`, cached on the
+    /// weight's storage until the weight changes.
+    private static func reorderedWeights(_ w: Tensor, _ g: ConvGeometry, target: dnnl_memory_desc_t, purpose: String) -> Storage {
+        let wType: DType = w.dtype
+        var fingerprint = Hasher()
+        withUnsafeBytes(of: target) { fingerprint.combine(bytes: $0) }
+        let tag = "\(purpose)|\(fingerprint.finalize())|\(w.offset)|\(w.strides)|\(wType)|\(g.groups)"
+        return w.storage.derivedBuffer(tag) {
+            do {
+                let from = try plainWeightDesc(g, strides: w.strides, wType)
+                return try OneDNN.reorder(w.baseAddress, from: from, to: target, key: tag)
+            } catch {
+                fatalError("Tensors.conv2d: cannot reorder weights \(w.shape): \(error)")
+            }
+        }
+    }
+
+    /// y = conv(x, w) + bias, then the post-ops; x channels-last (type `type`), y float32
+    /// channels-last. With `post.sum`, `out` must hold the residual already.
+    static func forward(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ g: ConvGeometry, _ type: DType,
+                        post: ConvPostOps = ConvPostOps(), into out: Tensor? = nil) -> Tensor {
+        guard let p = forwardPrimitive(g, type, bias: bias != nil, post: post) else {
+            fatalError("Tensors.conv2d: oneDNN has no fast kernel for \(g) (\(type))")
+        }
+        let y = out ?? Tensor(uninitializedShape: g.outputShape, strides: Shape.channelsLastStrides(g.outputShape), dtype: .float32)
+        let wt = reorderedWeights(w.to(type), g, target: p.md(dnnl_query_weights_md), purpose: "fwd")
+        var args: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer)] = [
+            (DNNL_ARG_SRC, p.md(dnnl_query_src_md), x.baseAddress),
+            (DNNL_ARG_WEIGHTS, p.md(dnnl_query_weights_md), wt.base),
+            (DNNL_ARG_DST, p.md(dnnl_query_dst_md), y.baseAddress),
+        ]
+        if let bias { args.append((DNNL_ARG_BIAS, p.md(dnnl_query_weights_md, 1), bias.baseAddress)) }
+        do { try p.execute(args) } catch { fatalError("Tensors.conv2d: \(error)") }
+        withExtendedLifetime(wt) {}
+        return y
+    }
+
+    /// dL/dx for dL/dy `gy` (channels-last, `type`): float32 channels-last.
+    static func backwardData(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry, _ type: DType) -> Tensor {
+        guard let fwd = forwardPrimitive(g, type, bias: false, post: ConvPostOps()),
+              let p = OneDNN.primitive(key("bwd-data", g, type, bias: false), make: {
+                  var desc = dnnl_convolution_desc_t()
+                  var dsrc = try activationDesc(g.inputShape, .float32)
+                  var ddst = try activationDesc(g.outputShape, type)
+                  var wei = try OneDNN.anyDesc(weightDims(g), type)
+                  let (s, d, l, r) = convArgs(g)
+                  try OneDNN.check(dnnl_dilated_convolution_backward_data_desc_init(
+                      &desc, dnnl_convolution_direct, &dsrc, &wei, &ddst, s, d, l, r), "backward-data descriptor")
+                  var pd: dnnl_primitive_desc_t?
+                  try OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, nil, OneDNN.engine, fwd.pd), "backward-data \(g)")
+                  return pd!
+              }) else { fatalError("Tensors.conv2d: oneDNN has no backward-data kernel for \(g) (\(type))") }
+        let gx = Tensor(uninitializedShape: g.inputShape, strides: Shape.channelsLastStrides(g.inputShape), dtype: .float32)
+        let wt = reorderedWeights(w.to(type), g, target: p.md(dnnl_query_weights_md), purpose: "bwd-data")
+        do {
+            try p.execute([
+                (DNNL_ARG_DIFF_DST, p.md(dnnl_query_diff_dst_md), gy.baseAddress),
+                (DNNL_ARG_WEIGHTS, p.md(dnnl_query_weights_md), wt.base),
+                (DNNL_ARG_DIFF_SRC, p.md(dnnl_query_diff_src_md), gx.baseAddress),
+            ])
+        } catch { fatalError("Tensors.conv2d backward: \(error)") }
+        withExtendedLifetime(wt) {}
+        return gx
+    }
+
+    /// dL/dw (float32, OIHW row-major) and dL/dbias for input x and dL/dy `gy`.
+    static func backwardWeights(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, _ type: DType, bias: Bool) -> (Tensor, Tensor?) {
+        guard let fwd = forwardPrimitive(g, type, bias: bias, post: ConvPostOps()),
+              let p = OneDNN.primitive(key("bwd-weights", g, type, bias: bias), make: {
+                  var desc = dnnl_convolution_desc_t()
+                  var src = try activationDesc(g.inputShape, type)
+                  var ddst = try activationDesc(g.outputShape, type)
+                  var dwei = try OneDNN.anyDesc(weightDims(g), .float32)
+                  var db = try OneDNN.desc([g.outChannels], [1], .float32)
+                  let (s, d, l, r) = convArgs(g)
+                  try optional(&db, bias) { dbp in
+                      try OneDNN.check(dnnl_dilated_convolution_backward_weights_desc_init(
+                          &desc, dnnl_convolution_direct, &src, &dwei, dbp, &ddst, s, d, l, r),
+                                       "backward-weights descriptor")
+                  }
+                  var pd: dnnl_primitive_desc_t?
+                  try OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, nil, OneDNN.engine, fwd.pd), "backward-weights \(g)")
+                  return pd!
+              }) else { fatalError("Tensors.conv2d: oneDNN has no backward-weights kernel for \(g) (\(type))") }
+        let dwMD = p.md(dnnl_query_diff_weights_md)
+        let raw = Storage(byteCount: OneDNN.size(dwMD))
+        let gb = bias ? Tensor(uninitializedShape: [g.outChannels], dtype: .float32) : nil
+        var args: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer)] = [
+            (DNNL_ARG_SRC, p.md(dnnl_query_src_md), x.baseAddress),
+            (DNNL_ARG_DIFF_DST, p.md(dnnl_query_diff_dst_md), gy.baseAddress),
+            (DNNL_ARG_DIFF_WEIGHTS, dwMD, raw.base),
+        ]
+        if let gb { args.append((DNNL_ARG_DIFF_BIAS, p.md(dnnl_query_diff_weights_md, 1), gb.baseAddress)) }
+        let gw = Tensor(uninitializedShape: g.weightShape, dtype: .float32)
+        do {
+            try p.execute(args)
+            let plain = try plainWeightDesc(g, strides: gw.strides, .float32)
+            if OneDNN.equal(plain, dwMD) {
+                gw.baseAddress.copyMemory(from: raw.base, byteCount: gw.count * 4)
+            } else {
+                var fp = Hasher()
+                withUnsafeBytes(of: dwMD) { fp.combine(bytes: $0) }
+                let back = try OneDNN.reorder(raw.base, from: dwMD, to: plain, key: "dw|\(g)|\(fp.finalize())")
+                gw.baseAddress.copyMemory(from: back.base, byteCount: gw.count * 4)
+            }
+        } catch { fatalError("Tensors.conv2d backward: \(error)") }
+        return (gw, gb)
+    }
+}

@@ -1,0 +1,87 @@
+import CDNNL
+
+/// Batched matrix products through oneDNN's matmul primitive, which reads transposed and
+/// strided operands in place.
+enum MatmulKernel {
+    /// a [batch..., M, K] @ b [batch..., K, N] -> [batch..., M, N] Float32, row-major.
+    /// Both have the same rank; each batch dimension is equal or 1 (broadcast).
+    /// bfloat16 operands use oneDNN's bf16 kernels when the CPU has them (fp32
+    /// accumulation), else they are widened to fp32, which computes the same products.
+    static func multiply(_ a: Tensor, _ b: Tensor) -> Tensor {
+        precondition(a.rank == b.rank && a.rank >= 2)
+        let r = a.rank
+        let (m, k, n) = (a.shape[r - 2], a.shape[r - 1], b.shape[r - 1])
+        var outShape = (0..<(r - 2)).map { Swift.max(a.shape[$0], b.shape[$0]) }
+        outShape += [m, n]
+        let out = Tensor(uninitializedShape: outShape, dtype: .float32)
+        if out.count == 0 { return out }
+        if k == 0 {
+            out.fill(0)
+            return out
+        }
+        let useBF16 = a.dtype == .bfloat16 && b.dtype == .bfloat16 && bf16Supported
+        let type: DType = useBF16 ? .bfloat16 : .float32
+        var x = plain(a.to(type)), y = plain(b.to(type))
+        if run(x, y, out, type) { return out }
+        // Broadcast or stride patterns the primitive refuses: materialise and retry.
+        x = x.contiguous()
+        y = y.contiguous()
+        if run(x, y, out, type) { return out }
+        fatalError("Tensors.matmul: oneDNN has no kernel for \(a.shape) x \(b.shape) (\(type))")
+    }
+
+    /// oneDNN wants a unit stride in one of the two matrix dimensions.
+    private static func plain(_ t: Tensor) -> Tensor {
+        let r = t.rank
+        let ok = (t.strides[r - 1] == 1 || t.shape[r - 1] == 1) || (t.strides[r - 2] == 1 || t.shape[r - 2] == 1)
+        let batchOK = t.strides[..<(r - 2)].allSatisfy { $0 >= 0 }
+        return ok && batchOK ? t.detached() : t.detached().contiguous()
+    }
+
+    /// Zero strides (expanded views) become 1-sized dims where possible.
+    private static func squeezeBroadcast(_ t: Tensor) -> ([Int], [Int]) {
+        var shape = t.shape, strides = t.strides
+        for i in 0..<(t.rank - 2) where strides[i] == 0 { shape[i] = 1 }
+        for i in 0..<t.rank where shape[i] == 1 { strides[i] = i + 1 < t.rank ? strides[i + 1] * shape[i + 1] : 1 }
+        return (shape, strides)
+    }
+
+    private static func run(_ a: Tensor, _ b: Tensor, _ out: Tensor, _ type: DType) -> Bool {
+        let (ash, ast) = squeezeBroadcast(a), (bsh, bst) = squeezeBroadcast(b)
+        let key = "matmul|\(type)|\(ash)|\(ast)|\(bsh)|\(bst)|\(out.shape)"
+        guard let p = OneDNN.primitive(key, make: {
+            var amd = try OneDNN.desc(ash, ast, type)
+            var bmd = try OneDNN.desc(bsh, bst, type)
+            var omd = try OneDNN.desc(out.shape, out.strides, .float32)
+            var desc = dnnl_matmul_desc_t()
+            try OneDNN.check(dnnl_matmul_desc_init(&desc, &amd, &bmd, nil, &omd), "matmul descriptor")
+            var pd: dnnl_primitive_desc_t?
+            try OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, nil, OneDNN.engine, nil), "matmul primitive")
+            return pd!
+        }) else { return false }
+        do {
+            try p.execute([
+                (DNNL_ARG_SRC, try OneDNN.desc(ash, ast, type), a.baseAddress),
+                (DNNL_ARG_WEIGHTS, try OneDNN.desc(bsh, bst, type), b.baseAddress),
+                (DNNL_ARG_DST, try OneDNN.desc(out.shape, out.strides, .float32), out.baseAddress),
+            ])
+        } catch {
+            return false
+        }
+        return true
+    }
+
+    /// Whether oneDNN runs bf16 matmuls natively here (AVX-512 with bf16 or AMX).
+    static let bf16Supported: Bool = {
+        let key = "probe|matmul-bf16"
+        return OneDNN.primitive(key, make: {
+            var amd = try OneDNN.desc([16, 16], [16, 1], .bfloat16)
+            var omd = try OneDNN.desc([16, 16], [16, 1], .float32)
+            var desc = dnnl_matmul_desc_t()
+            try OneDNN.check(dnnl_matmul_desc_init(&desc, &amd, &amd, nil, &omd), "matmul descriptor")
+            var pd: dnnl_primitive_desc_t?
+            try OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, nil, OneDNN.engine, nil), "matmul primitive")
+            return pd!
+        }) != nil
+    }()
+}

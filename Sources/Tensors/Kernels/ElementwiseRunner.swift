@@ -1,0 +1,124 @@
+/// A Float32 function applied lane-wise; the kernels specialise on the conforming type.
+protocol UnaryKernel {
+    func callAsFunction(_ x: Vec8) -> Vec8
+}
+
+protocol BinaryKernel {
+    func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8
+}
+
+protocol TernaryKernel {
+    func callAsFunction(_ a: Vec8, _ b: Vec8, _ c: Vec8) -> Vec8
+}
+
+/// Loads and stores of 8 lanes with a stride, or a partial tail, through a temporary.
+enum Lanes {
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>, _ stride: Int, _ n: Int = 8) -> Vec8 {
+        if stride == 1 && n == 8 {
+            return UnsafeRawPointer(p).loadUnaligned(as: Vec8.self)
+        }
+        var v = Vec8()
+        if stride == 0 {
+            v = Vec8(repeating: p.pointee)
+        } else {
+            for i in 0..<n { v[i] = p[i * stride] }
+        }
+        return v
+    }
+
+    @inline(__always)
+    static func store(_ v: Vec8, _ p: UnsafeMutablePointer<Float>, _ stride: Int, _ n: Int = 8) {
+        if stride == 1 && n == 8 {
+            UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec8.self)
+            return
+        }
+        for i in 0..<n { p[i * stride] = v[i] }
+    }
+}
+
+/// Runs kernels over `StridedLoop` runs of Float32 operands.
+enum ElementwiseRunner {
+    static func unary<K: UnaryKernel>(_ k: K, x: Tensor, out: Tensor) {
+        let loop = StridedLoop(shape: out.shape, strides: [out.strides, x.strides])
+        let o = SendablePointer(out.pointer(as: Float.self)), a = SendablePointer(x.pointer(as: Float.self))
+        let os = loop.innerStride(0), xs = loop.innerStride(1)
+        loop.forEachRun { off, n in
+            let op = o.p + off[0], xp = UnsafePointer(a.p + off[1])
+            var i = 0
+            if os == 1 && xs == 1 {
+                while i + 8 <= n {
+                    let v = UnsafeRawPointer(xp + i).loadUnaligned(as: Vec8.self)
+                    UnsafeMutableRawPointer(op + i).storeBytes(of: k(v), as: Vec8.self)
+                    i += 8
+                }
+            }
+            while i < n {
+                let m = Swift.min(8, n - i)
+                Lanes.store(k(Lanes.load(xp + i * xs, xs, m)), op + i * os, os, m)
+                i += m
+            }
+        }
+    }
+
+    static func binary<K: BinaryKernel>(_ k: K, a: Tensor, b: Tensor, out: Tensor) {
+        let sa = Shape.broadcastStrides(shape: a.shape, strides: a.strides, to: out.shape)
+        let sb = Shape.broadcastStrides(shape: b.shape, strides: b.strides, to: out.shape)
+        let loop = StridedLoop(shape: out.shape, strides: [out.strides, sa, sb])
+        let o = SendablePointer(out.pointer(as: Float.self))
+        let pa = SendablePointer(a.pointer(as: Float.self)), pb = SendablePointer(b.pointer(as: Float.self))
+        let os = loop.innerStride(0), as_ = loop.innerStride(1), bs = loop.innerStride(2)
+        loop.forEachRun { off, n in
+            let op = o.p + off[0], ap = UnsafePointer(pa.p + off[1]), bp = UnsafePointer(pb.p + off[2])
+            var i = 0
+            if os == 1 && as_ == 1 && bs == 1 {
+                while i + 8 <= n {
+                    let va = UnsafeRawPointer(ap + i).loadUnaligned(as: Vec8.self)
+                    let vb = UnsafeRawPointer(bp + i).loadUnaligned(as: Vec8.self)
+                    UnsafeMutableRawPointer(op + i).storeBytes(of: k(va, vb), as: Vec8.self)
+                    i += 8
+                }
+            } else if os == 1 && as_ == 1 && bs == 0 {
+                let vb = Vec8(repeating: bp.pointee)
+                while i + 8 <= n {
+                    let va = UnsafeRawPointer(ap + i).loadUnaligned(as: Vec8.self)
+                    UnsafeMutableRawPointer(op + i).storeBytes(of: k(va, vb), as: Vec8.self)
+                    i += 8
+                }
+            } else if os == 1 && as_ == 0 && bs == 1 {
+                let va = Vec8(repeating: ap.pointee)
+                while i + 8 <= n {
+                    let vb = UnsafeRawPointer(bp + i).loadUnaligned(as: Vec8.self)
+                    UnsafeMutableRawPointer(op + i).storeBytes(of: k(va, vb), as: Vec8.self)
+                    i += 8
+                }
+            }
+            while i < n {
+                let m = Swift.min(8, n - i)
+                let r = k(Lanes.load(ap + i * as_, as_, m), Lanes.load(bp + i * bs, bs, m))
+                Lanes.store(r, op + i * os, os, m)
+                i += m
+            }
+        }
+    }
+
+    static func ternary<K: TernaryKernel>(_ k: K, a: Tensor, b: Tensor, c: Tensor, out: Tensor) {
+        let strides = [a, b, c].map { Shape.broadcastStrides(shape: $0.shape, strides: $0.strides, to: out.shape) }
+        let loop = StridedLoop(shape: out.shape, strides: [out.strides] + strides)
+        let o = SendablePointer(out.pointer(as: Float.self))
+        let pa = SendablePointer(a.pointer(as: Float.self)), pb = SendablePointer(b.pointer(as: Float.self))
+        let pc = SendablePointer(c.pointer(as: Float.self))
+        let os = loop.innerStride(0), s1 = loop.innerStride(1), s2 = loop.innerStride(2), s3 = loop.innerStride(3)
+        loop.forEachRun { off, n in
+            let op = o.p + off[0]
+            let ap = UnsafePointer(pa.p + off[1]), bp = UnsafePointer(pb.p + off[2]), cp = UnsafePointer(pc.p + off[3])
+            var i = 0
+            while i < n {
+                let m = Swift.min(8, n - i)
+                let r = k(Lanes.load(ap + i * s1, s1, m), Lanes.load(bp + i * s2, s2, m), Lanes.load(cp + i * s3, s3, m))
+                Lanes.store(r, op + i * os, os, m)
+                i += m
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import COpenMP
+import Synchronization
+
+/// Runs kernels on libgomp's thread team: the same threads oneDNN uses for convolutions and
+/// matmuls, so Swift kernels and oneDNN take turns on the cores instead of fighting over them
+/// (two pools on 2 cores halve both, measured).
+public enum Parallel {
+    private static let threadSetting = Atomic<Int>(0)
+
+    /// Threads per kernel: `setThreadCount`, else `OMP_NUM_THREADS`, else the CPU count.
+    public static var threadCount: Int {
+        let t = threadSetting.load(ordering: .relaxed)
+        return t > 0 ? t : Int(omp_get_max_threads())
+    }
+
+    /// Sets the threads used by Swift kernels and by oneDNN calls made from now on.
+    public static func setThreadCount(_ n: Int) {
+        precondition(n >= 1, "Parallel.setThreadCount: need at least one thread, got \(n)")
+        threadSetting.store(n, ordering: .relaxed)
+        omp_set_num_threads(Int32(n))
+    }
+
+    /// Makes oneDNN calls from this thread use `threadCount` threads (the OpenMP setting is
+    /// per calling thread).
+    static func prepareForOneDNN() {
+        let t = threadSetting.load(ordering: .relaxed)
+        if t > 0 { omp_set_num_threads(Int32(t)) }
+    }
+
+    private struct Context {
+        let body: (Int, Int) -> Void
+    }
+
+    /// Calls `body(thread, threads)` once on each thread of a team and waits for all.
+    /// Inside another parallel region the team has one thread.
+    public static func team(threads: Int = Parallel.threadCount, _ body: (Int, Int) -> Void) {
+        if threads <= 1 || omp_in_parallel() != 0 {
+            body(0, 1)
+            return
+        }
+        withoutActuallyEscaping(body) { escaping in
+            var context = Context(body: escaping)
+            withUnsafeMutablePointer(to: &context) { ptr in
+                GOMP_parallel({ raw in
+                    let ctx = raw!.assumingMemoryBound(to: Context.self)
+                    ctx.pointee.body(Int(omp_get_thread_num()), Int(omp_get_num_threads()))
+                }, UnsafeMutableRawPointer(ptr), UInt32(threads), 0)
+            }
+        }
+    }
+
+    /// Splits `0..<count` into one contiguous range per thread and runs `body` on each.
+    /// Work below `grain` items per thread runs on the calling thread alone.
+    public static func forRanges(_ count: Int, grain: Int = 16384, _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let threads = min(threadCount, max(1, count / max(grain, 1)))
+        if threads <= 1 {
+            body(0..<count)
+            return
+        }
+        team(threads: threads) { t, n in
+            let start = count * t / n, end = count * (t + 1) / n
+            if start < end { body(start..<end) }
+        }
+    }
+
+    /// Runs `body(i)` for each `i` in `0..<count`, items split evenly among the threads.
+    /// `cost` is the work per item in element-operations, to decide if threads pay.
+    public static func forEach(_ count: Int, cost: Int = 1, _ body: (Int) -> Void) {
+        let grain = max(1, 16384 / max(cost, 1))
+        forRanges(count, grain: grain) { r in
+            for i in r { body(i) }
+        }
+    }
+}
+
+/// A raw buffer that kernels share across threads; each thread writes a disjoint part.
+struct SendablePointer<T>: @unchecked Sendable {
+    let p: UnsafeMutablePointer<T>
+    init(_ p: UnsafeMutablePointer<T>) { self.p = p }
+}

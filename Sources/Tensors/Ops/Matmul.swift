@@ -1,0 +1,54 @@
+/// Matrix products with NumPy's rules (1-d operands, broadcast batch dimensions).
+extension Tensor {
+    /// self @ other.
+    public func matmul(_ other: Tensor) -> Tensor { Tensors.matmul(self, other) }
+}
+
+/// a @ b as torch.matmul: 1-d operands are promoted to a matrix and the added dimension is
+/// removed afterwards; batch dimensions broadcast.
+public func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
+    check(a.rank >= 1 && b.rank >= 1, "matmul", "operands must have at least one dimension, got \(a.shape) and \(b.shape)")
+    check(a.dtype.isFloatingPoint && b.dtype.isFloatingPoint, "matmul",
+          "needs floating-point operands, got \(a.dtype) and \(b.dtype)")
+    let k1 = a.shape[a.rank - 1]
+    let k2 = b.rank == 1 ? b.shape[0] : b.shape[b.rank - 2]
+    check(k1 == k2, "matmul", "shapes \(a.shape) and \(b.shape) do not match: inner dimensions \(k1) and \(k2) differ")
+    var x = a.rank == 1 ? a.unsqueezed(axis: 0) : a
+    var y = b.rank == 1 ? b.unsqueezed(axis: 1) : b
+    // A matrix applied to a stack of rows: one 2-d product over all the rows.
+    if y.rank == 2 && x.rank > 2 {
+        let rows = x.shape.dropLast().reduce(1, *)
+        let flat = x.reshaped([rows, k1])
+        var out = batchedMatmul(flat, y)
+        out = out.reshaped(Array(x.shape.dropLast()) + [y.shape[1]])
+        return finishVectorCases(out, a, b)
+    }
+    let rank = max(x.rank, y.rank)
+    if x.rank < rank { x = x.reshaped(Array(repeating: 1, count: rank - x.rank) + x.shape) }
+    if y.rank < rank { y = y.reshaped(Array(repeating: 1, count: rank - y.rank) + y.shape) }
+    for i in 0..<(rank - 2) {
+        check(x.shape[i] == y.shape[i] || x.shape[i] == 1 || y.shape[i] == 1, "matmul",
+              "batch dimensions of \(a.shape) and \(b.shape) cannot be broadcast (dimension \(i))")
+    }
+    return finishVectorCases(batchedMatmul(x, y), a, b)
+}
+
+private func finishVectorCases(_ out: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
+    var r = out
+    if a.rank == 1 { r = r.squeezed(axis: -2) }
+    if b.rank == 1 { r = r.squeezed(axis: -1) }
+    return r
+}
+
+/// The primitive: equal ranks >= 2, batch dims equal or 1.
+func batchedMatmul(_ a: Tensor, _ b: Tensor) -> Tensor {
+    var y = MatmulKernel.multiply(a, b)
+    if a.dtype == .bfloat16 && b.dtype == .bfloat16 { y = y.to(.bfloat16) }
+    guard let tape = Tape.active(a, b) else { return y }
+    let ad = a.detached(), bd = b.detached()
+    let (ta, tb) = (tape.tracks(a), tape.tracks(b))
+    return tape.record(y, "matmul", [a, b]) { g in
+        [ta ? batchedMatmul(g, bd.transposed()).summed(toShape: ad.shape).to(ad.dtype) : nil,
+         tb ? batchedMatmul(ad.transposed(), g).summed(toShape: bd.shape).to(bd.dtype) : nil]
+    }
+}
