@@ -22,7 +22,8 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         .systemLibrary(name: "COpenMP", path: "Sources/COpenMP"),
-        .target(name: "Tensors", dependencies: ["CDNNL", "COpenMP"], swiftSettings: kernelFlags),
+        .systemLibrary(name: "CXSMM", path: "Sources/CXSMM"),
+        .target(name: "Tensors", dependencies: ["CDNNL", "COpenMP", "CXSMM"], swiftSettings: kernelFlags),
         .executableTarget(
             name: "diffuse",
             dependencies: ["Tensors", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -1,9 +1,11 @@
-/// Group normalisation over [N, C, S] data stored either channels-first (each (n, c) a row
-/// of S) or channels-last (each (n, pixel) a row of C), forward and backward, with SiLU
-/// optionally fused after the affine transform.
+/// Group normalisation over [N, C, S] float32 data, forward and backward, with an
+/// activation (identity or SiLU) fused after the affine transform.
 ///
-/// Statistics: each channel's sums are taken about its first value (shifted sums, no
-/// cancellation when the mean is large) and combined into groups in Double (Chan et al.).
+/// Two layouts: channels-first (each (n, c) a contiguous row of S positions; vectors run
+/// along positions) and channels-last (each (n, position) a row of C channels, C a multiple
+/// of 8; vectors run along channels). Statistics are shifted sums (about each channel's first
+/// value, so a large mean cancels nothing), carried in Double and combined per group
+/// (Chan et al.).
 struct GroupNormKernel {
     let n: Int, c: Int, s: Int, groups: Int
     let channelsLast: Bool
@@ -12,12 +14,17 @@ struct GroupNormKernel {
 
     var perGroup: Int { c / groups }
 
-    /// Per-(n, c) sums over S of f(x) (and g(x)), with `rowOp` fed each run of data.
-    /// Splits the work into (sample, chunk) jobs; returns [n][c] sums.
-    private func channelSums(_ body: (_ sample: Int, _ range: Range<Int>, _ acc1: UnsafeMutablePointer<Double>,
-                                      _ acc2: UnsafeMutablePointer<Double>) -> Void) -> ([Double], [Double]) {
+    /// Positions per tile: a tile of x (and dy) stays in L1/L2 while every channel block
+    /// of it is processed.
+    private static let tile = 128
+
+    /// Work split into (sample, position range) jobs, so that even a batch of 1 uses every
+    /// thread; `body` adds its job's sums into the two [c] Double arrays it gets. Returns the
+    /// per-(n, c) totals.
+    private func sums(_ body: (_ sample: Int, _ range: Range<Int>, _ acc1: UnsafeMutablePointer<Double>,
+                               _ acc2: UnsafeMutablePointer<Double>) -> Void) -> ([Double], [Double]) {
         let threads = Parallel.threadCount
-        let chunks = n >= 2 * threads ? 1 : Swift.max(1, Swift.min(s / 64, (2 * threads + n - 1) / n))
+        let chunks = n >= 2 * threads ? 1 : Swift.max(1, Swift.min(s / 256, (2 * threads + n - 1) / n))
         var s1 = [Double](repeating: 0, count: n * chunks * c)
         var s2 = [Double](repeating: 0, count: n * chunks * c)
         s1.withUnsafeMutableBufferPointer { b1 in
@@ -25,8 +32,7 @@ struct GroupNormKernel {
                 let p1 = SendablePointer(b1.baseAddress!), p2 = SendablePointer(b2.baseAddress!)
                 Parallel.forEach(n * chunks, cost: s * c / chunks) { job in
                     let sample = job / chunks, k = job % chunks
-                    let range = (s * k / chunks)..<(s * (k + 1) / chunks)
-                    body(sample, range, p1.p + job * c, p2.p + job * c)
+                    body(sample, (s * k / chunks)..<(s * (k + 1) / chunks), p1.p + job * c, p2.p + job * c)
                 }
             }
         }
@@ -43,104 +49,92 @@ struct GroupNormKernel {
         return (r1, r2)
     }
 
-    /// Runs `body(run, count, strideInRun)` over the elements of channel block (sample, range):
-    /// channels-last rows are pixels (C floats each); channels-first rows are channels.
-    /// Returns mean and rstd per (n, group), and writes y.
+    // MARK: Forward
+
+    /// Writes y; returns mean and rstd per (n, group).
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                  gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?) -> (mean: [Float], rstd: [Float]) {
+        let (s1, s2) = statistics(x)
+        var mean = [Float](repeating: 0, count: n * groups), rstd = mean
+        let cg = perGroup
+        for sample in 0..<n {
+            for g in 0..<groups {
+                // Channel means and sums of squared deviations, then Chan's combination.
+                var means = [Double](repeating: 0, count: cg), m2 = 0.0
+                for k in 0..<cg {
+                    let ch = g * cg + k
+                    let t1 = s1[sample * c + ch], t2 = s2[sample * c + ch]
+                    means[k] = Double(x[firstIndex(sample, ch)]) + t1 / Double(s)
+                    m2 += Swift.max(0, t2 - t1 * t1 / Double(s))
+                }
+                let mu = means.reduce(0, +) / Double(cg)
+                for k in 0..<cg { m2 += Double(s) * (means[k] - mu) * (means[k] - mu) }
+                mean[sample * groups + g] = Float(mu)
+                rstd[sample * groups + g] = Float(1 / (m2 / Double(cg * s) + Double(eps)).squareRoot())
+            }
+        }
+        let (a, b) = affine(mean, rstd, gamma, beta)
+        if silu { apply(SiLUActivation.self, x, y, a, b) } else { apply(IdentityActivation.self, x, y, a, b) }
+        return (mean, rstd)
+    }
+
+    /// Index of channel `ch`'s first element in `sample` (the shift of its sums).
+    private func firstIndex(_ sample: Int, _ ch: Int) -> Int {
+        channelsLast ? sample * c * s + ch : (sample * c + ch) * s
+    }
+
+    /// Per-(n, c) sums of (x - shift) and (x - shift)^2.
+    private func statistics(_ x: UnsafePointer<Float>) -> ([Double], [Double]) {
         let xs = SendablePointer(UnsafeMutablePointer(mutating: x))
         let (c, s) = (self.c, self.s)
-        // Pass 1: shifted per-channel sums (shift = the channel's first value in the sample).
-        let (s1, s2) = channelSums { sample, range, a1, a2 in
+        return sums { sample, range, acc1, acc2 in
             let base = xs.p + sample * c * s
             if channelsLast {
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * c) { tmp in
-                    let shift = tmp.baseAddress!, f1 = shift + c, f2 = f1 + c
-                    for ch in 0..<c { shift[ch] = base[ch] }
-                    var p = range.lowerBound
-                    while p < range.upperBound {
-                        let end = Swift.min(range.upperBound, p + 256)
-                        f1.initialize(repeating: 0, count: 2 * c)
-                        for q in p..<end {
-                            let row = base + q * c
-                            var ch = 0
-                            while ch + 8 <= c {
-                                let d = UnsafeRawPointer(row + ch).loadUnaligned(as: Vec8.self)
-                                    - UnsafeRawPointer(shift + ch).loadUnaligned(as: Vec8.self)
-                                let o1 = UnsafeMutableRawPointer(f1 + ch), o2 = UnsafeMutableRawPointer(f2 + ch)
-                                o1.storeBytes(of: o1.load(as: Vec8.self) + d, as: Vec8.self)
-                                o2.storeBytes(of: o2.load(as: Vec8.self) + d * d, as: Vec8.self)
-                                ch += 8
-                            }
-                            while ch < c {
-                                let d = row[ch] - shift[ch]
-                                f1[ch] += d
-                                f2[ch] += d * d
-                                ch += 1
-                            }
+                var t0 = range.lowerBound
+                while t0 < range.upperBound {
+                    let t1 = Swift.min(range.upperBound, t0 + GroupNormKernel.tile)
+                    for cb in stride(from: 0, to: c, by: 8) {
+                        let shift = Vec8.load(base + cb)
+                        var v1 = Vec8(), v2 = Vec8()
+                        for q in t0..<t1 {
+                            let d = Vec8.load(base + q * c + cb) - shift
+                            v1 += d
+                            v2 = v2.addingProduct(d, d)
                         }
-                        for ch in 0..<c {
-                            a1[ch] += Double(f1[ch])
-                            a2[ch] += Double(f2[ch])
+                        for l in 0..<8 {
+                            acc1[cb + l] += Double(v1[l])
+                            acc2[cb + l] += Double(v2[l])
                         }
-                        p = end
                     }
+                    t0 = t1
                 }
             } else {
                 for ch in 0..<c {
                     let row = base + ch * s
                     let shift = Vec8(repeating: row[0])
+                    var v1 = Vec8(), v2 = Vec8()
                     var q = range.lowerBound
-                    while q < range.upperBound {
-                        let end = Swift.min(range.upperBound, q + 2048)
-                        var v1 = Vec8(), v2 = Vec8()
-                        while q + 8 <= end {
-                            let d = UnsafeRawPointer(row + q).loadUnaligned(as: Vec8.self) - shift
-                            v1 += d
-                            v2 += d * d
-                            q += 8
-                        }
-                        var t1 = Double(v1.sum()), t2 = Double(v2.sum())
-                        while q < end {
-                            let d = Double(row[q] - row[0])
-                            t1 += d
-                            t2 += d * d
-                            q += 1
-                        }
-                        a1[ch] += t1
-                        a2[ch] += t2
+                    while q + 8 <= range.upperBound {
+                        let d = Vec8.load(row + q) - shift
+                        v1 += d
+                        v2 = v2.addingProduct(d, d)
+                        q += 8
                     }
+                    var t1 = Double(v1.sum()), t2 = Double(v2.sum())
+                    while q < range.upperBound {
+                        let d = Double(row[q] - row[0])
+                        t1 += d
+                        t2 += d * d
+                        q += 1
+                    }
+                    acc1[ch] += t1
+                    acc2[ch] += t2
                 }
             }
         }
-        // Combine channels into groups.
-        var mean = [Float](repeating: 0, count: n * groups), rstd = mean
-        let cg = perGroup
-        let count = Double(cg * s)
-        for sample in 0..<n {
-            for g in 0..<groups {
-                var means = [Double](repeating: 0, count: cg), m2s = means
-                for k in 0..<cg {
-                    let ch = g * cg + k
-                    let first = Double(channelsLast ? x[sample * c * s + ch] : x[(sample * c + ch) * s])
-                    let t1 = s1[sample * c + ch], t2 = s2[sample * c + ch]
-                    means[k] = first + t1 / Double(s)
-                    m2s[k] = Swift.max(0, t2 - t1 * t1 / Double(s))
-                }
-                let mu = means.reduce(0, +) / Double(cg)
-                var m2 = m2s.reduce(0, +)
-                for k in 0..<cg { m2 += Double(s) * (means[k] - mu) * (means[k] - mu) }
-                mean[sample * groups + g] = Float(mu)
-                rstd[sample * groups + g] = Float(1 / (m2 / count + Double(eps)).squareRoot())
-            }
-        }
-        // Pass 2: y = x * a + b (then SiLU), a = gamma rstd, b = beta - mean a.
-        let (a, b) = affine(mean, rstd, gamma, beta)
-        apply(x, y, a, b, activation: silu)
-        return (mean, rstd)
     }
 
-    /// Per-(n, c) scale and shift of the normalisation.
+    /// Per-(n, c) scale and shift of the normalisation: y = x a + b.
     func affine(_ mean: [Float], _ rstd: [Float], _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>?) -> ([Float], [Float]) {
         var a = [Float](repeating: 0, count: n * c), b = a
         for sample in 0..<n {
@@ -155,8 +149,9 @@ struct GroupNormKernel {
         return (a, b)
     }
 
-    /// out = x * a[n, c] + b[n, c], optionally followed by SiLU.
-    private func apply(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ a: [Float], _ b: [Float], activation: Bool) {
+    /// out = act(x a[n, c] + b[n, c]).
+    private func apply<A: PointwiseActivation>(_ act: A.Type, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                               _ a: [Float], _ b: [Float]) {
         let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), os = SendablePointer(out)
         let (c, s) = (self.c, self.s)
         a.withUnsafeBufferPointer { ab in
@@ -164,30 +159,30 @@ struct GroupNormKernel {
                 let ap = SendablePointer(UnsafeMutablePointer(mutating: ab.baseAddress!))
                 let bp = SendablePointer(UnsafeMutablePointer(mutating: bb.baseAddress!))
                 if channelsLast {
-                    Parallel.forEach(n * s, cost: c * 4) { row in
-                        let sample = row / s
-                        let xr = xs.p + row * c, yr = os.p + row * c
-                        let ar = ap.p + sample * c, br = bp.p + sample * c
-                        var ch = 0
-                        while ch < c {
-                            let m = Swift.min(8, c - ch)
-                            var v = VectorMath.fma(Lanes.load(xr + ch, 1, m), Lanes.load(ar + ch, 1, m), Lanes.load(br + ch, 1, m))
-                            if activation { v = v * VectorMath.sigmoid(v) }
-                            Lanes.store(v, yr + ch, 1, m)
-                            ch += m
+                    Parallel.forRanges(n * s, grain: 16384 / c) { rows in
+                        for row in rows {
+                            let sample = row / s
+                            let xr = xs.p + row * c, yr = os.p + row * c
+                            let ar = ap.p + sample * c, br = bp.p + sample * c
+                            for cb in stride(from: 0, to: c, by: 8) {
+                                A.apply(VectorMath.fma(Vec8.load(xr + cb), Vec8.load(ar + cb), Vec8.load(br + cb))).store(yr + cb)
+                            }
                         }
                     }
                 } else {
-                    Parallel.forEach(n * c, cost: s * 4) { row in
-                        let xr = xs.p + row * s, yr = os.p + row * s
-                        let av = Vec8(repeating: ap.p[row]), bv = Vec8(repeating: bp.p[row])
-                        var q = 0
-                        while q < s {
-                            let m = Swift.min(8, s - q)
-                            var v = VectorMath.fma(Lanes.load(xr + q, 1, m), av, bv)
-                            if activation { v = v * VectorMath.sigmoid(v) }
-                            Lanes.store(v, yr + q, 1, m)
-                            q += m
+                    Parallel.forRanges(n * c, grain: Swift.max(1, 16384 / s)) { rows in
+                        for row in rows {
+                            let xr = xs.p + row * s, yr = os.p + row * s
+                            let av = Vec8(repeating: ap.p[row]), bv = Vec8(repeating: bp.p[row])
+                            var q = 0
+                            while q + 8 <= s {
+                                A.apply(VectorMath.fma(Vec8.load(xr + q), av, bv)).store(yr + q)
+                                q += 8
+                            }
+                            if q < s {
+                                let m = s - q
+                                Lanes.store(A.apply(VectorMath.fma(Lanes.load(xr + q, 1, m), av, bv)), yr + q, 1, m)
+                            }
                         }
                     }
                 }
@@ -195,81 +190,25 @@ struct GroupNormKernel {
         }
     }
 
-    /// dz: the gradient before SiLU (dy itself without it), for a run of elements.
-    @inline(__always)
-    private func preActivationGrad(_ dy: Vec8, _ x: Vec8, _ a: Vec8, _ b: Vec8) -> Vec8 {
-        guard silu else { return dy }
-        let z = VectorMath.fma(x, a, b)
-        let sg = VectorMath.sigmoid(z)
-        return dy * sg * (1 + z * (1 - sg))
-    }
+    // MARK: Backward
 
-    /// Gradients for x, gamma and beta.
+    /// Gradients for x (into dx), gamma and beta.
     func backward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                   mean: [Float], rstd: [Float], gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?)
         -> (dgamma: [Float], dbeta: [Float]) {
+        silu ? backward(SiLUActivation.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+             : backward(IdentityActivation.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+    }
+
+    private func backward<A: PointwiseActivation>(_ act: A.Type, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                                                  _ dx: UnsafeMutablePointer<Float>, mean: [Float], rstd: [Float],
+                                                  gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?)
+        -> (dgamma: [Float], dbeta: [Float]) {
         let (a, b) = affine(mean, rstd, gamma, beta)
-        let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), gs = SendablePointer(UnsafeMutablePointer(mutating: dy))
-        let (c, s) = (self.c, self.s)
-        // Pass 1: per-(n, c) sums of dz * x and dz.
-        let (sdx, sd) = a.withUnsafeBufferPointer { ab in
-            b.withUnsafeBufferPointer { bb in
-                let ap = SendablePointer(UnsafeMutablePointer(mutating: ab.baseAddress!))
-                let bp = SendablePointer(UnsafeMutablePointer(mutating: bb.baseAddress!))
-                return channelSums { sample, range, a1, a2 in
-                    let xb = xs.p + sample * c * s, gb = gs.p + sample * c * s
-                    if channelsLast {
-                        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * c) { tmp in
-                            let f1 = tmp.baseAddress!, f2 = f1 + c
-                            var p = range.lowerBound
-                            while p < range.upperBound {
-                                let end = Swift.min(range.upperBound, p + 256)
-                                f1.initialize(repeating: 0, count: 2 * c)
-                                for q in p..<end {
-                                    var ch = 0
-                                    while ch < c {
-                                        let m = Swift.min(8, c - ch)
-                                        let xv = Lanes.load(xb + q * c + ch, 1, m)
-                                        let dz = preActivationGrad(Lanes.load(gb + q * c + ch, 1, m), xv,
-                                                                   Lanes.load(ap.p + sample * c + ch, 1, m),
-                                                                   Lanes.load(bp.p + sample * c + ch, 1, m))
-                                        Lanes.store(Lanes.load(f1 + ch, 1, m) + dz * xv, f1 + ch, 1, m)
-                                        Lanes.store(Lanes.load(f2 + ch, 1, m) + dz, f2 + ch, 1, m)
-                                        ch += m
-                                    }
-                                }
-                                for ch in 0..<c {
-                                    a1[ch] += Double(f1[ch])
-                                    a2[ch] += Double(f2[ch])
-                                }
-                                p = end
-                            }
-                        }
-                    } else {
-                        for ch in 0..<c {
-                            let xr = xb + ch * s, gr = gb + ch * s
-                            let av = Vec8(repeating: ap.p[sample * c + ch]), bv = Vec8(repeating: bp.p[sample * c + ch])
-                            var v1 = Vec8(), v2 = Vec8()
-                            var q = range.lowerBound
-                            while q < range.upperBound {
-                                let m = Swift.min(8, range.upperBound - q)
-                                let xv = Lanes.load(xr + q, 1, m)
-                                let dz = preActivationGrad(Lanes.load(gr + q, 1, m), xv, av, bv)
-                                // Lanes past m load as 0 in both, so they add nothing.
-                                v1 += dz * xv
-                                v2 += dz
-                                q += m
-                            }
-                            a1[ch] += Double(v1.sum())
-                            a2[ch] += Double(v2.sum())
-                        }
-                    }
-                }
-            }
-        }
-        // Per-channel parameter gradients and per-group coefficients.
+        // dz = dL/d(pre-activation); per (n, c): sum dz x and sum dz.
+        let (sdx, sd) = gradientSums(act, x, dy, dx, a, b)
         var dgamma = [Float](repeating: 0, count: c), dbeta = dgamma
-        var c2 = [Float](repeating: 0, count: n * groups), c3 = c2
+        var k1 = [Float](repeating: 0, count: n * c), k2 = k1, k3 = k1
         let cg = perGroup
         let d = Double(cg * s)
         for sample in 0..<n {
@@ -285,55 +224,149 @@ struct GroupNormKernel {
                     dgamma[ch] += Float((ds - mu * db) * r)
                     dbeta[ch] += Float(db)
                 }
-                let k2 = (sumB * mu - sumD) * r * r * r / d
-                c2[sample * groups + g] = Float(k2)
-                c3[sample * groups + g] = Float(-k2 * mu - sumB * r / d)
+                // dx = gamma rstd dz + c2 x + c3 (the standard group-norm gradient).
+                let c2 = (sumB * mu - sumD) * r * r * r / d
+                let c3 = -c2 * mu - sumB * r / d
+                for k in 0..<cg {
+                    let ch = g * cg + k
+                    k1[sample * c + ch] = Float(Double(gamma?[ch] ?? 1) * r)
+                    k2[sample * c + ch] = Float(c2)
+                    k3[sample * c + ch] = Float(c3)
+                }
             }
         }
-        // Pass 2: dx = gamma rstd dz + c2 x + c3.
-        let ds = SendablePointer(dx)
-        let gscale = (0..<(n * c)).map { i -> Float in
-            let ch = i % c, sample = i / c
-            return (gamma?[ch] ?? 1) * rstd[sample * groups + ch / cg]
+        gradientApply(x, dx, [a, b, k1, k2, k3])
+        return (dgamma, dbeta)
+    }
+
+    /// Also stores dz into `dzOut` (dx's buffer), so that the second pass need not evaluate
+    /// the activation again.
+    private func gradientSums<A: PointwiseActivation>(_ act: A.Type, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                                                      _ dzOut: UnsafeMutablePointer<Float>,
+                                                      _ a: [Float], _ b: [Float]) -> ([Double], [Double]) {
+        let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), gs = SendablePointer(UnsafeMutablePointer(mutating: dy))
+        let zs = SendablePointer(dzOut)
+        let (c, s) = (self.c, self.s)
+        return a.withUnsafeBufferPointer { ab in
+            b.withUnsafeBufferPointer { bb in
+                let ap = SendablePointer(UnsafeMutablePointer(mutating: ab.baseAddress!))
+                let bp = SendablePointer(UnsafeMutablePointer(mutating: bb.baseAddress!))
+                return sums { sample, range, acc1, acc2 in
+                    let xb = xs.p + sample * c * s, gb = gs.p + sample * c * s, zb = zs.p + sample * c * s
+                    if channelsLast {
+                        var t0 = range.lowerBound
+                        while t0 < range.upperBound {
+                            let t1 = Swift.min(range.upperBound, t0 + GroupNormKernel.tile)
+                            for cb in stride(from: 0, to: c, by: 8) {
+                                let av = Vec8.load(ap.p + sample * c + cb), bv = Vec8.load(bp.p + sample * c + cb)
+                                var v1 = Vec8(), v2 = Vec8()
+                                for q in t0..<t1 {
+                                    let xv = Vec8.load(xb + q * c + cb)
+                                    let dz = A.grad(Vec8.load(gb + q * c + cb), VectorMath.fma(xv, av, bv))
+                                    dz.store(zb + q * c + cb)
+                                    v1 = v1.addingProduct(dz, xv)
+                                    v2 += dz
+                                }
+                                for l in 0..<8 {
+                                    acc1[cb + l] += Double(v1[l])
+                                    acc2[cb + l] += Double(v2[l])
+                                }
+                            }
+                            t0 = t1
+                        }
+                    } else {
+                        for ch in 0..<c {
+                            let xr = xb + ch * s, gr = gb + ch * s, zr = zb + ch * s
+                            let av = Vec8(repeating: ap.p[sample * c + ch]), bv = Vec8(repeating: bp.p[sample * c + ch])
+                            var v1 = Vec8(), v2 = Vec8()
+                            var q = range.lowerBound
+                            while q + 8 <= range.upperBound {
+                                let xv = Vec8.load(xr + q)
+                                let dz = A.grad(Vec8.load(gr + q), VectorMath.fma(xv, av, bv))
+                                dz.store(zr + q)
+                                v1 = v1.addingProduct(dz, xv)
+                                v2 += dz
+                                q += 8
+                            }
+                            if q < range.upperBound {
+                                // Lanes past the end load as 0 in dy, so they add nothing.
+                                let m = range.upperBound - q
+                                let xv = Lanes.load(xr + q, 1, m)
+                                let dz = A.grad(Lanes.load(gr + q, 1, m), VectorMath.fma(xv, av, bv))
+                                Lanes.store(dz, zr + q, 1, m)
+                                v1 = v1.addingProduct(dz, xv)
+                                v2 += dz
+                            }
+                            acc1[ch] += Double(v1.sum())
+                            acc2[ch] += Double(v2.sum())
+                        }
+                    }
+                }
+            }
         }
-        // The group coefficients per (n, c), so both layouts load them as vectors.
-        let c2c = (0..<(n * c)).map { i in c2[(i / c) * groups + (i % c) / cg] }
-        let c3c = (0..<(n * c)).map { i in c3[(i / c) * groups + (i % c) / cg] }
-        [a, b, gscale, c2c, c3c].withContiguousArrays { pa, pb, pg, p2, p3 in
+    }
+
+    /// dx = k1 dz + k2 x + k3, dz read from (and dx written to) `dx`.
+    private func gradientApply(_ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ coefficients: [[Float]]) {
+        let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), ds = SendablePointer(dx)
+        let (c, s) = (self.c, self.s)
+        coefficients.withContiguousArrays { _, _, p1, p2, p3 in
             if channelsLast {
-                Parallel.forEach(n * s, cost: c * 6) { row in
-                    let sample = row / s
-                    let xr = xs.p + row * c, gr = gs.p + row * c, dr = ds.p + row * c
-                    var ch = 0
-                    while ch < c {
-                        let m = Swift.min(8, c - ch)
-                        let xv = Lanes.load(xr + ch, 1, m)
-                        let dz = preActivationGrad(Lanes.load(gr + ch, 1, m), xv,
-                                                   Lanes.load(pa + sample * c + ch, 1, m), Lanes.load(pb + sample * c + ch, 1, m))
-                        let k2 = Lanes.load(p2 + sample * c + ch, 1, m), k3 = Lanes.load(p3 + sample * c + ch, 1, m)
-                        let v = VectorMath.fma(dz, Lanes.load(pg + sample * c + ch, 1, m), VectorMath.fma(k2, xv, k3))
-                        Lanes.store(v, dr + ch, 1, m)
-                        ch += m
+                Parallel.forRanges(n * s, grain: 16384 / c) { rows in
+                    for row in rows {
+                        let o = (row / s) * c
+                        let xr = xs.p + row * c, dr = ds.p + row * c
+                        for cb in stride(from: 0, to: c, by: 8) {
+                            let dz = Vec8.load(dr + cb)
+                            VectorMath.fma(dz, Vec8.load(p1 + o + cb), VectorMath.fma(Vec8.load(p2 + o + cb), Vec8.load(xr + cb), Vec8.load(p3 + o + cb)))
+                                .store(dr + cb)
+                        }
                     }
                 }
             } else {
-                Parallel.forEach(n * c, cost: s * 6) { row in
-                    let xr = xs.p + row * s, gr = gs.p + row * s, dr = ds.p + row * s
-                    let av = Vec8(repeating: pa[row]), bv = Vec8(repeating: pb[row]), gv = Vec8(repeating: pg[row])
-                    let k2 = Vec8(repeating: p2[row]), k3 = Vec8(repeating: p3[row])
-                    var q = 0
-                    while q < s {
-                        let m = Swift.min(8, s - q)
-                        let xv = Lanes.load(xr + q, 1, m)
-                        let dz = preActivationGrad(Lanes.load(gr + q, 1, m), xv, av, bv)
-                        Lanes.store(VectorMath.fma(dz, gv, VectorMath.fma(k2, xv, k3)), dr + q, 1, m)
-                        q += m
+                Parallel.forRanges(n * c, grain: Swift.max(1, 16384 / s)) { rows in
+                    for row in rows {
+                        let xr = xs.p + row * s, dr = ds.p + row * s
+                        let k1 = Vec8(repeating: p1[row]), k2 = Vec8(repeating: p2[row]), k3 = Vec8(repeating: p3[row])
+                        var q = 0
+                        while q < s {
+                            let m = Swift.min(8, s - q)
+                            Lanes.store(VectorMath.fma(Lanes.load(dr + q, 1, m), k1, VectorMath.fma(k2, Lanes.load(xr + q, 1, m), k3)),
+                                        dr + q, 1, m)
+                            q += m
+                        }
                     }
                 }
             }
         }
-        return (dgamma, dbeta)
     }
+}
+
+/// An activation folded into a normalisation: its value and its gradient rule.
+protocol PointwiseActivation {
+    static func apply(_ z: Vec8) -> Vec8
+    /// dL/dz from dL/dy at pre-activation z.
+    static func grad(_ dy: Vec8, _ z: Vec8) -> Vec8
+}
+
+enum IdentityActivation: PointwiseActivation {
+    @_transparent static func apply(_ z: Vec8) -> Vec8 { z }
+    @_transparent static func grad(_ dy: Vec8, _ z: Vec8) -> Vec8 { dy }
+}
+
+enum SiLUActivation: PointwiseActivation {
+    @_transparent static func apply(_ z: Vec8) -> Vec8 { z * VectorMath.sigmoid(z) }
+    @_transparent static func grad(_ dy: Vec8, _ z: Vec8) -> Vec8 {
+        let s = VectorMath.sigmoid(z)
+        return dy * s * (1 + z * (1 - s))
+    }
+}
+
+extension SIMD8 where Scalar == Float {
+    /// 8 floats from memory (any alignment).
+    @_transparent static func load(_ p: UnsafePointer<Float>) -> Vec8 { UnsafeRawPointer(p).loadUnaligned(as: Vec8.self) }
+    @_transparent static func load(_ p: UnsafeMutablePointer<Float>) -> Vec8 { UnsafeRawPointer(p).loadUnaligned(as: Vec8.self) }
+    @_transparent func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: Vec8.self) }
 }
 
 extension Array where Element == [Float] {

@@ -4,23 +4,23 @@ import Foundation
 /// Scalar `Foundation` math would be 4-8x slower in the elementwise kernels.
 public typealias Vec8 = SIMD8<Float>
 
-public enum VectorMath {
-    @inline(__always) static func splat(_ v: Float) -> Vec8 { Vec8(repeating: v) }
+enum VectorMath {
+    @_transparent static func splat(_ v: Float) -> Vec8 { Vec8(repeating: v) }
 
     /// fma(a, b, c) lane-wise.
-    @inline(__always) static func fma(_ a: Vec8, _ b: Vec8, _ c: Vec8) -> Vec8 {
+    @_transparent static func fma(_ a: Vec8, _ b: Vec8, _ c: Vec8) -> Vec8 {
         c.addingProduct(a, b)
     }
 
-    @inline(__always) static func min(_ a: Vec8, _ b: Vec8) -> Vec8 { a.replacing(with: b, where: b .< a) }
-    @inline(__always) static func max(_ a: Vec8, _ b: Vec8) -> Vec8 { a.replacing(with: b, where: b .> a) }
+    @_transparent static func min(_ a: Vec8, _ b: Vec8) -> Vec8 { a.replacing(with: b, where: b .< a) }
+    @_transparent static func max(_ a: Vec8, _ b: Vec8) -> Vec8 { a.replacing(with: b, where: b .> a) }
 
-    @inline(__always) static func abs(_ x: Vec8) -> Vec8 {
+    @_transparent static func abs(_ x: Vec8) -> Vec8 {
         unsafeBitCast(unsafeBitCast(x, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: Vec8.self)
     }
 
     /// Round to nearest integer (valid for |x| < 2^22), as float and as int.
-    @inline(__always) static func roundToInt(_ x: Vec8) -> (Vec8, SIMD8<Int32>) {
+    @_transparent static func roundToInt(_ x: Vec8) -> (Vec8, SIMD8<Int32>) {
         let magic = splat(12582912.0)  // 1.5 * 2^23
         let shifted = x + magic
         let n = shifted - magic
@@ -28,13 +28,23 @@ public enum VectorMath {
         return (n, i)
     }
 
+    /// Int32 lanes as Float, exact for |i| < 2^22 (the generic SIMD conversion is scalar).
+    @_transparent static func float(_ i: SIMD8<Int32>) -> Vec8 {
+        unsafeBitCast(i &+ 0x4B40_0000, to: Vec8.self) - 12582912.0
+    }
+
+    /// Truncation toward zero to Int32, for |x| < 2^22.
+    @_transparent static func truncate(_ x: Vec8) -> SIMD8<Int32> {
+        unsafeBitCast(x.rounded(.towardZero) + 12582912.0, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    }
+
     /// 2^n for integer n in [-126, 127].
-    @inline(__always) static func pow2(_ n: SIMD8<Int32>) -> Vec8 {
+    @_transparent static func pow2(_ n: SIMD8<Int32>) -> Vec8 {
         unsafeBitCast((n &+ 127) &<< 23, to: Vec8.self)
     }
 
     /// e^x: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial (Cephes expf).
-    @inline(__always) public static func exp(_ x: Vec8) -> Vec8 {
+    @_transparent static func exp(_ x: Vec8) -> Vec8 {
         let xc = min(max(x, splat(-104)), splat(89))
         let (n, ni) = roundToInt(xc * 1.44269504088896341)
         var r = fma(n, splat(-0.693359375), xc)
@@ -54,11 +64,11 @@ public enum VectorMath {
 
     /// ln x: x = m 2^e with m in [sqrt(1/2), sqrt 2), ln m by a degree-9 polynomial
     /// (Cephes logf). x < 0 gives NaN, 0 gives -inf, inf gives inf.
-    @inline(__always) public static func log(_ x: Vec8) -> Vec8 {
+    @_transparent static func log(_ x: Vec8) -> Vec8 {
         let tiny = x .< splat(1.17549435e-38)
         var xs = x.replacing(with: x * 8388608.0, where: tiny)  // scale denormals by 2^23
         var bits = unsafeBitCast(xs, to: SIMD8<Int32>.self)
-        var e = Vec8((bits &>> 23) &- 126)
+        var e = float((bits &>> 23) &- 126)
         e = e.replacing(with: e - 23, where: tiny)
         bits = (bits & Int32(bitPattern: 0x807F_FFFF)) | 0x3F00_0000  // mantissa in [0.5, 1)
         xs = unsafeBitCast(bits, to: Vec8.self)
@@ -86,12 +96,12 @@ public enum VectorMath {
     }
 
     /// 1 / (1 + e^-x).
-    @inline(__always) public static func sigmoid(_ x: Vec8) -> Vec8 {
+    @_transparent static func sigmoid(_ x: Vec8) -> Vec8 {
         1 / (1 + exp(-x))
     }
 
     /// tanh x: odd polynomial for |x| < 0.625 (Cephes tanhf), else 1 - 2 / (e^2|x| + 1).
-    @inline(__always) public static func tanh(_ x: Vec8) -> Vec8 {
+    @_transparent static func tanh(_ x: Vec8) -> Vec8 {
         let ax = abs(x)
         let z = x * x
         var p = splat(-5.70498872745E-3)
@@ -107,11 +117,11 @@ public enum VectorMath {
 
     /// sin and cos together: reduction by pi/4 in three parts (Cody-Waite), then the
     /// Cephes minimax polynomials. Accurate for |x| < 8192; callers fall back beyond.
-    @inline(__always) public static func sincos(_ x: Vec8) -> (sin: Vec8, cos: Vec8) {
+    @_transparent static func sincos(_ x: Vec8) -> (sin: Vec8, cos: Vec8) {
         let ax = abs(x)
-        var j = SIMD8<Int32>(truncatingIfNeeded: SIMD8<Int32>(ax * 1.27323954473516, rounding: .towardZero))
+        var j = truncate(ax * 1.27323954473516)
         j = (j &+ 1) & ~1
-        let y = Vec8(j)
+        let y = float(j)
         var r = fma(y, splat(-0.78515625), ax)
         r = fma(y, splat(-2.4187564849853515625e-4), r)
         r = fma(y, splat(-3.77489497744594108e-8), r)
@@ -136,7 +146,7 @@ public enum VectorMath {
 
     /// erf x (Abramowitz & Stegun 7.1.26 refined: |error| < 1.5e-7), as PyTorch's
     /// vectorised CPU kernel computes it.
-    @inline(__always) public static func erf(_ x: Vec8) -> Vec8 {
+    @_transparent static func erf(_ x: Vec8) -> Vec8 {
         let ax = abs(x)
         let t = 1 / fma(splat(0.3275911), ax, splat(1))
         var p = splat(1.061405429)

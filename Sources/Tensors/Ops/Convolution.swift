@@ -40,17 +40,9 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, bias: Tensor? = nil,
     let xin = x.detached().to(type).channelsLast()
     let win = weight.detached()
     let b = bias.map { $0.detached().to(.float32).contiguous() }
-    var post = ConvPostOps()
-    var out: Tensor? = nil
-    if let residual {
-        post.sum = true
-        let o = Tensor(uninitializedShape: g.outputShape, strides: Shape.channelsLastStrides(g.outputShape), dtype: .float32)
-        o.assign(residual.detached())
-        out = o
-    }
+    let res = residual.map { $0.detached().asFloat32().channelsLast() }
     let fuseSiLU = activation == .silu && tape == nil
-    post.silu = fuseSiLU
-    var y = ConvolutionKernel.forward(xin, win, b, g, type, post: post, into: out)
+    var y = ConvolutionKernel.forward(xin, win, b, g, type, residual: res, silu: fuseSiLU)
     if bothBF16 { y = y.to(.bfloat16) }
     if let tape {
         let inputs = [x, weight] + (bias.map { [$0] } ?? []) + (residual.map { [$0] } ?? [])

@@ -22,7 +22,7 @@ extension Tensor {
     }
 
     /// Forward pass of a unary float op (no recording).
-    func map<K: UnaryKernel>(_ kernel: K) -> Tensor {
+    func mapKernel<K: UnaryKernel>(_ kernel: K) -> Tensor {
         let x = asFloat32()
         let out = Tensor(uninitializedShape: shape, strides: Tensor.resultStrides(shape, [x]), dtype: .float32)
         ElementwiseRunner.unary(kernel, x: x, out: out)
@@ -30,7 +30,7 @@ extension Tensor {
     }
 
     /// Forward pass of a binary float op with broadcasting (no recording).
-    static func zip<K: BinaryKernel>(_ a: Tensor, _ b: Tensor, _ kernel: K, op: String) -> Tensor {
+    static func zipKernel<K: BinaryKernel>(_ a: Tensor, _ b: Tensor, _ kernel: K, op: String) -> Tensor {
         let shape = a.shape == b.shape ? a.shape : Shape.broadcast(a.shape, b.shape, op: op)
         let fa = a.asFloat32(), fb = b.asFloat32()
         let out = Tensor(uninitializedShape: shape, strides: resultStrides(shape, [fa, fb]), dtype: .float32)
@@ -40,7 +40,7 @@ extension Tensor {
 
     /// A unary op whose gradient is `g * dydx(x, y)`.
     private func unary<K: UnaryKernel>(_ op: String, _ kernel: K, _ rule: @escaping (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
-        let y = map(kernel)
+        let y = mapKernel(kernel)
         guard let tape = Tape.active(self) else { return y }
         let x = self.detached(), yd = y
         return tape.record(y, op, [self]) { g in [rule(g, x, yd)] }
@@ -54,21 +54,21 @@ extension Tensor {
     public func cos() -> Tensor { unary("cos", Pointwise.Cos()) { g, x, _ in -(g * x.sin()) } }
     public func tanh() -> Tensor { unary("tanh", Pointwise.Tanh()) { g, _, y in g * (1 - y * y) } }
     public func sigmoid() -> Tensor { unary("sigmoid", Pointwise.Sigmoid()) { g, _, y in g * y * (1 - y) } }
-    public func abs() -> Tensor { unary("abs", Pointwise.Abs()) { g, x, _ in g * x.map(Pointwise.Sign()) } }
+    public func abs() -> Tensor { unary("abs", Pointwise.Abs()) { g, x, _ in g * x.mapKernel(Pointwise.Sign()) } }
     public func square() -> Tensor { unary("square", Pointwise.Square()) { g, x, _ in g * x * 2 } }
     public func relu() -> Tensor {
-        unary("relu", Pointwise.ReLU()) { g, x, _ in g * x.map(Pointwise.Sign()).map(Pointwise.ReLU()) }
+        unary("relu", Pointwise.ReLU()) { g, x, _ in g * x.mapKernel(Pointwise.Sign()).mapKernel(Pointwise.ReLU()) }
     }
 
     /// x * sigmoid(x) (swish).
     public func silu() -> Tensor {
-        unary("silu", Pointwise.SiLU()) { g, x, _ in Tensor.zip(g, x, Pointwise.SiLUBackward(), op: "silu.backward") }
+        unary("silu", Pointwise.SiLU()) { g, x, _ in Tensor.zipKernel(g, x, Pointwise.SiLUBackward(), op: "silu.backward") }
     }
 
     /// x * Phi(x); `approximate: true` is PyTorch's `approximate="tanh"`.
     public func gelu(approximate: Bool = false) -> Tensor {
         unary("gelu", Pointwise.GELU(tanhApproximation: approximate)) { g, x, _ in
-            Tensor.zip(g, x, Pointwise.GELUBackward(tanhApproximation: approximate), op: "gelu.backward")
+            Tensor.zipKernel(g, x, Pointwise.GELUBackward(tanhApproximation: approximate), op: "gelu.backward")
         }
     }
 
@@ -76,7 +76,7 @@ extension Tensor {
     public func clamped(min lo: Float = -.infinity, max hi: Float = .infinity) -> Tensor {
         check(!(lo > hi), "clamp", "min \(lo) is greater than max \(hi)")
         return unary("clamp", Pointwise.Clamp(lo: lo, hi: hi)) { g, x, _ in
-            Tensor.zip(g, x, Pointwise.ClampBackward(lo: lo, hi: hi), op: "clamp.backward")
+            Tensor.zipKernel(g, x, Pointwise.ClampBackward(lo: lo, hi: hi), op: "clamp.backward")
         }
     }
 
@@ -87,7 +87,7 @@ extension Tensor {
     }
 
     public static prefix func - (x: Tensor) -> Tensor {
-        let y = x.map(Pointwise.Neg())
+        let y = x.mapKernel(Pointwise.Neg())
         guard let tape = Tape.active(x) else { return y }
         return tape.record(y, "neg", [x]) { g in [-g] }
     }
@@ -100,7 +100,7 @@ extension Tensor {
     /// which are then summed back to each operand's shape.
     private static func binary<K: BinaryKernel>(_ op: String, _ a: Tensor, _ b: Tensor, _ kernel: K,
                                                 _ rule: @escaping (Tensor, Tensor, Tensor, Tensor) -> (Tensor?, Tensor?)) -> Tensor {
-        let y = zip(a, b, kernel, op: op)
+        let y = zipKernel(a, b, kernel, op: op)
         guard let tape = Tape.active(a, b) else { return y }
         let ad = a.detached(), bd = b.detached(), yd = y
         let (ta, tb) = (tape.tracks(a), tape.tracks(b))
@@ -186,7 +186,7 @@ extension Tensor {
         if !dtype.isFloatingPoint && !other.dtype.isFloatingPoint {
             return IntegerOps.compare(self, other, k)
         }
-        return Tensor.zip(self.detached(), other.detached(), Pointwise.Compare(kind: k), op: "compare").to(.bool)
+        return Tensor.zipKernel(self.detached(), other.detached(), Pointwise.Compare(kind: k), op: "compare").to(.bool)
     }
 
     func compared(_ other: Tensor, _ kind: Pointwise.Comparison) -> Tensor {

@@ -12,7 +12,7 @@ extension Tensor {
         if let weight { check(weight.shape == [c], "groupNorm", "weight must have shape [\(c)], got \(weight.shape)") }
         if let bias { check(bias.shape == [c], "groupNorm", "bias must have shape [\(c)], got \(bias.shape)") }
         let s = shape[2...].reduce(1, *)
-        let channelsLast = isChannelsLast && c > 1
+        let channelsLast = isChannelsLast && c % 8 == 0  // the channels-last kernel runs 8 channels at a time
         let x = channelsLast ? asFloat32().detached() : asFloat32().detached().contiguous()
         let gamma = weight.map { $0.detached().asFloat32().contiguous() }
         let beta = bias.map { $0.detached().asFloat32().contiguous() }

@@ -184,7 +184,7 @@ enum TorchAVXMath {
         let invalid = input .<= 0
         let x0 = M.max(input, Vec8(repeating: Float(bitPattern: 0x0080_0000)))
         let bits = unsafeBitCast(x0, to: SIMD8<UInt32>.self)
-        var e = Vec8(SIMD8<Int32>(truncatingIfNeeded: bits &>> 23) &- 0x7F) + 1
+        var e = M.float(SIMD8<Int32>(truncatingIfNeeded: bits &>> 23) &- 0x7F) + 1
         var x = unsafeBitCast((bits & ~UInt32(0x7F80_0000)) | Float(0.5).bitPattern, to: Vec8.self)
         let mask = x .< 0.707106781186547524
         let tmp = Vec8(repeating: 0).replacing(with: x, where: mask)
@@ -208,8 +208,8 @@ enum TorchAVXMath {
     static func sincos(_ input: Vec8) -> (sin: Vec8, cos: Vec8) {
         let negative = input .< 0
         var x = M.abs(input)
-        let j = (SIMD8<Int32>(x * 1.27323954473516, rounding: .towardZero) &+ 1) & ~1
-        let y = Vec8(j)
+        let j = (M.truncate(x * 1.27323954473516) &+ 1) & ~1
+        let y = M.float(j)
         let sinSign = ((j & 4) .!= 0) .^ negative
         let useSinPoly = (j & 2) .== 0
         x = M.fma(y, Vec8(repeating: -0.78515625), x)

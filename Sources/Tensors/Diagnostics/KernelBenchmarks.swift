@@ -1,0 +1,206 @@
+import Foundation
+
+/// One hot-path kernel, ready to time: `prepare` allocates its inputs and returns the
+/// closure that runs it once.
+public struct KernelBenchmark: Sendable {
+    /// Stable name, shared with the PyTorch peer script (`scripts/bench/torch_kernels.py`).
+    public let name: String
+    public let dtype: DType
+    /// Floating-point operations per run (multiply-add = 2).
+    public let flops: Double
+    /// Bytes a run must at least read and write (for memory-bound kernels).
+    public let bytes: Double
+    /// How the work is computed on this machine (e.g. bf16 widened to fp32 without native support).
+    public let path: String
+    public let prepare: @Sendable () -> (() -> Void)
+}
+
+/// The kernels `diffuse bench kernels` times, and the timing itself.
+public enum KernelBenchmarks {
+    /// Median seconds of `iterations` runs after two warm-up runs.
+    public static func time(_ benchmark: KernelBenchmark, iterations: Int) -> [Double] {
+        let run = benchmark.prepare()
+        run()
+        run()
+        return (0..<iterations).map { _ in
+            let start = DispatchTime.now().uptimeNanoseconds
+            run()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+    }
+
+    /// Peak fp32 multiply-add throughput of this machine on `threadCount` threads (GFLOP/s):
+    /// ten independent 8-lane FMA chains per thread.
+    public static func measuredPeakGFLOPs(seconds: Double = 0.3) -> Double {
+        let iterations = 20_000_000
+        var best = 0.0
+        for _ in 0..<3 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            var threads = 1
+            Parallel.team { _, n in
+                threads = n
+                var acc = (0..<10).map { Vec8(repeating: Float($0) * 1e-3) }
+                let b = Vec8(repeating: 0.999_999), c = Vec8(repeating: 1e-7)
+                var a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], a4 = acc[4]
+                var a5 = acc[5], a6 = acc[6], a7 = acc[7], a8 = acc[8], a9 = acc[9]
+                for _ in 0..<iterations {
+                    a0 = c.addingProduct(a0, b); a1 = c.addingProduct(a1, b); a2 = c.addingProduct(a2, b)
+                    a3 = c.addingProduct(a3, b); a4 = c.addingProduct(a4, b); a5 = c.addingProduct(a5, b)
+                    a6 = c.addingProduct(a6, b); a7 = c.addingProduct(a7, b); a8 = c.addingProduct(a8, b)
+                    a9 = c.addingProduct(a9, b)
+                }
+                acc = [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9]
+                if acc.reduce(Vec8(), +).sum() == 12345 { print("") }  // keep the work
+            }
+            let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            best = Swift.max(best, Double(iterations) * 10 * 16 * Double(threads) / s / 1e9)
+        }
+        return best
+    }
+
+    /// The convolution forward algorithm picked for each shape timed so far.
+    public static var convolutionAlgorithms: [String: String] { ConvolutionKernel.chosenAlgorithms }
+
+    /// The suite named in the engine issue.
+    public static var suite: [KernelBenchmark] {
+        var list: [KernelBenchmark] = []
+        for type in [DType.float32, .bfloat16] {
+            list += convolution(batch: 64, channels: 64, size: 32, type: type)
+        }
+        list += convolution(batch: 64, channels: 128, size: 16, type: .float32)
+        list += convolution(batch: 64, channels: 256, size: 8, type: .float32)
+        list.append(matmul(name: "matmul 1024x1024x1024", a: [1024, 1024], b: [1024, 1024], transposeB: false))
+        list.append(matmul(name: "attention QK^T 128x256x256x64", a: [128, 256, 64], b: [128, 256, 64], transposeB: true))
+        list.append(matmul(name: "attention PV 128x256x256x64", a: [128, 256, 256], b: [128, 256, 64], transposeB: false))
+        list += groupNormSiLU(batch: 64, channels: 64, size: 32, groups: 32)
+        return list
+    }
+
+    private static func convolution(batch: Int, channels: Int, size: Int, type: DType) -> [KernelBenchmark] {
+        let g = ConvGeometry(batch: batch, inChannels: channels, height: size, width: size, outChannels: channels,
+                             kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1,
+                             dilationH: 1, dilationW: 1, groups: 1)
+        let base = "conv3x3 \(channels)->\(channels) \(batch)x\(channels)x\(size)x\(size)"
+        let native = type == .float32 || ConvolutionKernel.bf16Supported
+        let compute: DType = native ? type : .float32
+        let path = type == .float32 ? "oneDNN fp32, NHWC" : native ? "oneDNN bf16, NHWC" : "bf16 data, fp32 compute (no native bf16 on this CPU)"
+        @Sendable func inputs() -> (Tensor, Tensor, Tensor) {
+            let rng = PhiloxGenerator(seed: 1)
+            let x = rng.normal(g.inputShape).channelsLast().to(type)
+            let w = (rng.normal(g.weightShape) * 0.05).to(type)
+            let gy = rng.normal(g.outputShape).channelsLast().to(type)
+            return (x, w, gy)
+        }
+        return [
+            KernelBenchmark(name: base + " fwd", dtype: type, flops: g.flops, bytes: 0, path: path) {
+                let (x, w, _) = inputs()
+                return {
+                    w.storage.markMutated()  // as in training: the weights changed since the last step
+                    _ = ConvolutionKernel.forward(x.to(compute), w, nil, g, compute)
+                }
+            },
+            KernelBenchmark(name: base + " bwd-data", dtype: type, flops: g.flops, bytes: 0, path: path) {
+                let (_, w, gy) = inputs()
+                return {
+                    w.storage.markMutated()
+                    _ = ConvolutionKernel.backwardData(gy.to(compute), w, g, compute)
+                }
+            },
+            KernelBenchmark(name: base + " bwd-weights", dtype: type, flops: g.flops, bytes: 0, path: path) {
+                let (x, _, gy) = inputs()
+                return { _ = ConvolutionKernel.backwardWeights(x.to(compute), gy.to(compute), g, compute, bias: false) }
+            },
+        ]
+    }
+
+    private static func matmul(name: String, a: [Int], b: [Int], transposeB: Bool) -> KernelBenchmark {
+        let m = a[a.count - 2], k = a[a.count - 1]
+        let n = transposeB ? b[b.count - 2] : b[b.count - 1]
+        let batch = a.dropLast(2).reduce(1, *)
+        return KernelBenchmark(name: name, dtype: .float32, flops: 2.0 * Double(batch * m * n * k), bytes: 0,
+                               path: "oneDNN matmul fp32" + (transposeB ? ", B read transposed in place" : "")) {
+            let rng = PhiloxGenerator(seed: 2)
+            let x = rng.normal(a), y0 = rng.normal(b)
+            let y = transposeB ? y0.transposed() : y0
+            return { _ = MatmulKernel.multiply(x, y) }
+        }
+    }
+
+    private static func groupNormSiLU(batch: Int, channels: Int, size: Int, groups: Int) -> [KernelBenchmark] {
+        let shape = [batch, channels, size, size]
+        let elements = Double(shape.reduce(1, *))
+        let kernel = GroupNormKernel(n: batch, c: channels, s: size * size, groups: groups, channelsLast: true, eps: 1e-5, silu: true)
+        let name = "groupnorm+silu \(batch)x\(channels)x\(size)x\(size) g\(groups)"
+        @Sendable func inputs() -> (Tensor, Tensor, Tensor, Tensor) {
+            let rng = PhiloxGenerator(seed: 3)
+            return (rng.normal(shape).channelsLast(), rng.normal(shape).channelsLast(),
+                    rng.normal([channels]) + 1, rng.normal([channels]))
+        }
+        return [
+            // Forward reads x twice (statistics, then normalise) and writes y.
+            KernelBenchmark(name: name + " fwd", dtype: .float32, flops: 12 * elements, bytes: 12 * elements,
+                            path: "Swift SIMD, NHWC, fused SiLU") {
+                let (x, _, w, b) = inputs()
+                let y = Tensor.zeros(shape)
+                return {
+                    _ = kernel.forward(x.pointer(as: Float.self), y.pointer(as: Float.self),
+                                       gamma: w.pointer(as: Float.self), beta: b.pointer(as: Float.self))
+                }
+            },
+            // Backward reads x and dy twice each and writes dx.
+            KernelBenchmark(name: name + " bwd", dtype: .float32, flops: 30 * elements, bytes: 20 * elements,
+                            path: "Swift SIMD, NHWC, fused SiLU") {
+                let (x, gy, w, b) = inputs()
+                let y = Tensor.zeros(shape), dx = Tensor.zeros(shape)
+                let stats = kernel.forward(x.pointer(as: Float.self), y.pointer(as: Float.self),
+                                           gamma: w.pointer(as: Float.self), beta: b.pointer(as: Float.self))
+                return {
+                    _ = kernel.backward(x.pointer(as: Float.self), gy.pointer(as: Float.self), dx.pointer(as: Float.self),
+                                        mean: stats.mean, rstd: stats.rstd,
+                                        gamma: w.pointer(as: Float.self), beta: b.pointer(as: Float.self))
+                }
+            },
+        ]
+    }
+}
+
+extension KernelBenchmarks {
+    /// Every convolution algorithm for each pass of a 3x3 same-padding convolution,
+    /// interleaved run by run so that machine noise hits all alike; median ms of each.
+    public static func compareConvolutionAlgorithms(batch: Int, channels: Int, size: Int, iterations: Int)
+        -> [(pass: String, algorithm: String, ms: Double, gflops: Double)] {
+        let g = ConvGeometry(batch: batch, inChannels: channels, height: size, width: size, outChannels: channels,
+                             kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1,
+                             dilationH: 1, dilationW: 1, groups: 1)
+        let rng = PhiloxGenerator(seed: 1)
+        let x = rng.normal(g.inputShape).channelsLast()
+        let w = rng.normal(g.weightShape) * 0.05
+        let gy = rng.normal(g.outputShape).channelsLast()
+        var runs: [(String, String, () -> Void)] = [
+            ("forward", "onednn", { _ = ConvolutionKernel.direct(x, w, nil, g, .float32) }),
+            ("forward", "onednn-dual", { _ = ConvolutionKernel.backwardDataOneDNN(x, ConvolutionKernel.flippedTransposed(w, g), g.dual!, .float32) }),
+            ("backward-data", "onednn", { _ = ConvolutionKernel.backwardDataOneDNN(gy, w, g, .float32) }),
+            ("backward-weights", "onednn", { _ = ConvolutionKernel.backwardWeightsOneDNN(x, gy, g, .float32, bias: false) }),
+        ]
+        if BRGEMMConvolution.supports(g) {
+            runs += [
+                ("forward", "brgemm", { _ = BRGEMMConvolution.forward(x, w, nil, g) }),
+                ("backward-data", "brgemm", { _ = BRGEMMConvolution.forward(gy, ConvolutionKernel.flippedTransposed(w, g), nil, g.dual!) }),
+                ("backward-weights", "brgemm", { _ = BRGEMMConvolution.backwardWeights(x, gy, g, bias: false) }),
+            ]
+        }
+        var times = [[Double]](repeating: [], count: runs.count)
+        for r in runs { r.2() }
+        for _ in 0..<iterations {
+            for (i, r) in runs.enumerated() {
+                let start = DispatchTime.now().uptimeNanoseconds
+                r.2()
+                times[i].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+        }
+        return runs.enumerated().map { i, r in
+            let ms = times[i].sorted()[times[i].count / 2]
+            return (r.0, r.1, ms, g.flops / (ms / 1e3) / 1e9)
+        }
+    }
+}

@@ -1,0 +1,24 @@
+import ArgumentParser
+import Tensors
+
+/// `diffuse bench conv-algorithms`: every convolution algorithm side by side, interleaved.
+struct ConvAlgorithmsBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conv-algorithms",
+        abstract: "Compare the convolution algorithms (oneDNN, its dual, LIBXSMM) on 3x3 convolutions.")
+
+    @Option(help: "Timed runs of each algorithm (interleaved).")
+    var iterations = 7
+
+    @Option(help: "Threads.")
+    var threads = 2
+
+    func run() {
+        Parallel.setThreadCount(threads)
+        for (c, s) in [(64, 32), (128, 16), (256, 8)] {
+            for r in KernelBenchmarks.compareConvolutionAlgorithms(batch: 64, channels: c, size: s, iterations: iterations) {
+                print("64x\(c)x\(s)x\(s) \(r.pass.padding(toLength: 17, withPad: " ", startingAt: 0)) \(r.algorithm.padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(format: "%7.2f ms %6.1f GFLOP/s", r.ms, r.gflops))")
+            }
+        }
+    }
+}

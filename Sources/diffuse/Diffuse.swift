@@ -1,0 +1,16 @@
+import ArgumentParser
+
+/// The `diffuse` command-line tool: a thin front end over the library.
+@main
+struct Diffuse: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diffuse",
+        abstract: "Diffusion models in Swift: train, sample and benchmark on the CPU.",
+        subcommands: [Bench.self])
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks of the hot paths, side by side with PyTorch.",
+        subcommands: [KernelsBench.self, ConvAlgorithmsBench.self])
+}

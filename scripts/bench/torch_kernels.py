@@ -1,0 +1,67 @@
+"""PyTorch peer for `diffuse bench kernels`: times the same kernels at the same shapes,
+2 threads, in both memory layouts PyTorch offers (NCHW and channels_last), and prints one
+JSON line per (kernel, dtype, layout) with the median milliseconds.
+
+Usage: .venv-peer/bin/python scripts/bench/torch_kernels.py [--iterations 7] [--threads 2]
+The names match the Swift suite (Sources/Tensors/Diagnostics/KernelBenchmarks.swift).
+"""
+import argparse, json, time, torch
+import torch.nn.functional as F
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--iterations", type=int, default=7)
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--filter", default="")
+a = ap.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(0)
+
+def median_ms(f):
+    f(); f()
+    ts = []
+    for _ in range(a.iterations):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    ts.sort()
+    return ts[len(ts) // 2] * 1e3
+
+def emit(name, dtype, layout, f):
+    if a.filter and a.filter not in name:
+        return
+    print(json.dumps({"name": name, "dtype": dtype, "layout": layout, "ms": median_ms(f)}), flush=True)
+
+def conv(batch, ch, size, dt, dname):
+    base = f"conv3x3 {ch}->{ch} {batch}x{ch}x{size}x{size}"
+    for layout, fmt in [("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)]:
+        x = torch.randn(batch, ch, size, size, dtype=dt).to(memory_format=fmt)
+        w = (torch.randn(ch, ch, 3, 3) * 0.05).to(dt).to(memory_format=fmt)
+        gy = torch.randn(batch, ch, size, size, dtype=dt).to(memory_format=fmt)
+        args = ([1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+        with torch.no_grad():
+            emit(base + " fwd", dname, layout, lambda: F.conv2d(x, w, padding=1))
+            emit(base + " bwd-data", dname, layout,
+                 lambda: torch.ops.aten.convolution_backward(gy, x, w, None, *args, [True, False, False]))
+            emit(base + " bwd-weights", dname, layout,
+                 lambda: torch.ops.aten.convolution_backward(gy, x, w, None, *args, [False, True, False]))
+
+conv(64, 64, 32, torch.float32, "float32")
+conv(64, 64, 32, torch.bfloat16, "bfloat16")
+conv(64, 128, 16, torch.float32, "float32")
+conv(64, 256, 8, torch.float32, "float32")
+
+with torch.no_grad():
+    A, B = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    emit("matmul 1024x1024x1024", "float32", "rowmajor", lambda: A @ B)
+    q, k = torch.randn(128, 256, 64), torch.randn(128, 256, 64)
+    emit("attention QK^T 128x256x256x64", "float32", "rowmajor", lambda: torch.matmul(q, k.transpose(1, 2)))
+    p, v = torch.randn(128, 256, 256), torch.randn(128, 256, 64)
+    emit("attention PV 128x256x256x64", "float32", "rowmajor", lambda: torch.matmul(p, v))
+
+name = "groupnorm+silu 64x64x32x32 g32"
+for layout, fmt in [("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)]:
+    x = torch.randn(64, 64, 32, 32).to(memory_format=fmt).requires_grad_()
+    w = (torch.randn(64) + 1).requires_grad_(); b = torch.randn(64).requires_grad_()
+    gy = torch.randn(64, 64, 32, 32).to(memory_format=fmt)
+    with torch.no_grad():
+        emit(name + " fwd", "float32", layout, lambda: F.silu(F.group_norm(x, 32, w, b)))
+    y = F.silu(F.group_norm(x, 32, w, b))
+    emit(name + " bwd", "float32", layout, lambda: torch.autograd.grad(y, (x, w, b), gy, retain_graph=True))
