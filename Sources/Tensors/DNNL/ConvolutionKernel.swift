@@ -183,19 +183,18 @@ enum ConvolutionKernel {
         return candidates.first { $0.0 == choice }!.1()
     }
 
-    enum Algorithm: String, CaseIterable {
-        case onednn, onednnDual = "onednn-dual", brgemm
-    }
+    typealias Algorithm = ConvolutionAlgorithm
     private static let algorithms = Mutex<[String: Algorithm]>([:])
+    static let preference = Mutex<Algorithm?>(
+        ProcessInfo.processInfo.environment["DIFFUSE_CONV_ALGORITHM"].flatMap(Algorithm.init))
 
-    /// The algorithm for one pass of (g, type): `DIFFUSE_CONV_ALGORITHM` = onednn |
-    /// onednn-dual | brgemm forces one where it applies; otherwise each candidate is timed
-    /// (best of two after a warm-up) on first use and the fastest kept.
+    /// The algorithm for one pass of (g, type): the preferred one where it applies;
+    /// otherwise each candidate is timed (best of two after a warm-up) on first use and the
+    /// fastest kept.
     private static func choose<R>(_ pass: String, _ g: ConvGeometry, _ type: DType,
                                   _ candidates: [(Algorithm, () -> R)]) -> Algorithm {
         if candidates.count == 1 { return candidates[0].0 }
-        if let forced = ProcessInfo.processInfo.environment["DIFFUSE_CONV_ALGORITHM"].flatMap(Algorithm.init),
-           candidates.contains(where: { $0.0 == forced }) {
+        if let forced = preference.withLock({ $0 }), candidates.contains(where: { $0.0 == forced }) {
             return forced
         }
         let key = "\(pass) \(g) \(type)"
@@ -360,5 +359,22 @@ enum ConvolutionKernel {
             }
         } catch { fatalError("Tensors.conv2d backward: \(error)") }
         return (gw, gb)
+    }
+}
+
+/// The ways a convolution pass can be computed (see `conv2d`).
+public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
+    /// oneDNN's kernel for the pass.
+    case onednn
+    /// Forward as oneDNN's backward-data pass of the dual convolution (stride 1 only).
+    case onednnDual = "onednn-dual"
+    /// LIBXSMM batch-reduce GEMMs (groups = 1, float32).
+    case brgemm
+
+    /// The algorithm every convolution pass uses where it applies; nil (the default, or
+    /// `DIFFUSE_CONV_ALGORITHM` when set) times the candidates per shape and keeps the fastest.
+    public static var preferred: ConvolutionAlgorithm? {
+        get { ConvolutionKernel.preference.withLock { $0 } }
+        set { ConvolutionKernel.preference.withLock { $0 = newValue } }
     }
 }

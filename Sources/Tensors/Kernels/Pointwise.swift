@@ -43,7 +43,7 @@ enum Pointwise {
                 let inner = 0.7978845608028654 * (x + 0.044715 * x * x * x)
                 return 0.5 * x * (1 + M.tanh(inner))
             }
-            return 0.5 * x * (1 + M.erf(x * 0.7071067811865476))
+            return x * M.normalCDF(x)
         }
     }
 
@@ -58,7 +58,7 @@ enum Pointwise {
                 let dinner = k * (1 + 3 * 0.044715 * x2)
                 return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * dinner)
             }
-            let cdf = 0.5 * (1 + M.erf(x * 0.7071067811865476))
+            let cdf = M.normalCDF(x)
             let pdf = 0.3989422804014327 * M.exp(-0.5 * x * x)
             return g * (cdf + x * pdf)
         }
@@ -130,16 +130,13 @@ enum Pointwise {
         func callAsFunction(_ c: Vec8, _ a: Vec8, _ b: Vec8) -> Vec8 { b.replacing(with: a, where: c .!= 0) }
     }
 
-    /// a^b with C pow's conventions for negative bases (integer exponents keep sign).
+    /// a^b as C's powf (exact for integer exponents of negative bases, NaN otherwise).
+    /// libm per lane: exp(b log a) in float32 loses |b log a| ulp, and pow is not a hot op.
     @inline(__always)
     static func pow(_ a: Vec8, _ b: Vec8) -> Vec8 {
-        let mag = M.exp(b * M.log(M.abs(a)))
-        let bInt = b.rounded(.towardZero) .== b
-        let halfB = b * 0.5
-        let odd = bInt .& (halfB.rounded(.towardZero) .!= halfB)
-        var r = mag.replacing(with: -mag, where: (a .< 0) .& odd)
-        r = r.replacing(with: .nan, where: (a .< 0) .& .!bInt)
-        r = r.replacing(with: 1, where: b .== 0)
+        if b == Vec8(repeating: 2) { return a * a }
+        var r = Vec8()
+        for i in 0..<8 { r[i] = Foundation.pow(a[i], b[i]) }
         return r
     }
 }

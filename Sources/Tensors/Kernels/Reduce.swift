@@ -46,15 +46,15 @@ enum ReduceKernel {
         }
     }
 
-    /// Reduces n contiguous floats. Sums use 4 x 8 lanes per block of 4096 and carry the
-    /// blocks in Double, so long sums lose no more than a few ulp.
+    /// Reduces n contiguous floats. Sums use 4 x 8 float lanes per block of 256 (8 values a
+    /// lane) and carry the blocks in Double, so the error does not grow with n.
     static func row(_ kind: Kind, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
         switch kind {
         case .sum:
             var total: Double = 0
             var start = 0
             while start < n {
-                let end = Swift.min(n, start + 4096)
+                let end = Swift.min(n, start + 256)
                 var a0 = Vec8(), a1 = Vec8(), a2 = Vec8(), a3 = Vec8()
                 var i = start
                 while i + 32 <= end {

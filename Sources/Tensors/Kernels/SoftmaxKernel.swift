@@ -34,8 +34,9 @@ enum SoftmaxKernel {
                 i += m8
             }
             if log {
-                let lse = shift + Foundation.log(sum)
-                for k in 0..<n { yp[k] = xp[k] - lse }
+                // (x - max) is exact near the max; subtracting log(sum) last keeps full precision.
+                let ls = Foundation.log(sum)
+                for k in 0..<n { yp[k] = (xp[k] - shift) - ls }
             } else {
                 let inv = 1 / sum
                 for k in 0..<n { yp[k] *= inv }

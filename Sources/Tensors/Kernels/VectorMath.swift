@@ -144,9 +144,9 @@ enum VectorMath {
         return (sinv, cosv)
     }
 
-    /// erf x (Abramowitz & Stegun 7.1.26 refined: |error| < 1.5e-7), as PyTorch's
-    /// vectorised CPU kernel computes it.
-    @_transparent static func erf(_ x: Vec8) -> Vec8 {
+    /// erfc |x| by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7 absolute), the formula of
+    /// PyTorch's vectorised erf.
+    @_transparent static func erfcAbs(_ x: Vec8) -> Vec8 {
         let ax = abs(x)
         let t = 1 / fma(splat(0.3275911), ax, splat(1))
         var p = splat(1.061405429)
@@ -154,7 +154,19 @@ enum VectorMath {
         p = fma(p, t, splat(1.421413741))
         p = fma(p, t, splat(-0.284496736))
         p = fma(p, t, splat(0.254829592))
-        let y = 1 - p * t * exp(-ax * ax)
+        return p * t * exp(-ax * ax)
+    }
+
+    /// erf x.
+    @_transparent static func erf(_ x: Vec8) -> Vec8 {
+        let y = 1 - erfcAbs(x)
         return y.replacing(with: -y, where: x .< 0)
+    }
+
+    /// The standard normal CDF Phi(x) = erfc(-x / sqrt 2) / 2, taken from erfc directly for
+    /// x < 0 so that the tail does not cancel to 0.
+    @_transparent static func normalCDF(_ x: Vec8) -> Vec8 {
+        let half = 0.5 * erfcAbs(x * 0.7071067811865476)
+        return (1 - half).replacing(with: half, where: x .< 0)
     }
 }

@@ -17,7 +17,7 @@ extension Tensor {
     public init(_ scalar: Float) { self.init([scalar], shape: []) }
 
     /// An integer tensor (int64 by default, as PyTorch's indices are).
-    public init(_ values: [Int], shape: [Int]? = nil, dtype: DType = .int64) {
+    public init(integers values: [Int], shape: [Int]? = nil, dtype: DType = .int64) {
         let shape = shape ?? [values.count]
         check(values.count == Shape.count(shape), "init", "\(values.count) values do not fill shape \(shape)")
         self.init(uninitializedShape: shape, dtype: dtype)
@@ -60,7 +60,7 @@ extension Tensor {
 
     /// Integer range 0..<n (int64).
     public static func arange(_ n: Int, dtype: DType = .int64) -> Tensor {
-        Tensor(Array(0..<n), dtype: dtype)
+        Tensor(integers: Array(0..<n), dtype: dtype)
     }
 
     /// `count` evenly spaced values from start to end inclusive (as torch.linspace).

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+import Tensors
+
+@Suite struct NormalizationTests {
+    /// Group norm in Double: mean and biased variance over each group's channels and positions.
+    static func referenceGroupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Double, silu: Bool) -> [Float] {
+        let n = x.shape[0], c = x.shape[1], s = x.count / (n * c)
+        let v = x.scalars, w = weight?.scalars, b = bias?.scalars
+        var out = [Float](repeating: 0, count: v.count)
+        let cg = c / groups
+        for i in 0..<n {
+            for g in 0..<groups {
+                let start = (i * c + g * cg) * s, end = start + cg * s
+                let vals = v[start..<end].map(Double.init)
+                let mean = vals.reduce(0, +) / Double(vals.count)
+                let variance = vals.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(vals.count)
+                for k in start..<end {
+                    let ch = (k / s) % c
+                    var y = (Double(v[k]) - mean) / (variance + eps).squareRoot() * Double(w?[ch] ?? 1) + Double(b?[ch] ?? 0)
+                    if silu { y = y / (1 + Foundation.exp(-y)) }
+                    out[k] = Float(y)
+                }
+            }
+        }
+        return out
+    }
+
+    @Test(arguments: [(4, 2, false), (16, 4, true), (16, 16, false), (24, 3, true)])
+    func groupNormMatchesReference(channels: Int, groups: Int, silu: Bool) {
+        let x = random([3, channels, 5, 7], -2, 3, seed: UInt64(channels))
+        let w = random([channels], 0.5, 1.5, seed: 2), b = random([channels], seed: 3)
+        let want = Self.referenceGroupNorm(x, groups: groups, weight: w, bias: b, eps: 1e-5, silu: silu)
+        let act: ConvActivation = silu ? .silu : .none
+        expectClose(x.groupNorm(groups: groups, weight: w, bias: b, activation: act), want, atol: 2e-5, rtol: 2e-5)
+        // Channels-last input: same values, layout kept.
+        let y = x.channelsLast().groupNorm(groups: groups, weight: w, bias: b, activation: act)
+        #expect(y.isChannelsLast == (channels % 8 == 0))
+        expectClose(y, want, atol: 2e-5, rtol: 2e-5)
+        // Without affine parameters, batch of one (threads split the positions).
+        let one = x[0..<1]
+        expectClose(one.groupNorm(groups: groups), Self.referenceGroupNorm(one, groups: groups, weight: nil, bias: nil, eps: 1e-5, silu: false),
+                    atol: 2e-5, rtol: 2e-5)
+    }
+
+    /// A large mean does not cancel the variance (shifted sums).
+    @Test func groupNormLargeMean() {
+        let x = random([1, 8, 16, 16], -1, 1) + 1000
+        let want = Self.referenceGroupNorm(x, groups: 2, weight: nil, bias: nil, eps: 1e-5, silu: false)
+        expectClose(x.groupNorm(groups: 2), want, atol: 1e-3, rtol: 1e-3)
+        expectClose(x.channelsLast().groupNorm(groups: 2), want, atol: 1e-3, rtol: 1e-3)
+    }
+
+    @Test func groupNormGradients() {
+        let x = random([2, 8, 3, 3], -2, 2, seed: 5), w = random([8], 0.5, 1.5, seed: 6), b = random([8], seed: 7)
+        checkGradients([x, w, b], "channels first") { $0[0].groupNorm(groups: 4, weight: $0[1], bias: $0[2]) }
+        checkGradients([x, w, b], "channels first + silu") { $0[0].groupNorm(groups: 2, weight: $0[1], bias: $0[2], activation: .silu) }
+        checkGradients([x, w, b], "channels last + silu") {
+            $0[0].channelsLast().groupNorm(groups: 2, weight: $0[1], bias: $0[2], activation: .silu)
+        }
+        checkGradients([random([1, 4, 5], seed: 8)], "rank 3, no affine") { $0[0].groupNorm(groups: 2) }
+    }
+
+    @Test func layerNorm() {
+        let x = random([4, 3, 10], -2, 2, seed: 9), w = random([10], 0.5, 1.5, seed: 10), b = random([10], seed: 11)
+        let v = x.scalars, wv = w.scalars, bv = b.scalars
+        var want = [Float](repeating: 0, count: v.count)
+        for r in 0..<12 {
+            let row = v[(r * 10)..<(r * 10 + 10)].map(Double.init)
+            let m = row.reduce(0, +) / 10
+            let variance = row.map { ($0 - m) * ($0 - m) }.reduce(0, +) / 10
+            for i in 0..<10 { want[r * 10 + i] = Float((row[i] - m) / (variance + 1e-5).squareRoot() * Double(wv[i]) + Double(bv[i])) }
+        }
+        expectClose(x.layerNorm(weight: w, bias: b), want, atol: 1e-5, rtol: 1e-5)
+        checkGradients([x, w, b], "layerNorm") { $0[0].layerNorm(weight: $0[1], bias: $0[2]) }
+        checkGradients([random([3, 2, 4], seed: 12)], "layerNorm over 2 axes") { $0[0].layerNorm(normalizedRank: 2) }
+    }
+}
+
+@Suite struct AttentionAndResamplingTests {
+    @Test func attentionValues() {
+        let q = random([2, 3, 4], seed: 1), k = random([2, 5, 4], seed: 2), v = random([2, 5, 6], seed: 3)
+        let out = scaledDotProductAttention(query: q, key: k, value: v)
+        // Reference: softmax(q k^T / 2) v per batch.
+        var want: [Float] = []
+        let qv = q.scalars, kv = k.scalars, vv = v.scalars
+        for b in 0..<2 {
+            for i in 0..<3 {
+                var scores = (0..<5).map { j in (0..<4).reduce(0.0) { $0 + Double(qv[(b * 3 + i) * 4 + $1]) * Double(kv[(b * 5 + j) * 4 + $1]) } / 2 }
+                let m = scores.max()!
+                scores = scores.map { Foundation.exp($0 - m) }
+                let s = scores.reduce(0, +)
+                for d in 0..<6 { want.append(Float((0..<5).reduce(0.0) { $0 + scores[$1] / s * Double(vv[(b * 5 + $1) * 6 + d]) })) }
+            }
+        }
+        expectClose(out, want, atol: 1e-5, rtol: 1e-5)
+        // Causal: the first query sees only the first key.
+        let causal = scaledDotProductAttention(query: q, key: q, value: v.sliced(axis: 1, start: 0, end: 3), causal: true)
+        expectClose(causal[0][0], v[0][0].scalars, atol: 1e-6, rtol: 1e-6)
+        // A boolean mask that hides all but one key selects that key's value.
+        let mask = Tensor([false, false, true, false, false]).reshaped(1, 1, 5)
+        expectClose(scaledDotProductAttention(query: q, key: k, value: v, mask: mask)[1][2], v[1][2].scalars, atol: 1e-6, rtol: 1e-6)
+    }
+
+    @Test func attentionGradients() {
+        checkGradients([random([1, 3, 4], seed: 4), random([1, 5, 4], seed: 5), random([1, 5, 2], seed: 6)], "attention") {
+            scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2])
+        }
+        checkGradients([random([2, 3, 4], seed: 7)], "causal self-attention") {
+            scaledDotProductAttention(query: $0[0], key: $0[0], value: $0[0], causal: true)
+        }
+    }
+
+    @Test func upsampleAndPool() {
+        let x = Tensor([1, 2, 3, 4], shape: [1, 1, 2, 2])
+        #expect(x.upsampledNearest().scalars == [1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4])
+        let img = random([2, 8, 4, 6])
+        let up = img.channelsLast().upsampledNearest()
+        #expect(up.isChannelsLast && up.scalars == img.upsampledNearest().scalars)
+        #expect(up.avgPooled(kernel: 2).scalars == img.channelsLast().scalars)
+        let p = Tensor((0..<16).map(Float.init), shape: [1, 1, 4, 4]).avgPooled(kernel: 2)
+        #expect(p.scalars == [2.5, 4.5, 10.5, 12.5])
+        #expect(Tensor((0..<25).map(Float.init), shape: [1, 1, 5, 5]).avgPooled(kernel: 3, stride: 2).scalars == [6, 8, 16, 18])
+        checkGradients([random([1, 2, 3, 2], seed: 9)], "upsample") { $0[0].upsampledNearest(scale: 2) }
+        checkGradients([random([1, 2, 4, 6], seed: 10)], "avgPool") { $0[0].avgPooled(kernel: 2) }
+    }
+}
