@@ -48,39 +48,47 @@ enum BRGEMMConvolution {
     /// Output pixels per kernel call.
     static let pixelBlock = 32
 
-    /// The input as the convolution reads it: zero-padded NHWC, or x itself when no
-    /// padding is needed.
-    private struct Source {
-        let tensor: Tensor
-        let imageStride: Int, rowStride: Int
-        var pointer: UnsafeMutablePointer<Float> { tensor.pointer(as: Float.self) }
+    /// Output columns [lo, hi) whose input column for kernel column `v` lies inside the
+    /// image; ow*s + v*d - p in [0, W).
+    static func validColumns(_ g: ConvGeometry, _ v: Int) -> Range<Int> {
+        let off = v * g.dilationW - g.padW
+        let lo = off >= 0 ? 0 : (-off + g.strideW - 1) / g.strideW
+        let hiRaw = g.width - 1 - off
+        let hi = hiRaw < 0 ? 0 : Swift.min(g.outW, hiRaw / g.strideW + 1)
+        return lo..<Swift.max(lo, hi)
     }
 
-    private static func source(_ x: Tensor, _ g: ConvGeometry) -> Source {
+    /// The input the forward pass reads, and the geometry to read it with. When border
+    /// columns (computed one pixel at a time) would be more than 1/8 of a row, as on small
+    /// images, the input is first copied into a zero-padded buffer and read without padding.
+    private static func source(_ x: Tensor, _ g: ConvGeometry) -> (Tensor, ConvGeometry) {
+        let valid = (0..<g.kernelW).map { validColumns(g, $0) }
+        let interior = Swift.max(0, valid.map(\.upperBound).min()! - valid.map(\.lowerBound).max()!)
+        guard (g.outW - interior) * 8 > g.outW else { return (x, g) }
         let c = g.inChannels
         let hp = (g.outH - 1) * g.strideH + (g.kernelH - 1) * g.dilationH + 1
         let wp = (g.outW - 1) * g.strideW + (g.kernelW - 1) * g.dilationW + 1
-        if g.padH == 0 && g.padW == 0 && wp <= g.width && hp <= g.height {
-            return Source(tensor: x, imageStride: g.height * g.width * c, rowStride: g.width * c)
-        }
-        let out = Tensor(uninitializedShape: [g.batch * hp * wp * c], dtype: .float32)
+        var padded = g
+        (padded.height, padded.width, padded.padH, padded.padW) = (hp, wp, 0, 0)
+        let out = Tensor(uninitializedShape: padded.inputShape, strides: Shape.channelsLastStrides(padded.inputShape), dtype: .float32)
         let xs = SendablePointer(x.pointer(as: Float.self)), os = SendablePointer(out.pointer(as: Float.self))
-        let left = g.padW
-        let copyWidth = Swift.max(0, Swift.min(g.width, wp - left))
+        let copyWidth = Swift.max(0, Swift.min(g.width, wp - g.padW))
         Parallel.forEach(g.batch * hp, cost: wp * c) { job in
-            let n = job / hp, r = job % hp
+            let n = job / hp, ih = job % hp - g.padH
             let row = os.p + job * wp * c
-            let ih = r - g.padH
-            guard ih >= 0 && ih < g.height && copyWidth > 0 else {
-                row.update(repeating: 0, count: wp * c)
-                return
+            row.update(repeating: 0, count: wp * c)
+            if ih >= 0 && ih < g.height && copyWidth > 0 {
+                (row + g.padW * c).update(from: xs.p + ((n * g.height + ih) * g.width) * c, count: copyWidth * c)
             }
-            row.update(repeating: 0, count: left * c)
-            (row + left * c).update(from: xs.p + ((n * g.height + ih) * g.width) * c, count: copyWidth * c)
-            let rest = wp - left - copyWidth
-            if rest > 0 { (row + (left + copyWidth) * c).update(repeating: 0, count: rest * c) }
         }
-        return Source(tensor: out, imageStride: hp * wp * c, rowStride: wp * c)
+        return (out, padded)
+    }
+
+    /// Input row of output row `row` for kernel row `u`, or nil when it is padding.
+    @inline(__always)
+    static func inputRow(_ g: ConvGeometry, _ row: Int, _ u: Int) -> Int? {
+        let ih = row * g.strideH + u * g.dilationH - g.padH
+        return ih >= 0 && ih < g.height ? ih : nil
     }
 
     /// Weights OIHW -> per block of output channels [taps][C][block], cached per version.
@@ -108,59 +116,88 @@ enum BRGEMMConvolution {
     }
 
     /// y = conv(x, w) + bias (+ residual) (then SiLU): x NHWC float32, y NHWC float32;
-    /// residual NHWC float32.
-    static func forward(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ g: ConvGeometry,
+    /// residual NHWC float32. The input is read in place: padding is handled by leaving the
+    /// taps that fall outside the image out of each batch. Output columns whose taps are all
+    /// inside form the strips; the few border columns go one by one.
+    static func forward(_ input: Tensor, _ w: Tensor, _ bias: Tensor?, _ geometry: ConvGeometry,
                         residual: Tensor? = nil, silu: Bool = false) -> Tensor {
+        let (x, g) = source(input, geometry)
         let (k, c, oh, ow) = (g.outChannels, g.inChannels, g.outH, g.outW)
         let taps = g.kernelH * g.kernelW
-        let src = source(x, g)
         let weights = blockedWeights(w, g)
         let y = Tensor(uninitializedShape: g.outputShape, strides: Shape.channelsLastStrides(g.outputShape), dtype: .float32)
-        let mb = Swift.min(pixelBlock, ow)
-        let sp = SendablePointer(src.pointer), yp = SendablePointer(y.pointer(as: Float.self))
+        // Columns where every kernel column is inside the image.
+        let valid = (0..<g.kernelW).map { validColumns(g, $0) }
+        let lo = valid.map(\.lowerBound).max()!, hi = valid.map(\.upperBound).min()!
+        let interior = lo..<Swift.max(lo, hi)
+        let border = Array(0..<interior.lowerBound) + Array(interior.upperBound..<ow)
+        let mb = Swift.max(1, Swift.min(pixelBlock, interior.count))
+        let xp = SendablePointer(x.pointer(as: Float.self)), yp = SendablePointer(y.pointer(as: Float.self))
         let wp = SendablePointer(weights.base.assumingMemoryBound(to: Float.self))
         let bp = bias.map { SendablePointer($0.pointer(as: Float.self)) }
         let rp = residual.map { SendablePointer($0.pointer(as: Float.self)) }
         let tasks = g.batch * oh
         let blocks = stride(from: 0, to: k, by: channelBlock).map { ($0, Swift.min(channelBlock, k - $0)) }
+        let tailWidth = interior.count % mb
         let kernelsByBlock = blocks.map { _, width in
             (kernel(m: width, n: mb, k: c, lda: width, ldb: c * g.strideW, ldc: k, beta: 0)!,
-             ow % mb == 0 ? nil : kernel(m: width, n: ow % mb, k: c, lda: width, ldb: c * g.strideW, ldc: k, beta: 0)!)
+             tailWidth == 0 ? nil : kernel(m: width, n: tailWidth, k: c, lda: width, ldb: c * g.strideW, ldc: k, beta: 0)!,
+             kernel(m: width, n: 1, k: c, lda: width, ldb: c, ldc: k, beta: 0)!)
         }
-        let imageStride = src.imageStride, rowStride = src.rowStride
+        let (imageStride, rowStride) = (g.height * g.width * c, g.width * c)
         Parallel.team { t, threads in
             let a = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: taps)
             let b = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: taps)
             defer { a.deallocate(); b.deallocate() }
             for (index, (kb, width)) in blocks.enumerated() {
-                let (full, tail) = kernelsByBlock[index]
+                let (full, tail, single) = kernelsByBlock[index]
                 let block = wp.p + kb * c * taps
-                for tap in 0..<taps { a[tap] = UnsafePointer(block + tap * c * width) }
                 for task in (tasks * t / threads)..<(tasks * (t + 1) / threads) {
                     let n = task / oh, row = task % oh
-                    var ow0 = 0
-                    while ow0 < ow {
-                        let count = Swift.min(mb, ow - ow0)
-                        var tap = 0
+                    let image = xp.p + n * imageStride
+                    let outRow = yp.p + (n * oh + row) * ow * k + kb
+                    /// Fills the batch for output column `col`; `all` takes every kernel column.
+                    func batch(_ col: Int, all: Bool) -> Int {
+                        var count = 0
                         for u in 0..<g.kernelH {
-                            let inputRow = sp.p + n * imageStride + (row * g.strideH + u * g.dilationH) * rowStride
+                            guard let ih = inputRow(g, row, u) else { continue }
                             for v in 0..<g.kernelW {
-                                b[tap] = UnsafePointer(inputRow + (ow0 * g.strideW + v * g.dilationW) * c)
-                                tap += 1
+                                let iw = col * g.strideW + v * g.dilationW - g.padW
+                                guard all || (iw >= 0 && iw < g.width) else { continue }
+                                a[count] = UnsafePointer(block + (u * g.kernelW + v) * c * width)
+                                b[count] = UnsafePointer(image + ih * rowStride + iw * c)
+                                count += 1
                             }
                         }
-                        let out = yp.p + ((n * oh + row) * ow + ow0) * k + kb
-                        cxsmm_call(count == mb ? full : tail!, a, b, out, UInt64(taps))
-                        if bp != nil || rp != nil || silu {
-                            epilogue(out, rp.map { $0.p + ((n * oh + row) * ow + ow0) * k + kb },
-                                     bp.map { $0.p + kb }, pixels: count, width: width, stride: k, silu: silu)
+                        return count
+                    }
+                    func finish(_ col: Int, _ pixels: Int, count: Int) {
+                        let out = outRow + col * k
+                        if count == 0 {
+                            for p in 0..<pixels { (out + p * k).update(repeating: 0, count: width) }
                         }
-                        ow0 += count
+                        if bp != nil || rp != nil || silu {
+                            epilogue(out, rp.map { $0.p + ((n * oh + row) * ow + col) * k + kb },
+                                     bp.map { $0.p + kb }, pixels: pixels, width: width, stride: k, silu: silu)
+                        }
+                    }
+                    var col = interior.lowerBound
+                    while col < interior.upperBound {
+                        let pixels = Swift.min(mb, interior.upperBound - col)
+                        let count = batch(col, all: true)
+                        if count > 0 { cxsmm_call(pixels == mb ? full : tail!, a, b, outRow + col * k, UInt64(count)) }
+                        finish(col, pixels, count: count)
+                        col += pixels
+                    }
+                    for col in border {
+                        let count = batch(col, all: false)
+                        if count > 0 { cxsmm_call(single, a, b, outRow + col * k, UInt64(count)) }
+                        finish(col, 1, count: count)
                     }
                 }
             }
         }
-        withExtendedLifetime((src, weights)) {}
+        withExtendedLifetime((weights, x)) {}
         return y
     }
 
@@ -184,63 +221,66 @@ enum BRGEMMConvolution {
     }
 
     /// dL/dw as OIHW float32 (and dL/dbias) for NHWC x and dL/dy: per kernel tap,
-    /// dW_tap [C x K] = sum over output rows of x_row(tap) dy_row^T, rows batched.
+    /// dW_tap [C x K] = sum over output rows of x_row(tap) dy_row^T, the rows of a chunk as
+    /// one batch (rows whose tap falls in the padding left out; the columns of a row limited
+    /// to those whose tap is inside the image).
     static func backwardWeights(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, bias: Bool) -> (Tensor, Tensor?) {
         let (k, c, oh, ow) = (g.outChannels, g.inChannels, g.outH, g.outW)
         let taps = g.kernelH * g.kernelW
-        let src = source(x, g)
         let rows = g.batch * oh
         let threads = Parallel.threadCount
         let partialCount = taps * k * c
         let partial = Tensor.zeros([threads * partialCount])
-        let sp = SendablePointer(src.pointer), gp = SendablePointer(gy.pointer(as: Float.self))
+        let xp = SendablePointer(x.pointer(as: Float.self)), gp = SendablePointer(gy.pointer(as: Float.self))
         let pp = SendablePointer(partial.pointer(as: Float.self))
         let cBlocks = stride(from: 0, to: c, by: channelBlock).map { ($0, Swift.min(channelBlock, c - $0)) }
         let kBlocks = stride(from: 0, to: k, by: channelBlock).map { ($0, Swift.min(channelBlock, k - $0)) }
-        var calls: [[libxsmm_smmfunction_reducebatch_addr]] = []
-        for (_, cw) in cBlocks {
-            calls.append(kBlocks.map { _, kw in
-                kernel(m: cw, n: kw, k: ow, lda: c * g.strideW, ldb: k, ldc: c, beta: 1, transposeB: true)!
-            })
+        let columns = (0..<g.kernelW).map { validColumns(g, $0) }
+        // kernels[v][ci][ki] for kernel column v (its own count of valid columns).
+        let kernels: [[[libxsmm_smmfunction_reducebatch_addr?]]] = columns.map { range in
+            cBlocks.map { _, cw in
+                kBlocks.map { _, kw in
+                    range.isEmpty ? nil : kernel(m: cw, n: kw, k: range.count, lda: c * g.strideW, ldb: k, ldc: c, beta: 1, transposeB: true)!
+                }
+            }
         }
-        let chunk = 8
-        let imageStride = src.imageStride, rowStride = src.rowStride
+        let chunk = 16
+        let (imageStride, rowStride) = (g.height * g.width * c, g.width * c)
         Parallel.team(threads: threads) { t, n in
             let acc = pp.p + t * partialCount
             let a = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: chunk)
             let b = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: chunk)
-            defer { a.deallocate(); b.deallocate() }
+            let ab = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: chunk)
+            let bb = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: chunk)
+            defer { a.deallocate(); b.deallocate(); ab.deallocate(); bb.deallocate() }
             var r0 = rows * t / n
             let rEnd = rows * (t + 1) / n
             while r0 < rEnd {
-                let count = Swift.min(chunk, rEnd - r0)
-                for i in 0..<count {
-                    let r = r0 + i
-                    b[i] = UnsafePointer(gp.p + r * ow * k)
-                }
+                let r1 = Swift.min(rEnd, r0 + chunk)
                 for u in 0..<g.kernelH {
-                    for v in 0..<g.kernelW {
+                    for v in 0..<g.kernelW where !columns[v].isEmpty {
                         let tap = u * g.kernelW + v
-                        for i in 0..<count {
-                            let r = r0 + i
+                        let first = columns[v].lowerBound
+                        var count = 0
+                        for r in r0..<r1 {
                             let img = r / oh, row = r % oh
-                            a[i] = UnsafePointer(sp.p + img * imageStride + (row * g.strideH + u * g.dilationH) * rowStride
-                                                 + v * g.dilationW * c)
+                            guard let ih = inputRow(g, row, u) else { continue }
+                            let iw = first * g.strideW + v * g.dilationW - g.padW
+                            a[count] = UnsafePointer(xp.p + img * imageStride + ih * rowStride + iw * c)
+                            b[count] = UnsafePointer(gp.p + (r * ow + first) * k)
+                            count += 1
                         }
+                        guard count > 0 else { continue }
                         for (ci, (cb, _)) in cBlocks.enumerated() {
-                            let aBlock = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: count)
-                            for i in 0..<count { aBlock[i] = a[i]! + cb }
+                            for i in 0..<count { ab[i] = a[i]! + cb }
                             for (ki, (kb, _)) in kBlocks.enumerated() {
-                                let bBlock = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: count)
-                                for i in 0..<count { bBlock[i] = b[i]! + kb }
-                                cxsmm_call(calls[ci][ki], aBlock, bBlock, acc + (tap * k + kb) * c + cb, UInt64(count))
-                                bBlock.deallocate()
+                                for i in 0..<count { bb[i] = b[i]! + kb }
+                                cxsmm_call(kernels[v][ci][ki]!, ab, bb, acc + (tap * k + kb) * c + cb, UInt64(count))
                             }
-                            aBlock.deallocate()
                         }
                     }
                 }
-                r0 += count
+                r0 = r1
             }
         }
         // Sum the threads' partials and lay out as OIHW.
@@ -262,7 +302,6 @@ enum BRGEMMConvolution {
                                 into: out.pointer(as: Float.self))
             gb = out
         }
-        withExtendedLifetime(src) {}
         return (gw, gb)
     }
 }
