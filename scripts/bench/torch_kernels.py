@@ -12,20 +12,20 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--iterations", type=int, default=7)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--filter", default="")
-a = ap.parse_args()
-torch.set_num_threads(a.threads)
+args = ap.parse_args()
+torch.set_num_threads(args.threads)
 torch.manual_seed(0)
 
 def median_ms(f):
     f(); f()
     ts = []
-    for _ in range(a.iterations):
+    for _ in range(args.iterations):
         t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
     ts.sort()
     return ts[len(ts) // 2] * 1e3
 
 def emit(name, dtype, layout, f):
-    if a.filter and a.filter not in name:
+    if args.filter and args.filter not in name:
         return
     print(json.dumps({"name": name, "dtype": dtype, "layout": layout, "ms": median_ms(f)}), flush=True)
 
@@ -65,3 +65,16 @@ for layout, fmt in [("nchw", torch.contiguous_format), ("channels_last", torch.c
         emit(name + " fwd", "float32", layout, lambda: F.silu(F.group_norm(x, 32, w, b)))
     y = F.silu(F.group_norm(x, 32, w, b))
     emit(name + " bwd", "float32", layout, lambda: torch.autograd.grad(y, (x, w, b), gy, retain_graph=True))
+
+with torch.no_grad():
+    cl = lambda *s: torch.randn(*s).to(memory_format=torch.channels_last)
+    for layout, make in [("nchw", lambda *s: torch.randn(*s)), ("channels_last", cl)]:
+        a, b = make(64, 64, 32, 32), make(64, 64, 32, 32)
+        emit("add 64x64x32x32", "float32", layout, lambda: a + b)
+        bias = torch.randn(1, 64, 1, 1)
+        emit("add bias[C] 64x64x32x32", "float32", layout, lambda: a + bias)
+        emit("silu 64x64x32x32", "float32", layout, lambda: F.silu(a))
+    s = torch.randn(128, 256, 256)
+    emit("softmax 128x256x256", "float32", "rowmajor", lambda: torch.softmax(s, -1))
+    m = torch.randn(64, 64, 32, 32)
+    emit("mean over HW 64x64x32x32", "float32", "nchw", lambda: m.mean((2, 3)))

@@ -73,6 +73,7 @@ public enum KernelBenchmarks {
         list.append(matmul(name: "attention QK^T 128x256x256x64", a: [128, 256, 64], b: [128, 256, 64], transposeB: true))
         list.append(matmul(name: "attention PV 128x256x256x64", a: [128, 256, 256], b: [128, 256, 64], transposeB: false))
         list += groupNormSiLU(batch: 64, channels: 64, size: 32, groups: 32)
+        list += elementwise()
         return list
     }
 
@@ -124,6 +125,37 @@ public enum KernelBenchmarks {
             let y = transposeB ? y0.transposed() : y0
             return { _ = MatmulKernel.multiply(x, y) }
         }
+    }
+
+    /// The elementwise and row ops between convolutions, on U-Net activations (channels-last).
+    private static func elementwise() -> [KernelBenchmark] {
+        let shape = [64, 64, 32, 32]
+        let n = Double(shape.reduce(1, *))
+        func op(_ name: String, flops: Double, bytes: Double, _ make: @escaping @Sendable (PhiloxGenerator) -> () -> Void) -> KernelBenchmark {
+            KernelBenchmark(name: name, dtype: .float32, flops: flops, bytes: bytes, path: "Swift SIMD", prepare: { make(PhiloxGenerator(seed: 4)) })
+        }
+        return [
+            op("add 64x64x32x32", flops: n, bytes: 12 * n) { rng in
+                let a = rng.normal(shape).channelsLast(), b = rng.normal(shape).channelsLast()
+                return { _ = a + b }
+            },
+            op("add bias[C] 64x64x32x32", flops: n, bytes: 8 * n) { rng in
+                let a = rng.normal(shape).channelsLast(), b = rng.normal([1, 64, 1, 1])
+                return { _ = a + b }
+            },
+            op("silu 64x64x32x32", flops: 20 * n, bytes: 8 * n) { rng in
+                let a = rng.normal(shape).channelsLast()
+                return { _ = a.silu() }
+            },
+            op("softmax 128x256x256", flops: 20 * 128 * 256 * 256, bytes: 8 * 128 * 256 * 256) { rng in
+                let a = rng.normal([128, 256, 256])
+                return { _ = a.softmax(axis: -1) }
+            },
+            op("mean over HW 64x64x32x32", flops: n, bytes: 4 * n) { rng in
+                let a = rng.normal(shape)
+                return { _ = a.mean(axes: [2, 3]) }
+            },
+        ]
     }
 
     private static func groupNormSiLU(batch: Int, channels: Int, size: Int, groups: Int) -> [KernelBenchmark] {

@@ -68,37 +68,42 @@ enum ElementwiseRunner {
         let o = SendablePointer(out.pointer(as: Float.self))
         let pa = SendablePointer(a.pointer(as: Float.self)), pb = SendablePointer(b.pointer(as: Float.self))
         let os = loop.innerStride(0), as_ = loop.innerStride(1), bs = loop.innerStride(2)
-        loop.forEachRun { off, n in
-            let op = o.p + off[0], ap = UnsafePointer(pa.p + off[1]), bp = UnsafePointer(pb.p + off[2])
-            var i = 0
-            if os == 1 && as_ == 1 && bs == 1 {
-                while i + 8 <= n {
-                    let va = UnsafeRawPointer(ap + i).loadUnaligned(as: Vec8.self)
-                    let vb = UnsafeRawPointer(bp + i).loadUnaligned(as: Vec8.self)
-                    UnsafeMutableRawPointer(op + i).storeBytes(of: k(va, vb), as: Vec8.self)
-                    i += 8
-                }
-            } else if os == 1 && as_ == 1 && bs == 0 {
-                let vb = Vec8(repeating: bp.pointee)
-                while i + 8 <= n {
-                    let va = UnsafeRawPointer(ap + i).loadUnaligned(as: Vec8.self)
-                    UnsafeMutableRawPointer(op + i).storeBytes(of: k(va, vb), as: Vec8.self)
-                    i += 8
-                }
-            } else if os == 1 && as_ == 0 && bs == 1 {
-                let va = Vec8(repeating: ap.pointee)
-                while i + 8 <= n {
-                    let vb = UnsafeRawPointer(bp + i).loadUnaligned(as: Vec8.self)
-                    UnsafeMutableRawPointer(op + i).storeBytes(of: k(va, vb), as: Vec8.self)
-                    i += 8
-                }
+        loop.forEachBlock { off, n, rows, rowStride in
+            for r in 0..<rows {
+                run(k, o.p + off[0] + r * rowStride[0], os, UnsafePointer(pa.p + off[1] + r * rowStride[1]), as_,
+                    UnsafePointer(pb.p + off[2] + r * rowStride[2]), bs, n)
             }
-            while i < n {
-                let m = Swift.min(8, n - i)
-                let r = k(Lanes.load(ap + i * as_, as_, m), Lanes.load(bp + i * bs, bs, m))
-                Lanes.store(r, op + i * os, os, m)
-                i += m
+        }
+    }
+
+    /// One run of a binary kernel: vector loops for the unit-stride and broadcast cases.
+    @inline(__always)
+    private static func run<K: BinaryKernel>(_ k: K, _ op: UnsafeMutablePointer<Float>, _ os: Int,
+                                             _ ap: UnsafePointer<Float>, _ as_: Int,
+                                             _ bp: UnsafePointer<Float>, _ bs: Int, _ n: Int) {
+        var i = 0
+        if os == 1 && as_ == 1 && bs == 1 {
+            while i + 8 <= n {
+                k(Vec8.load(ap + i), Vec8.load(bp + i)).store(op + i)
+                i += 8
             }
+        } else if os == 1 && as_ == 1 && bs == 0 {
+            let vb = Vec8(repeating: bp.pointee)
+            while i + 8 <= n {
+                k(Vec8.load(ap + i), vb).store(op + i)
+                i += 8
+            }
+        } else if os == 1 && as_ == 0 && bs == 1 {
+            let va = Vec8(repeating: ap.pointee)
+            while i + 8 <= n {
+                k(va, Vec8.load(bp + i)).store(op + i)
+                i += 8
+            }
+        }
+        while i < n {
+            let m = Swift.min(8, n - i)
+            Lanes.store(k(Lanes.load(ap + i * as_, as_, m), Lanes.load(bp + i * bs, bs, m)), op + i * os, os, m)
+            i += m
         }
     }
 

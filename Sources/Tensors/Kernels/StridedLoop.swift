@@ -88,4 +88,46 @@ struct StridedLoop {
             }
         }
     }
+
+    /// Like `forEachRun`, but when the innermost dimension is short (broadcasting a
+    /// per-channel vector over channels-last data, say) it hands over blocks of whole rows:
+    /// `body(offsets, n, rows, rowStrides)` covers `rows` runs of `n`, run r starting at
+    /// offsets[k] + r * rowStrides[k]. Saves the per-run bookkeeping.
+    func forEachBlock(grain: Int = 32768, _ body: (UnsafePointer<Int>, Int, Int, UnsafePointer<Int>) -> Void) {
+        let rank = shape.count, operands = strides.count
+        let inner = shape[rank - 1]
+        guard rank >= 2 && inner < 1024 else {
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: operands) { zero in
+                zero.initialize(repeating: 0)
+                forEachRun(grain: grain) { off, n in body(off, n, 1, zero.baseAddress!) }
+            }
+            return
+        }
+        let rowShape = Array(shape[0..<(rank - 1)])
+        let rowCount = count / inner
+        let rowsDim = rowShape[rowShape.count - 1]
+        Parallel.forRanges(rowCount, grain: Swift.max(1, grain / inner)) { range in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * operands + rank) { buf in
+                let offsets = buf.baseAddress!, rowStrides = offsets + operands, index = rowStrides + operands
+                for k in 0..<operands { rowStrides[k] = strides[k][rank - 2] }
+                var row = range.lowerBound
+                while row < range.upperBound {
+                    // Position of `row` in the outer dimensions.
+                    var rest = row
+                    for d in stride(from: rank - 2, through: 0, by: -1) {
+                        index[d] = rest % shape[d]
+                        rest /= shape[d]
+                    }
+                    for k in 0..<operands {
+                        var o = 0
+                        for d in 0..<(rank - 1) { o += index[d] * strides[k][d] }
+                        offsets[k] = o
+                    }
+                    let rows = Swift.min(rowsDim - index[rank - 2], range.upperBound - row)
+                    body(UnsafePointer(offsets), inner, rows, UnsafePointer(rowStrides))
+                    row += rows
+                }
+            }
+        }
+    }
 }
