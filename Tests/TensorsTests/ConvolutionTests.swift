@@ -49,8 +49,8 @@ func referenceConv2d(_ x: Tensor, _ w: Tensor, bias: Tensor?, stride: Int2, padd
         Case(input: [2, 8, 7, 5], out: 16, kernel: Int2(3, 1), stride: Int2(1, 2), padding: Int2(1, 0), dilation: 1, groups: 4),
         Case(input: [1, 40, 5, 5], out: 33, kernel: 3, stride: 1, padding: 1, dilation: 1, groups: 1),
         // Wide rows: LIBXSMM reads the input in place and computes border columns singly.
-        Case(input: [1, 8, 6, 20], out: 16, kernel: 3, stride: 1, padding: 1, dilation: 1, groups: 1),
-        Case(input: [1, 8, 5, 40], out: 8, kernel: 3, stride: 2, padding: 1, dilation: 1, groups: 1),
+        Case(input: [1, 8, 6, 40], out: 16, kernel: 3, stride: 1, padding: 1, dilation: 1, groups: 1),
+        Case(input: [1, 8, 5, 80], out: 8, kernel: 3, stride: 2, padding: 1, dilation: 1, groups: 1),
     ]
 
     static func inputs(_ c: Case, seed: UInt64) -> (Tensor, Tensor, Tensor) {

@@ -217,11 +217,12 @@ extension KernelBenchmarks {
         if BRGEMMConvolution.supports(g) {
             runs += [
                 ("forward", "brgemm", { _ = BRGEMMConvolution.forward(x, w, nil, g) }),
-                ("backward-data", "brgemm", { _ = BRGEMMConvolution.forward(gy, ConvolutionKernel.flippedTransposed(w, g), nil, g.dual!) }),
+                ("backward-data", "brgemm", { _ = BRGEMMConvolution.forward(gy, blocked: BRGEMMConvolution.blockedForDual(w, g), nil, g.dual!) }),
                 ("backward-weights", "brgemm", { _ = BRGEMMConvolution.backwardWeights(x, gy, g, bias: false) }),
             ]
         }
         var times = [[Double]](repeating: [], count: runs.count)
+        runs = runs.map { r in (r.0, r.1, { w.storage.markMutated(); r.2() }) }  // new weights each step, as in training
         for r in runs { r.2() }
         for _ in 0..<iterations {
             for (i, r) in runs.enumerated() {
