@@ -91,15 +91,4 @@ final class Allocator: @unchecked Sendable {
         }
         if !kept { free(p) }
     }
-
-    /// Returns every cached buffer to the system.
-    func trim() {
-        let all = state.withLock { s -> [UInt] in
-            let ps = s.free.values.flatMap { $0 }
-            s.free = [:]
-            s.cachedBytes = 0
-            return ps
-        }
-        for p in all { free(UnsafeMutableRawPointer(bitPattern: p)) }
-    }
 }

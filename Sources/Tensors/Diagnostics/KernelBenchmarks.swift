@@ -31,7 +31,7 @@ public enum KernelBenchmarks {
 
     /// Peak fp32 multiply-add throughput of this machine on `threadCount` threads (GFLOP/s):
     /// ten independent 8-lane FMA chains per thread.
-    public static func measuredPeakGFLOPs(seconds: Double = 0.3) -> Double {
+    public static func measuredPeakGFLOPs() -> Double {
         let iterations = 20_000_000
         var best = 0.0
         for _ in 0..<3 {

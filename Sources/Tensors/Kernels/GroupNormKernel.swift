@@ -235,7 +235,7 @@ struct GroupNormKernel {
                 }
             }
         }
-        gradientApply(x, dx, [a, b, k1, k2, k3])
+        gradientApply(x, dx, k1, k2, k3)
         return (dgamma, dbeta)
     }
 
@@ -307,10 +307,11 @@ struct GroupNormKernel {
     }
 
     /// dx = k1 dz + k2 x + k3, dz read from (and dx written to) `dx`.
-    private func gradientApply(_ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ coefficients: [[Float]]) {
+    private func gradientApply(_ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ k1: [Float], _ k2: [Float], _ k3: [Float]) {
         let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), ds = SendablePointer(dx)
         let (c, s) = (self.c, self.s)
-        coefficients.withContiguousArrays { _, _, p1, p2, p3 in
+        k1.withUnsafeBufferPointer { b1 in k2.withUnsafeBufferPointer { b2 in k3.withUnsafeBufferPointer { b3 in
+            let (p1, p2, p3) = (b1.baseAddress!, b2.baseAddress!, b3.baseAddress!)
             if channelsLast {
                 Parallel.forRanges(n * s, grain: 16384 / c) { rows in
                     for row in rows {
@@ -338,7 +339,7 @@ struct GroupNormKernel {
                     }
                 }
             }
-        }
+        } } }
     }
 }
 
@@ -367,22 +368,4 @@ extension SIMD8 where Scalar == Float {
     @_transparent static func load(_ p: UnsafePointer<Float>) -> Vec8 { UnsafeRawPointer(p).loadUnaligned(as: Vec8.self) }
     @_transparent static func load(_ p: UnsafeMutablePointer<Float>) -> Vec8 { UnsafeRawPointer(p).loadUnaligned(as: Vec8.self) }
     @_transparent func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: Vec8.self) }
-}
-
-extension Array where Element == [Float] {
-    /// Calls `body` with stable pointers to five arrays' storage.
-    func withContiguousArrays(_ body: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
-                                       UnsafePointer<Float>, UnsafePointer<Float>) -> Void) {
-        self[0].withUnsafeBufferPointer { a in
-            self[1].withUnsafeBufferPointer { b in
-                self[2].withUnsafeBufferPointer { c in
-                    self[3].withUnsafeBufferPointer { d in
-                        self[4].withUnsafeBufferPointer { e in
-                            body(a.baseAddress!, b.baseAddress!, c.baseAddress!, d.baseAddress!, e.baseAddress!)
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
