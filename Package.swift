@@ -14,6 +14,8 @@ let package = Package(
     name: "Diffuse",
     products: [
         .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "NeuralNetworks", targets: ["NeuralNetworks"]),
+        .library(name: "ModelIO", targets: ["ModelIO"]),
         .executable(name: "diffuse", targets: ["diffuse"]),
     ],
     dependencies: [
@@ -24,11 +26,17 @@ let package = Package(
         .systemLibrary(name: "COpenMP", path: "Sources/COpenMP"),
         .systemLibrary(name: "CXSMM", path: "Sources/CXSMM"),
         .target(name: "Tensors", dependencies: ["CDNNL", "COpenMP", "CXSMM"], swiftSettings: kernelFlags),
+        .target(name: "NeuralNetworks", dependencies: ["Tensors"], swiftSettings: kernelFlags),
+        .target(name: "ModelIO", dependencies: ["Tensors"], swiftSettings: kernelFlags),
         .executableTarget(
             name: "diffuse",
-            dependencies: ["Tensors", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Tensors", "NeuralNetworks", "ModelIO", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: kernelFlags),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], resources: [.copy("Fixtures")],
+                    swiftSettings: kernelFlags),
+        .testTarget(name: "NeuralNetworksTests", dependencies: ["NeuralNetworks", "ModelIO"], resources: [.copy("Fixtures")],
+                    swiftSettings: kernelFlags),
+        .testTarget(name: "ModelIOTests", dependencies: ["ModelIO"], resources: [.copy("Fixtures")],
                     swiftSettings: kernelFlags),
     ]
 )

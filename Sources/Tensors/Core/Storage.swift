@@ -18,13 +18,26 @@ public final class Storage: @unchecked Sendable {
     /// Buffers derived from the contents (reordered weights), keyed by what they are for;
     /// valid while `version` equals the version they were made at.
     let derived = Mutex<[String: (version: Int, storage: Storage)]>([:])
+    /// What keeps borrowed memory alive (a mapped file); nil for memory this storage owns.
+    private let owner: AnyObject?
 
     init(byteCount: Int) {
         self.byteCount = byteCount
         self.base = Allocator.shared.allocate(byteCount)
+        self.owner = nil
     }
 
-    deinit { Allocator.shared.release(base, byteCount) }
+    /// Memory that `owner` keeps alive (a memory-mapped file's region, say); writable in the
+    /// sense of copy-on-write mappings: writes never reach the owner's backing store.
+    public init(borrowing base: UnsafeMutableRawPointer, byteCount: Int, owner: AnyObject) {
+        self.base = base
+        self.byteCount = byteCount
+        self.owner = owner
+    }
+
+    deinit {
+        if owner == nil { Allocator.shared.release(base, byteCount) }
+    }
 
     /// A buffer derived from these contents, made by `make` once per `version`.
     func derivedBuffer(_ key: String, make: () -> Storage) -> Storage {

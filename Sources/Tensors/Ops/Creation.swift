@@ -132,6 +132,37 @@ extension Tensor {
         return Float(ElementAccess.load(baseAddress, dtype, o).double)
     }
 
+    /// A tensor over existing storage (a memory-mapped file's region, say), row-major.
+    public init(storage: Storage, shape: [Int], dtype: DType, byteOffset: Int = 0) {
+        check(byteOffset % dtype.byteSize == 0, "init", "byte offset \(byteOffset) is not a multiple of \(dtype)'s size")
+        check(byteOffset + Shape.count(shape) * dtype.byteSize <= storage.byteCount, "init",
+              "shape \(shape) of \(dtype) does not fit in \(storage.byteCount - byteOffset) bytes")
+        self.init(storage: storage, shape: shape, strides: Shape.contiguousStrides(shape),
+                  offset: byteOffset / dtype.byteSize, dtype: dtype)
+    }
+
+    /// Reads the elements as a row-major buffer of `T` (float32: Float, bfloat16: UInt16,
+    /// int32: Int32, int64: Int64, bool: UInt8), without copying when already row-major.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let c = contiguous()
+        return try withExtendedLifetime(c) {
+            try body(UnsafeRawBufferPointer(start: c.baseAddress, count: c.count * dtype.byteSize))
+        }
+    }
+
+    /// Writes the float32 elements in place, row-major. The storage is first copied if it is
+    /// shared with another tensor or not row-major, so other values never change (copy on
+    /// write); derived caches (reordered weights) see the change.
+    public mutating func withUnsafeMutableFloats<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        check(dtype == .float32, "withUnsafeMutableFloats", "needs a float32 tensor, got \(dtype)")
+        if !isContiguous || !isKnownUniquelyReferenced(&storage) {
+            self = self.detached().relayout(strides: Shape.contiguousStrides(shape), op: "copy")
+        }
+        node = nil
+        storage.markMutated()
+        return try body(UnsafeMutableBufferPointer(start: pointer(as: Float.self), count: count))
+    }
+
     // MARK: Layout and type
 
     /// The same values in a row-major buffer (self when already so).

@@ -1,0 +1,103 @@
+import Tensors
+
+/// Adam and AdamW (torch.optim.Adam / AdamW, single-tensor CPU path):
+///   AdamW: p *= 1 - lr wd;  Adam: g += wd p
+///   m = lerp(m, g, 1 - b1);  v = b2 v + (1 - b2) g^2   (amsgrad: vmax = max(vmax, v))
+///   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+/// Bias corrections in Double, element math in Float, in torch's order of operations.
+public final class Adam: Optimizer {
+    public var learningRate: Double
+    public let beta1: Double, beta2: Double, eps: Double, weightDecay: Double
+    /// Weight decay decoupled from the gradient (AdamW, Loshchilov & Hutter 2019).
+    public let decoupled: Bool
+    public let amsgrad: Bool
+    public private(set) var step = 0
+    private var first: [String: Tensor] = [:], second: [String: Tensor] = [:], maxSecond: [String: Tensor] = [:]
+
+    public init(learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8,
+                weightDecay: Double = 0, decoupled: Bool = false, amsgrad: Bool = false) {
+        (self.learningRate, self.beta1, self.beta2, self.eps, self.weightDecay, self.decoupled, self.amsgrad) =
+            (learningRate, beta1, beta2, eps, weightDecay, decoupled, amsgrad)
+    }
+
+    /// torch.optim.AdamW's defaults (weight decay 0.01).
+    public static func adamW(learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8,
+                             weightDecay: Double = 0.01, amsgrad: Bool = false) -> Adam {
+        Adam(learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps, weightDecay: weightDecay,
+             decoupled: true, amsgrad: amsgrad)
+    }
+
+    public func update(_ parameters: [(String, Parameter)], gradients: [String: Tensor]) {
+        step += 1
+        let t = Double(step)
+        let stepSize = Float(learningRate / (1 - Foundation.pow(beta1, t)))
+        let correction2 = Float((1 - Foundation.pow(beta2, t)).squareRoot())
+        let decay = Float(1 - learningRate * weightDecay)
+        let (oneMinusB1, b2, oneMinusB2) = (Float(1 - beta1), Float(beta2), Float(1 - beta2))
+        let (eps, wd) = (Float(eps), Float(weightDecay))
+        let decoupled = self.decoupled, amsgrad = self.amsgrad
+        for (path, p) in parameters where p.isTrainable {
+            guard let grad = gradients[path] else { continue }
+            precondition(grad.shape == p.shape, "Adam: gradient of \(path) has shape \(grad.shape), the parameter \(p.shape)")
+            var m = first[path] ?? Tensor.zeros(p.shape), v = second[path] ?? Tensor.zeros(p.shape)
+            var vmax = amsgrad ? (maxSecond[path] ?? Tensor.zeros(p.shape)) : Tensor.zeros([])
+            withGradient(grad) { g in
+                p.value.withUnsafeMutableFloats { w in
+                    m.withUnsafeMutableFloats { mb in
+                        v.withUnsafeMutableFloats { vb in
+                            vmax.withUnsafeMutableFloats { xb in
+                                let wp = SendableBuffer(w), gp = SendableBuffer(UnsafeMutableBufferPointer(mutating: g))
+                                let mp = SendableBuffer(mb), vp = SendableBuffer(vb), xp = SendableBuffer(xb)
+                                Parallel.forRanges(w.count, grain: 1 << 15) { r in
+                                    for i in r {
+                                        if decoupled && wd != 0 { wp.b[i] *= decay }
+                                        let gi = decoupled ? gp.b[i] : gp.b[i] + wd * wp.b[i]
+                                        mp.b[i] += oneMinusB1 * (gi - mp.b[i])
+                                        vp.b[i] = vp.b[i] * b2 + oneMinusB2 * gi * gi
+                                        var second = vp.b[i]
+                                        if amsgrad {
+                                            xp.b[i] = Swift.max(xp.b[i], second)
+                                            second = xp.b[i]
+                                        }
+                                        let denom = second.squareRoot() / correction2 + eps
+                                        wp.b[i] += -stepSize * (mp.b[i] / denom)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            first[path] = m
+            second[path] = v
+            if amsgrad { maxSecond[path] = vmax }
+        }
+    }
+
+    public func stateDict() -> [String: Tensor] {
+        var d: [String: Tensor] = ["step": Tensor(integers: [step], shape: [])]
+        for (k, v) in first { d["exp_avg." + k] = v }
+        for (k, v) in second { d["exp_avg_sq." + k] = v }
+        for (k, v) in maxSecond { d["max_exp_avg_sq." + k] = v }
+        return d
+    }
+
+    public func load(stateDict: [String: Tensor]) throws {
+        guard let s = stateDict["step"] else { throw OptimizerStateError(description: "Adam state has no step") }
+        step = s.integers[0]
+        (first, second, maxSecond) = ([:], [:], [:])
+        for (k, v) in stateDict {
+            if k.hasPrefix("exp_avg.") { first[String(k.dropFirst(8))] = v }
+            if k.hasPrefix("exp_avg_sq.") { second[String(k.dropFirst(11))] = v }
+            if k.hasPrefix("max_exp_avg_sq.") { maxSecond[String(k.dropFirst(15))] = v }
+        }
+    }
+}
+
+/// A mutable float buffer shared by the threads of one kernel (each writes its own range).
+struct SendableBuffer: @unchecked Sendable {
+    let b: UnsafeMutableBufferPointer<Float>
+    init(_ b: UnsafeMutableBufferPointer<Float>) { self.b = b }
+}
+
+import Foundation

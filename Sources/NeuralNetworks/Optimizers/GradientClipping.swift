@@ -1,0 +1,23 @@
+import Tensors
+
+/// Scales all gradients by min(1, maxNorm / (norm + 1e-6)), norm being the 2-norm of all of
+/// them together (torch.nn.utils.clip_grad_norm_). Returns that norm.
+@discardableResult
+public func clipGradientNorm(_ gradients: inout [String: Tensor], maxNorm: Double) -> Float {
+    var squares = 0.0
+    for (_, g) in gradients {
+        withGradient(g) { b in
+            var s = 0.0
+            for v in b { s += Double(v) * Double(v) }
+            squares += s
+        }
+    }
+    let norm = Float(squares.squareRoot())
+    let coefficient = Swift.min(Float(maxNorm) / (norm + 1e-6), 1)
+    for key in Array(gradients.keys) {
+        var g = gradients[key]!.to(.float32)
+        g.withUnsafeMutableFloats { b in for i in b.indices { b[i] *= coefficient } }
+        gradients[key] = g
+    }
+    return norm
+}
