@@ -8,6 +8,7 @@ public struct StateDictError: Error, CustomStringConvertible, Equatable {
         case shapeMismatch(key: String, expected: [Int], found: [Int])
     }
     public let problems: [Problem]
+    public init(problems: [Problem]) { self.problems = problems }
 
     public var description: String {
         problems.prefix(10).map { p -> String in

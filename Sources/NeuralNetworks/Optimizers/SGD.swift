@@ -2,7 +2,7 @@ import Tensors
 
 /// Stochastic gradient descent with momentum (torch.optim.SGD):
 /// g += wd p; b = g (first step) or mu b + (1 - dampening) g; g = nesterov ? g + mu b : b;
-/// p -= lr g.
+/// p -= lr g. Each "x + alpha y" is fused (torch's vectorised `add` with alpha is an fmadd).
 public final class SGD: Optimizer {
     public var learningRate: Double
     public let momentum: Double, dampening: Double, weightDecay: Double
@@ -31,13 +31,13 @@ public final class SGD: Optimizer {
                     if mu != 0 {
                         buffer!.withUnsafeMutableFloats { b in
                             for i in 0..<w.count {
-                                let gi = g[i] + wd * w[i]
-                                b[i] = first ? gi : b[i] * mu + keep * gi
-                                w[i] += negativeLR * (nesterov ? gi + mu * b[i] : b[i])
+                                let gi = g[i].addingProduct(wd, w[i])
+                                b[i] = first ? gi : (b[i] * mu).addingProduct(keep, gi)
+                                w[i] = w[i].addingProduct(negativeLR, nesterov ? gi.addingProduct(mu, b[i]) : b[i])
                             }
                         }
                     } else {
-                        for i in 0..<w.count { w[i] += negativeLR * (g[i] + wd * w[i]) }
+                        for i in 0..<w.count { w[i] = w[i].addingProduct(negativeLR, g[i].addingProduct(wd, w[i])) }
                     }
                 }
             }

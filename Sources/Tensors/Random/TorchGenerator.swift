@@ -121,11 +121,13 @@ public final class TorchGenerator: RandomGenerator, @unchecked Sendable {
         }
     }
 
-    /// `torch.rand(shape, generator=g) * (high - low) + low` (float32).
+    /// `torch.empty(shape).uniform_(low, high, generator=g)` (float32; `torch.rand` for
+    /// [0, 1)): u (high - low) + low, fused as torch's build fuses it.
     public func uniform(_ shape: [Int], low: Float = 0, high: Float = 1) -> Tensor {
         let out = Tensor(uninitializedShape: shape, dtype: .float32)
         let p = out.pointer(as: Float.self)
-        for i in 0..<out.count { p[i] = uniformFloat() * (high - low) + low }
+        let range = high - low
+        for i in 0..<out.count { p[i] = low.addingProduct(uniformFloat(), range) }
         return out
     }
 
