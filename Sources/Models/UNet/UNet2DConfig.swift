@@ -1,0 +1,188 @@
+import Foundation
+
+/// A diffusers `UNet2DModel` `config.json`: its field names and defaults.
+public struct UNet2DConfig: Codable, Equatable, Sendable {
+    /// Height = width of the samples the model was trained on.
+    public var sampleSize: Int?
+    public var inChannels: Int
+    public var outChannels: Int
+    /// Map inputs from [0, 1] to [-1, 1] first (2x - 1).
+    public var centerInputSample: Bool
+    /// "positional" (sinusoidal) or "fourier" (random Fourier features, log t).
+    public var timeEmbeddingType: String
+    /// Width of the timestep embedding (default 4 x the first block's channels).
+    public var timeEmbeddingDim: Int?
+    /// Sinusoidal embedding: frequency shift and whether cos comes first.
+    public var freqShift: Int
+    public var flipSinToCos: Bool
+    /// Block kinds per resolution: DownBlock2D / AttnDownBlock2D, UpBlock2D / AttnUpBlock2D.
+    public var downBlockTypes: [String]
+    public var midBlockType: String?
+    public var upBlockTypes: [String]
+    /// Channels per resolution.
+    public var blockOutChannels: [Int]
+    public var layersPerBlock: Int
+    /// The mid block's output scale (residual sums divided by it).
+    public var midBlockScaleFactor: Double
+    /// Padding of the strided downsampling convolution (0: pad right/bottom by one first).
+    public var downsamplePadding: Int
+    /// "conv" or "resnet" resampling in attention blocks.
+    public var downsampleType: String
+    public var upsampleType: String
+    public var dropout: Double
+    public var actFn: String
+    /// Channels per attention head (nil: one head per block).
+    public var attentionHeadDim: Int?
+    public var normNumGroups: Int
+    public var attnNormNumGroups: Int?
+    public var normEps: Double
+    /// "default" (add the timestep embedding) or "scale_shift" (scale and shift after norm2).
+    public var resnetTimeScaleShift: String
+    /// Attention in the mid block.
+    public var addAttention: Bool
+    /// Class conditioning: nil with numClassEmbeds (an embedding table), "timestep" or "identity".
+    public var classEmbedType: String?
+    public var numClassEmbeds: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case sampleSize = "sample_size", inChannels = "in_channels", outChannels = "out_channels"
+        case centerInputSample = "center_input_sample", timeEmbeddingType = "time_embedding_type"
+        case timeEmbeddingDim = "time_embedding_dim", freqShift = "freq_shift", flipSinToCos = "flip_sin_to_cos"
+        case downBlockTypes = "down_block_types", midBlockType = "mid_block_type", upBlockTypes = "up_block_types"
+        case blockOutChannels = "block_out_channels", layersPerBlock = "layers_per_block"
+        case midBlockScaleFactor = "mid_block_scale_factor", downsamplePadding = "downsample_padding"
+        case downsampleType = "downsample_type", upsampleType = "upsample_type", dropout, actFn = "act_fn"
+        case attentionHeadDim = "attention_head_dim", normNumGroups = "norm_num_groups"
+        case attnNormNumGroups = "attn_norm_num_groups", normEps = "norm_eps", resnetTimeScaleShift = "resnet_time_scale_shift"
+        case addAttention = "add_attention", classEmbedType = "class_embed_type", numClassEmbeds = "num_class_embeds"
+    }
+
+    /// diffusers' defaults.
+    public init() {
+        sampleSize = nil
+        (inChannels, outChannels, centerInputSample) = (3, 3, false)
+        (timeEmbeddingType, timeEmbeddingDim, freqShift, flipSinToCos) = ("positional", nil, 0, true)
+        downBlockTypes = ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"]
+        midBlockType = "UNetMidBlock2D"
+        upBlockTypes = ["AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"]
+        blockOutChannels = [224, 448, 672, 896]
+        layersPerBlock = 2
+        midBlockScaleFactor = 1
+        (downsamplePadding, downsampleType, upsampleType) = (1, "conv", "conv")
+        (dropout, actFn, attentionHeadDim) = (0, "silu", 8)
+        (normNumGroups, attnNormNumGroups, normEps) = (32, nil, 1e-5)
+        (resnetTimeScaleShift, addAttention) = ("default", true)
+        (classEmbedType, numClassEmbeds) = (nil, nil)
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        var d = UNet2DConfig()
+        func read<T: Decodable>(_ key: CodingKeys, _ field: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { field = v }
+        }
+        if let size = try? c.decodeIfPresent(Int.self, forKey: .sampleSize) {
+            d.sampleSize = size
+        } else if let pair = try? c.decodeIfPresent([Int].self, forKey: .sampleSize) {
+            d.sampleSize = pair.first
+        }
+        try read(.inChannels, &d.inChannels)
+        try read(.outChannels, &d.outChannels)
+        try read(.centerInputSample, &d.centerInputSample)
+        try read(.timeEmbeddingType, &d.timeEmbeddingType)
+        d.timeEmbeddingDim = try c.decodeIfPresent(Int.self, forKey: .timeEmbeddingDim)
+        try read(.freqShift, &d.freqShift)
+        try read(.flipSinToCos, &d.flipSinToCos)
+        try read(.downBlockTypes, &d.downBlockTypes)
+        if c.contains(.midBlockType) { d.midBlockType = try c.decodeIfPresent(String.self, forKey: .midBlockType) }
+        try read(.upBlockTypes, &d.upBlockTypes)
+        try read(.blockOutChannels, &d.blockOutChannels)
+        try read(.layersPerBlock, &d.layersPerBlock)
+        try read(.midBlockScaleFactor, &d.midBlockScaleFactor)
+        try read(.downsamplePadding, &d.downsamplePadding)
+        try read(.downsampleType, &d.downsampleType)
+        try read(.upsampleType, &d.upsampleType)
+        try read(.dropout, &d.dropout)
+        try read(.actFn, &d.actFn)
+        if c.contains(.attentionHeadDim) { d.attentionHeadDim = try c.decodeIfPresent(Int.self, forKey: .attentionHeadDim) }
+        try read(.normNumGroups, &d.normNumGroups)
+        d.attnNormNumGroups = try c.decodeIfPresent(Int.self, forKey: .attnNormNumGroups)
+        try read(.normEps, &d.normEps)
+        try read(.resnetTimeScaleShift, &d.resnetTimeScaleShift)
+        try read(.addAttention, &d.addAttention)
+        d.classEmbedType = try c.decodeIfPresent(String.self, forKey: .classEmbedType)
+        d.numClassEmbeds = try c.decodeIfPresent(Int.self, forKey: .numClassEmbeds)
+        self = d
+    }
+
+    /// Reads a `config.json`, refusing what the model cannot build.
+    public static func load(_ path: String) throws -> UNet2DConfig {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ModelError("\(path): cannot read: \(error.localizedDescription)")
+        }
+        let config: UNet2DConfig
+        do { config = try JSONDecoder().decode(UNet2DConfig.self, from: data) } catch {
+            throw ModelError("\(path): not a valid UNet2DModel config: \(error)")
+        }
+        do { try config.validate() } catch let e as ModelError { throw ModelError("\(path): \(e.message)") }
+        return config
+    }
+
+    public func save(_ path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        var data = try encoder.encode(self)
+        // diffusers identifies the class by these two fields.
+        if var object = try JSONSerialization.jsonObject(with: data) as? [String: Any] {
+            object["_class_name"] = "UNet2DModel"
+            data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        }
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    public func validate() throws {
+        guard !blockOutChannels.isEmpty else { throw ModelError("block_out_channels is empty") }
+        guard downBlockTypes.count == blockOutChannels.count && upBlockTypes.count == blockOutChannels.count else {
+            throw ModelError("down_block_types (\(downBlockTypes.count)), up_block_types (\(upBlockTypes.count)) and block_out_channels (\(blockOutChannels.count)) must have the same length")
+        }
+        for t in downBlockTypes where !["DownBlock2D", "AttnDownBlock2D"].contains(t) {
+            throw ModelError("down block type \(t) is not supported (DownBlock2D, AttnDownBlock2D)")
+        }
+        for t in upBlockTypes where !["UpBlock2D", "AttnUpBlock2D"].contains(t) {
+            throw ModelError("up block type \(t) is not supported (UpBlock2D, AttnUpBlock2D)")
+        }
+        if let m = midBlockType, m != "UNetMidBlock2D" { throw ModelError("mid block type \(m) is not supported (UNetMidBlock2D or null)") }
+        guard ["positional", "fourier"].contains(timeEmbeddingType) else {
+            throw ModelError("time_embedding_type \(timeEmbeddingType) is not supported (positional, fourier)")
+        }
+        guard ["default", "scale_shift"].contains(resnetTimeScaleShift) else {
+            throw ModelError("resnet_time_scale_shift \(resnetTimeScaleShift) is not supported (default, scale_shift)")
+        }
+        guard ["silu", "swish"].contains(actFn) else { throw ModelError("act_fn \(actFn) is not supported (silu)") }
+        guard ["conv", "resnet"].contains(downsampleType), ["conv", "resnet"].contains(upsampleType) else {
+            throw ModelError("downsample_type/upsample_type must be conv or resnet, got \(downsampleType)/\(upsampleType)")
+        }
+        for c in blockOutChannels where c % normNumGroups != 0 {
+            throw ModelError("norm_num_groups \(normNumGroups) does not divide block channels \(c)")
+        }
+        if let h = attentionHeadDim {
+            for (c, t) in zip(blockOutChannels, downBlockTypes) where t.hasPrefix("Attn") && c % h != 0 {
+                throw ModelError("attention_head_dim \(h) does not divide \(c) channels")
+            }
+        }
+        if let type = classEmbedType, !["timestep", "identity"].contains(type) {
+            throw ModelError("class_embed_type \(type) is not supported (timestep, identity)")
+        }
+    }
+
+    /// The timestep embedding width.
+    public var timeEmbedDim: Int { timeEmbeddingDim ?? blockOutChannels[0] * 4 }
+}
+
+/// A model configuration or checkpoint the models refuse, with the reason.
+public struct ModelError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
