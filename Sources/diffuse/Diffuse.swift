@@ -12,5 +12,5 @@ struct Diffuse: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks of the hot paths, side by side with PyTorch.",
-        subcommands: [KernelsBench.self, ConvAlgorithmsBench.self])
+        subcommands: [KernelsBench.self, ConvAlgorithmsBench.self, UNetBench.self])
 }

@@ -149,7 +149,9 @@ enum ConvolutionKernel {
         if type == .float32 && BRGEMMConvolution.supports(g) {
             candidates.append((.brgemm, { BRGEMMConvolution.forward(x, w, nil, g) }))
         }
-        switch choose("forward", g, type, candidates) {
+        let choice = choose("forward", g, type, candidates)
+        return OpProfiler.measure("conv fwd \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
+        switch choice {
         case .brgemm:
             return BRGEMMConvolution.forward(x, w, bias, g, residual: residual, silu: silu)
         case .onednnDual:
@@ -158,6 +160,7 @@ enum ConvolutionKernel {
             return y
         default:
             return direct(x, w, bias, g, type, residual: residual, silu: silu)
+        }
         }
     }
 
@@ -169,7 +172,9 @@ enum ConvolutionKernel {
             candidates.append((.brgemm, { BRGEMMConvolution.forward(gy, blocked: BRGEMMConvolution.blockedForDual(w, g), nil, dual) }))
         }
         let choice = choose("backward-data", g, type, candidates)
-        return candidates.first { $0.0 == choice }!.1()
+        return OpProfiler.measure("conv bwd-data \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
+            candidates.first { $0.0 == choice }!.1()
+        }
     }
 
     /// dL/dw (float32, OIHW row-major) and dL/dbias for input x and dL/dy `gy`: oneDNN's
@@ -180,7 +185,9 @@ enum ConvolutionKernel {
             candidates.append((.brgemm, { BRGEMMConvolution.backwardWeights(x, gy, g, bias: bias) }))
         }
         let choice = choose("backward-weights", g, type, candidates)
-        return candidates.first { $0.0 == choice }!.1()
+        return OpProfiler.measure("conv bwd-weights \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
+            candidates.first { $0.0 == choice }!.1()
+        }
     }
 
     typealias Algorithm = ConvolutionAlgorithm

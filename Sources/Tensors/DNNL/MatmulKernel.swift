@@ -8,6 +8,10 @@ enum MatmulKernel {
     /// bfloat16 operands use oneDNN's bf16 kernels when the CPU has them (fp32
     /// accumulation), else they are widened to fp32, which computes the same products.
     static func multiply(_ a: Tensor, _ b: Tensor) -> Tensor {
+        OpProfiler.measure("matmul") { multiplyUnprofiled(a, b) }
+    }
+
+    private static func multiplyUnprofiled(_ a: Tensor, _ b: Tensor) -> Tensor {
         precondition(a.rank == b.rank && a.rank >= 2)
         let r = a.rank
         let (m, k, n) = (a.shape[r - 2], a.shape[r - 1], b.shape[r - 1])

@@ -2,6 +2,10 @@
 enum CopyKernel {
     /// Copies `src` (any strides) into the memory described by `dst` (same shape and dtype).
     static func copy(_ src: Tensor, into dst: Tensor) {
+        OpProfiler.measure("copy") { copyUnprofiled(src, into: dst) }
+    }
+
+    private static func copyUnprofiled(_ src: Tensor, into dst: Tensor) {
         precondition(src.shape == dst.shape && src.dtype == dst.dtype)
         switch src.dtype.byteSize {
         case 1: copy(src, dst, as: UInt8.self)

@@ -40,6 +40,10 @@ enum Lanes {
 /// Runs kernels over `StridedLoop` runs of Float32 operands.
 enum ElementwiseRunner {
     static func unary<K: UnaryKernel>(_ k: K, x: Tensor, out: Tensor) {
+        OpProfiler.measure("elementwise \(K.self)") { unaryUnprofiled(k, x: x, out: out) }
+    }
+
+    private static func unaryUnprofiled<K: UnaryKernel>(_ k: K, x: Tensor, out: Tensor) {
         let loop = StridedLoop(shape: out.shape, strides: [out.strides, x.strides])
         let o = SendablePointer(out.pointer(as: Float.self)), a = SendablePointer(x.pointer(as: Float.self))
         let os = loop.innerStride(0), xs = loop.innerStride(1)
@@ -62,6 +66,10 @@ enum ElementwiseRunner {
     }
 
     static func binary<K: BinaryKernel>(_ k: K, a: Tensor, b: Tensor, out: Tensor) {
+        OpProfiler.measure("elementwise \(K.self)") { binaryUnprofiled(k, a: a, b: b, out: out) }
+    }
+
+    private static func binaryUnprofiled<K: BinaryKernel>(_ k: K, a: Tensor, b: Tensor, out: Tensor) {
         let sa = Shape.broadcastStrides(shape: a.shape, strides: a.strides, to: out.shape)
         let sb = Shape.broadcastStrides(shape: b.shape, strides: b.strides, to: out.shape)
         let loop = StridedLoop(shape: out.shape, strides: [out.strides, sa, sb])

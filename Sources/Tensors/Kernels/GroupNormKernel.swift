@@ -54,6 +54,11 @@ struct GroupNormKernel {
     /// Writes y; returns mean and rstd per (n, group).
     func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                  gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?) -> (mean: [Float], rstd: [Float]) {
+        OpProfiler.measure("groupnorm fwd") { forwardUnprofiled(x, y, gamma: gamma, beta: beta) }
+    }
+
+    private func forwardUnprofiled(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                   gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?) -> (mean: [Float], rstd: [Float]) {
         let (s1, s2) = statistics(x)
         var mean = [Float](repeating: 0, count: n * groups), rstd = mean
         let cg = perGroup
@@ -196,8 +201,10 @@ struct GroupNormKernel {
     func backward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                   mean: [Float], rstd: [Float], gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?)
         -> (dgamma: [Float], dbeta: [Float]) {
+        OpProfiler.measure("groupnorm bwd") {
         silu ? backward(SiLUActivation.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
              : backward(IdentityActivation.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+        }
     }
 
     private func backward<A: PointwiseActivation>(_ act: A.Type, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,

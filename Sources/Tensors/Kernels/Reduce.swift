@@ -5,6 +5,11 @@ enum ReduceKernel {
     /// out[o, i] = reduce over r of x[o, r, i].
     static func reduce(_ kind: Kind, _ x: UnsafePointer<Float>, outer: Int, reduce: Int, inner: Int,
                        into out: UnsafeMutablePointer<Float>) {
+        OpProfiler.measure("reduce \(kind)") { reduceUnprofiled(kind, x, outer: outer, reduce: reduce, inner: inner, into: out) }
+    }
+
+    private static func reduceUnprofiled(_ kind: Kind, _ x: UnsafePointer<Float>, outer: Int, reduce: Int, inner: Int,
+                                         into out: UnsafeMutablePointer<Float>) {
         let xp = SendablePointer(UnsafeMutablePointer(mutating: x)), op = SendablePointer(out)
         let threads = Parallel.threadCount
         if inner == 1 && outer < threads && reduce >= 65536 {

@@ -7,6 +7,10 @@ enum SoftmaxKernel {
 
     /// y = exp(x - max) / sum, or (log) y = x - max - log(sum exp(x - max)).
     static func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, n: Int, log: Bool) {
+        OpProfiler.measure("softmax fwd") { forwardUnprofiled(x, y, rows: rows, n: n, log: log) }
+    }
+
+    private static func forwardUnprofiled(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, n: Int, log: Bool) {
         let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), ys = SendablePointer(y)
         Parallel.forEach(rows, cost: n * 8) { r in
             let xp = UnsafePointer(xs.p + r * n), yp = ys.p + r * n
