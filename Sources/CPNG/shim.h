@@ -1,0 +1,3 @@
+// libpng 1.6 (Debian libpng-dev).
+#pragma once
+#include <png.h>

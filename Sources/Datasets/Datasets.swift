@@ -1,0 +1,2 @@
+/// Datasets: the offline data sets Debian and PyPI packages ship, image folders, and loaders.
+public enum Datasets {}

@@ -1,0 +1,2 @@
+/// Training: the trainer, checkpoints and resume, and metrics.
+public enum Training {}
