@@ -5,7 +5,7 @@ import Tensors
 struct ConvAlgorithmsBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conv-algorithms",
-        abstract: "Compare the convolution algorithms (oneDNN, its dual, LIBXSMM) on 3x3 convolutions.")
+        abstract: "Compare the convolution algorithms (oneDNN, its dual, LIBXSMM, Winograd) on 3x3 convolutions.")
 
     @Option(help: "Timed runs of each algorithm (interleaved).")
     var iterations = 7
@@ -13,9 +13,14 @@ struct ConvAlgorithmsBench: ParsableCommand {
     @Option(help: "Threads.")
     var threads = 2
 
+    @Option(help: "channels:size pairs (batch 64, 3x3, padding 1).")
+    var shapes = "32:32,64:32,64:16,128:16,128:8,256:8"
+
+    var sizes: [[Int]] { shapes.split(separator: ",").map { $0.split(separator: ":").compactMap { Int($0) } } }
+
     func run() {
         Parallel.setThreadCount(threads)
-        for (c, s) in [(64, 32), (128, 16), (256, 8)] {
+        for (c, s) in sizes.map({ ($0[0], $0[1]) }) {
             for r in KernelBenchmarks.compareConvolutionAlgorithms(batch: 64, channels: c, size: s, iterations: iterations) {
                 print("64x\(c)x\(s)x\(s) \(r.pass.padding(toLength: 17, withPad: " ", startingAt: 0)) \(r.algorithm.padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(format: "%7.2f ms %6.1f GFLOP/s", r.ms, r.gflops))")
             }

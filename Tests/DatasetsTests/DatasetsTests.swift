@@ -1,4 +1,4 @@
 import Testing
-@testable import Datasets
+import Datasets
 
 @Test func moduleLinks() { _ = Datasets.self }

@@ -1,4 +1,4 @@
 import Testing
-@testable import ImageIO
+import ImageIO
 
 @Test func moduleLinks() { _ = ImageIO.self }

@@ -49,6 +49,20 @@ func expectClose(_ a: [Float], _ b: [Float], rtol: Float, _ what: String, source
         }
     }
 
+    /// Every convolution by Winograd F(4x4, 3x3) where it applies (its rounding is the
+    /// largest of the algorithms): still diffusers' outputs within 1e-4.
+    @Test(arguments: ["small-1ch", "rgb-scale-shift", "class-cond", "fourier-resnet-resample"])
+    func matchesDiffusersWithWinograd(name: String) throws {
+        let model = try UNet2DModel.load(folder: fixturesFolder() + "/unet-" + name)
+        model.eval()
+        let c = Self.expected[name]!
+        let labels = c.class_labels.map { Tensor(integers: $0) }
+        let y = ConvolutionAlgorithm.with(.winograd) {
+            model(Tensor(c.input, shape: c.shape), timesteps: Tensor(c.timesteps), classLabels: labels)
+        }
+        expectClose(y.scalars, c.output, rtol: 1e-4, "\(name) forward (Winograd)")
+    }
+
     /// A checkpoint that does not fit is refused with the offending names and both shapes.
     @Test func mismatchedCheckpointsAreRefused() throws {
         let source = fixturesFolder() + "/unet-class-cond"

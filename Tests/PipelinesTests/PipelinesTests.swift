@@ -1,4 +1,4 @@
 import Testing
-@testable import Pipelines
+import Pipelines
 
 @Test func moduleLinks() { _ = Pipelines.self }

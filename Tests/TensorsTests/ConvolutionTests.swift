@@ -64,9 +64,9 @@ func referenceConv2d(_ x: Tensor, _ w: Tensor, bias: Tensor?, stride: Int2, padd
         let (x, w, b) = Self.inputs(c, seed: 1)
         let want = referenceConv2d(x, w, bias: b, stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups)
         for algorithm in [nil] + ConvolutionAlgorithm.allCases {
-            ConvolutionAlgorithm.preferred = algorithm
-            defer { ConvolutionAlgorithm.preferred = nil }
-            let y = conv2d(x, w, bias: b, stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups)
+            let y = ConvolutionAlgorithm.with(algorithm) {
+                conv2d(x, w, bias: b, stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups)
+            }
             #expect(y.isChannelsLast)
             expectClose(y, want, atol: 1e-4, rtol: 1e-4, "\(algorithm?.rawValue ?? "automatic")")
         }
@@ -79,10 +79,10 @@ func referenceConv2d(_ x: Tensor, _ w: Tensor, bias: Tensor?, stride: Int2, padd
                          kernel: c.kernel, stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups)
         let (x, w, b) = Self.inputs(small, seed: 7)
         for algorithm in [nil] + ConvolutionAlgorithm.allCases {
-            ConvolutionAlgorithm.preferred = algorithm
-            defer { ConvolutionAlgorithm.preferred = nil }
-            checkGradients([x, w, b], "\(algorithm?.rawValue ?? "automatic")") {
-                conv2d($0[0], $0[1], bias: $0[2], stride: small.stride, padding: small.padding, dilation: small.dilation, groups: small.groups)
+            ConvolutionAlgorithm.with(algorithm) {
+                checkGradients([x, w, b], "\(algorithm?.rawValue ?? "automatic")") {
+                    conv2d($0[0], $0[1], bias: $0[2], stride: small.stride, padding: small.padding, dilation: small.dilation, groups: small.groups)
+                }
             }
         }
     }
@@ -93,9 +93,8 @@ func referenceConv2d(_ x: Tensor, _ w: Tensor, bias: Tensor?, stride: Int2, padd
         let b = random([8], seed: 5), r = random([2, 8, 6, 6], seed: 6)
         let separate = (conv2d(x, w, bias: b, padding: 1) + r).silu()
         for algorithm in [nil] + ConvolutionAlgorithm.allCases {
-            ConvolutionAlgorithm.preferred = algorithm
-            defer { ConvolutionAlgorithm.preferred = nil }
-            expectClose(conv2d(x, w, bias: b, padding: 1, residual: r, activation: .silu), separate, atol: 1e-5, rtol: 1e-5)
+            expectClose(ConvolutionAlgorithm.with(algorithm) { conv2d(x, w, bias: b, padding: 1, residual: r, activation: .silu) },
+                        separate, atol: 1e-5, rtol: 1e-5)
         }
         checkGradients([random([1, 8, 4, 4], seed: 8), random([1, 8, 4, 4], seed: 9)], "residual + silu") {
             conv2d($0[0], w, bias: b, padding: 1, residual: $0[1], activation: .silu)

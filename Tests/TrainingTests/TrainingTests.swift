@@ -1,4 +1,4 @@
 import Testing
-@testable import Training
+import Training
 
 @Test func moduleLinks() { _ = Training.self }

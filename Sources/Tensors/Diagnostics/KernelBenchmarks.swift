@@ -221,6 +221,14 @@ extension KernelBenchmarks {
                 ("backward-weights", "brgemm", { _ = BRGEMMConvolution.backwardWeights(x, gy, g, bias: false) }),
             ]
         }
+        if WinogradConvolution.supports(g) {
+            runs += [
+                ("forward", "winograd", { _ = WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), nil, g) }),
+                ("backward-data", "winograd", {
+                    _ = WinogradConvolution.forward(gy, transformed: WinogradConvolution.transformedDualWeights(w, g), nil, g.dual!)
+                }),
+            ]
+        }
         var times = [[Double]](repeating: [], count: runs.count)
         runs = runs.map { r in (r.0, r.1, { w.storage.markMutated(); r.2() }) }  // new weights each step, as in training
         for r in runs { r.2() }

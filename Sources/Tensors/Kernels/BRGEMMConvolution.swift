@@ -26,7 +26,7 @@ enum BRGEMMConvolution {
         return true
     }()
 
-    private static func kernel(m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, beta: Float,
+    static func kernel(m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, beta: Float,
                                transposeB: Bool = false) -> libxsmm_smmfunction_reducebatch_addr? {
         _ = initialized
         let key = Key(m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, beta: beta, transposeB: transposeB)

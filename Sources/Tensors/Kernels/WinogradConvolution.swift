@@ -1,0 +1,261 @@
+import CXSMM
+
+/// 3x3 stride-1 convolutions by Winograd's minimal filtering F(4x4, 3x3) (Lavin & Gray 2016,
+/// "Fast Algorithms for Convolutional Neural Networks", eq. 8): each 4x4 output tile is
+///
+///     Y = A^T [ Σ_c (G g_kc G^T) ⊙ (B^T d_c B) ] A
+///
+/// for the 6x6 input patch d_c of each channel and the 3x3 filters g_kc. The channel sum
+/// splits into 36 independent GEMMs, one per point ξ of the 6x6 transform domain,
+///
+///     M_ξ[t, k] = Σ_c V_ξ[t, c] U_ξ[c, k],   V = B^T d B,  U = G g G^T,
+///
+/// with 36 multiply-adds per 16 outputs and channel pair instead of 144: 4x fewer than
+/// direct convolution. Tiles go in blocks whose transformed input V and products M stay in
+/// cache between the input transform, the GEMMs (LIBXSMM JIT kernels) and the output
+/// transform, which also adds the bias and residual and applies SiLU. oneDNN 2.6 has
+/// Winograd only for AVX-512; this is the AVX2 path. Rounding: about 4e-6 of the output's
+/// scale in fp32 (direct convolution: about 2e-7), measured against float64.
+///
+/// Activations are channels-last float32, like the other convolution kernels. The backward-data
+/// pass of a 3x3 stride-1 convolution is the forward pass of its dual (`ConvGeometry.dual`),
+/// so it runs here too, with the dual's transformed weights made directly from the originals.
+enum WinogradConvolution {
+    /// Tiles per block: V and M of a block (36 x tiles x channels each) stay in L2.
+    static let tileBlock = 16
+    /// Output channels per GEMM call (the blocking LIBXSMM's AVX2 kernels like best).
+    static let channelBlock = 32
+
+    static func supports(_ g: ConvGeometry) -> Bool {
+        BRGEMMConvolution.available && g.groups == 1 && g.kernelH == 3 && g.kernelW == 3
+            && g.strideH == 1 && g.strideW == 1 && g.dilationH == 1 && g.dilationW == 1
+            && g.padH <= 2 && g.padW <= 2 && g.outH > 0 && g.outW > 0
+    }
+
+    /// G g for F(4, 3): a 3-tap filter into the six points of the transform domain.
+    @inline(__always)
+    private static func filterTransform(_ g0: Vec8, _ g1: Vec8, _ g2: Vec8) -> Six {
+        let quarter = Vec8(repeating: 1 / 4), sixth = Vec8(repeating: 1 / 6)
+        let a = g0 + g2, b = (g0 + g2) * Vec8(repeating: 1 / 24) + g2 * Vec8(repeating: 1 / 8)
+        return (g0 * quarter, -(a + g1) * sixth, (g1 - a) * sixth,
+                b + g1 * Vec8(repeating: 1 / 12), b - g1 * Vec8(repeating: 1 / 12), g2)
+    }
+
+    /// U = G g_kc G^T of the filters w[k, c, u, v] = p[base + k sk + c sc + u su + v sv]
+    /// (negative strides flip), as float32, laid out per point ξ and block of `channelBlock`
+    /// output channels: U[ξ][kb][c][k - kb], so that each GEMM reads its weights contiguously
+    /// (a leading dimension of K floats, 1 KiB at K = 256, maps every column to the same
+    /// few L1 sets). Vectorised over eight output channels.
+    private static func transform(_ p: UnsafePointer<Float>, outChannels k: Int, inChannels c: Int,
+                                  base: Int, sk: Int, sc: Int, su: Int, sv: Int) -> Storage {
+        let out = Storage(byteCount: 36 * c * k * 4)
+        let up = SendablePointer(out.base.assumingMemoryBound(to: Float.self))
+        let src = UnsafeSendablePointer(p)
+        let groups = (k + 7) / 8
+        Parallel.forEach(groups * c, cost: 400) { job in
+            let k0 = job / c * 8, ci = job % c, lanes = Swift.min(8, k - k0)
+            let kb = k0 / channelBlock * channelBlock, width = Swift.min(channelBlock, k - kb)
+            func tap(_ u: Int, _ v: Int) -> Vec8 {
+                var g = Vec8()
+                let at = src.p + base + ci * sc + u * su + v * sv + k0 * sk
+                for lane in 0..<lanes { g[lane] = at[lane * sk] }
+                return g
+            }
+            // Columns first, t = G g (six rows of three), then rows, U = t G^T.
+            let c0 = filterTransform(tap(0, 0), tap(1, 0), tap(2, 0))
+            let c1 = filterTransform(tap(0, 1), tap(1, 1), tap(2, 1))
+            let c2 = filterTransform(tap(0, 2), tap(1, 2), tap(2, 2))
+            let target = up.p + kb * c + ci * width + k0 - kb
+            func store(_ i: Int, _ a: Vec8, _ b: Vec8, _ d: Vec8) {
+                let u = filterTransform(a, b, d)
+                let at = target + i * 6 * c * k
+                Lanes.store(u.0, at, 1, lanes)
+                Lanes.store(u.1, at + c * k, 1, lanes)
+                Lanes.store(u.2, at + 2 * c * k, 1, lanes)
+                Lanes.store(u.3, at + 3 * c * k, 1, lanes)
+                Lanes.store(u.4, at + 4 * c * k, 1, lanes)
+                Lanes.store(u.5, at + 5 * c * k, 1, lanes)
+            }
+            store(0, c0.0, c1.0, c2.0)
+            store(1, c0.1, c1.1, c2.1)
+            store(2, c0.2, c1.2, c2.2)
+            store(3, c0.3, c1.3, c2.3)
+            store(4, c0.4, c1.4, c2.4)
+            store(5, c0.5, c1.5, c2.5)
+        }
+        return out
+    }
+
+    /// The transformed weights of `w` (OIHW), cached on its storage per version.
+    static func transformedWeights(_ w: Tensor, _ g: ConvGeometry) -> Storage {
+        w.storage.derivedBuffer("winograd|\(w.offset)|\(w.strides)|\(w.dtype)") {
+            let src = w.to(.float32).contiguous()
+            let c = g.inChannels
+            return withExtendedLifetime(src) {
+                transform(src.pointer(as: Float.self), outChannels: g.outChannels, inChannels: c,
+                          base: 0, sk: c * 9, sc: 9, su: 3, sv: 1)
+            }
+        }
+    }
+
+    /// The transformed weights of g's dual convolution, w'[i, o, u, v] = w[o, i, 2-u, 2-v].
+    static func transformedDualWeights(_ w: Tensor, _ g: ConvGeometry) -> Storage {
+        w.storage.derivedBuffer("winograd-dual|\(w.offset)|\(w.strides)|\(w.dtype)") {
+            let src = w.to(.float32).contiguous()
+            let c = g.inChannels
+            return withExtendedLifetime(src) {
+                transform(src.pointer(as: Float.self), outChannels: c, inChannels: g.outChannels,
+                          base: 8, sk: 9, sc: c * 9, su: -3, sv: -1)
+            }
+        }
+    }
+
+    typealias Six = (Vec8, Vec8, Vec8, Vec8, Vec8, Vec8)
+    typealias Four = (Vec8, Vec8, Vec8, Vec8)
+
+    /// B^T d: the input transform of six points.
+    @inline(__always)
+    private static func inputTransform(_ d: Six) -> Six {
+        let four = Vec8(repeating: 4), five = Vec8(repeating: 5), two = Vec8(repeating: 2)
+        let a = d.4 - d.2, b = d.3 - d.1
+        return (four * d.0 - five * d.2 + d.4,
+                d.3 + d.4 - four * (d.1 + d.2),
+                four * (d.1 - d.2) + d.4 - d.3,
+                two * b + a,
+                a - two * b,
+                four * d.1 - five * d.3 + d.5)
+    }
+
+    /// A^T m: the output transform of six points into four.
+    @inline(__always)
+    private static func outputTransform(_ m: Six) -> Four {
+        let a = m.1 + m.2, b = m.1 - m.2, c = m.3 + m.4, d = m.3 - m.4
+        return (m.0 + a + c, b + Vec8(repeating: 2) * d, a + Vec8(repeating: 4) * c, b + Vec8(repeating: 8) * d + m.5)
+    }
+
+    /// y = conv(x, w) + bias (+ residual), then SiLU; `transformed` from `transformedWeights`
+    /// (or `transformedDualWeights` for the dual geometry).
+    static func forward(_ x: Tensor, transformed: Storage, _ bias: Tensor?, _ g: ConvGeometry,
+                        residual: Tensor? = nil, silu: Bool = false) -> Tensor {
+        let (c, k, h, w, oh, ow) = (g.inChannels, g.outChannels, g.height, g.width, g.outH, g.outW)
+        let (tilesH, tilesW) = ((oh + 3) / 4, (ow + 3) / 4)
+        let perImage = tilesH * tilesW, tiles = g.batch * perImage
+        let block = tileBlock
+        let blocks = (tiles + block - 1) / block
+        let y = Tensor(uninitializedShape: g.outputShape, strides: Shape.channelsLastStrides(g.outputShape), dtype: .float32)
+        let xp = SendablePointer(x.pointer(as: Float.self)), yp = SendablePointer(y.pointer(as: Float.self))
+        let up = SendablePointer(transformed.base.assumingMemoryBound(to: Float.self))
+        let bp = bias.map { SendablePointer($0.pointer(as: Float.self)) }
+        let rp = residual.map { SendablePointer($0.pointer(as: Float.self)) }
+        let kBlocks = stride(from: 0, to: k, by: channelBlock).map { ($0, Swift.min(channelBlock, k - $0)) }
+        func kernels(_ n: Int) -> [libxsmm_smmfunction_reducebatch_addr] {
+            kBlocks.map { BRGEMMConvolution.kernel(m: $0.1, n: n, k: c, lda: $0.1, ldb: c, ldc: k, beta: 0)! }
+        }
+        let full = kernels(block)
+        let tail = tiles % block == 0 ? full : kernels(tiles % block)
+        Parallel.team { thread, threads in
+            let v = UnsafeMutablePointer<Float>.allocate(capacity: 36 * block * c)
+            let m = UnsafeMutablePointer<Float>.allocate(capacity: 36 * block * k)
+            let s = UnsafeMutablePointer<Vec8>.allocate(capacity: 36)
+            let a = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 1)
+            let b = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 1)
+            defer { v.deallocate(); m.deallocate(); s.deallocate(); a.deallocate(); b.deallocate() }
+            for blockIndex in (blocks * thread / threads)..<(blocks * (thread + 1) / threads) {
+                let first = blockIndex * block, count = Swift.min(block, tiles - first)
+                // Input transform: V[ξ][i][c] for the block's tiles.
+                for i in 0..<count {
+                    let tile = first + i
+                    let n = tile / perImage, ty = tile % perImage / tilesW, tx = tile % tilesW
+                    let h0 = ty * 4 - g.padH, w0 = tx * 4 - g.padW
+                    let image = xp.p + n * h * w * c
+                    let inside = h0 >= 0 && h0 + 6 <= h && w0 >= 0 && w0 + 6 <= w
+                    var c0 = 0
+                    while c0 < c {
+                        let lanes = Swift.min(8, c - c0)
+                        // Rows: s[r][·] = (d B)[r] for each of the six input rows.
+                        for r in 0..<6 {
+                            let ih = h0 + r
+                            let row = image + (ih * w + w0) * c + c0
+                            var d: Six
+                            if inside && lanes == 8 {
+                                d = (Lanes.load(row, 1), Lanes.load(row + c, 1), Lanes.load(row + 2 * c, 1),
+                                     Lanes.load(row + 3 * c, 1), Lanes.load(row + 4 * c, 1), Lanes.load(row + 5 * c, 1))
+                            } else {
+                                func at(_ q: Int) -> Vec8 {
+                                    let iw = w0 + q
+                                    return ih >= 0 && ih < h && iw >= 0 && iw < w ? Lanes.load(row + q * c, 1, lanes) : Vec8()
+                                }
+                                d = (at(0), at(1), at(2), at(3), at(4), at(5))
+                            }
+                            let t = inputTransform(d)
+                            (s[r * 6], s[r * 6 + 1], s[r * 6 + 2], s[r * 6 + 3], s[r * 6 + 4], s[r * 6 + 5]) = t
+                        }
+                        // Columns: V[ξ = (i, q)] = (B^T s)[i][q].
+                        let out = v + i * c + c0
+                        let xiStride = block * c
+                        for q in 0..<6 {
+                            let t = inputTransform((s[q], s[6 + q], s[12 + q], s[18 + q], s[24 + q], s[30 + q]))
+                            Lanes.store(t.0, out + q * xiStride, 1, lanes)
+                            Lanes.store(t.1, out + (6 + q) * xiStride, 1, lanes)
+                            Lanes.store(t.2, out + (12 + q) * xiStride, 1, lanes)
+                            Lanes.store(t.3, out + (18 + q) * xiStride, 1, lanes)
+                            Lanes.store(t.4, out + (24 + q) * xiStride, 1, lanes)
+                            Lanes.store(t.5, out + (30 + q) * xiStride, 1, lanes)
+                        }
+                        c0 += lanes
+                    }
+                }
+                // The 36 GEMMs: M_ξ (k x tiles) = U_ξ (k x c) V_ξ (c x tiles), column-major.
+                let calls = count == block ? full : tail
+                for xi in 0..<36 {
+                    for (index, (kb, _)) in kBlocks.enumerated() {
+                        a[0] = UnsafePointer(up.p + xi * c * k + kb * c)
+                        b[0] = UnsafePointer(v + xi * block * c)
+                        cxsmm_call(calls[index], a, b, m + xi * block * k + kb, 1)
+                    }
+                }
+                // Output transform, bias, residual, SiLU.
+                for i in 0..<count {
+                    let tile = first + i
+                    let n = tile / perImage, ty = tile % perImage / tilesW, tx = tile % tilesW
+                    let rows = Swift.min(4, oh - ty * 4), cols = Swift.min(4, ow - tx * 4)
+                    var k0 = 0
+                    while k0 < k {
+                        let lanes = Swift.min(8, k - k0)
+                        let from = m + i * k + k0
+                        let xiStride = block * k
+                        // Rows: s[r][0..<4] = (m A)[r].
+                        for r in 0..<6 {
+                            let row = from + r * 6 * xiStride
+                            let t = outputTransform((Lanes.load(row, 1, lanes), Lanes.load(row + xiStride, 1, lanes),
+                                                     Lanes.load(row + 2 * xiStride, 1, lanes), Lanes.load(row + 3 * xiStride, 1, lanes),
+                                                     Lanes.load(row + 4 * xiStride, 1, lanes), Lanes.load(row + 5 * xiStride, 1, lanes)))
+                            (s[r * 4], s[r * 4 + 1], s[r * 4 + 2], s[r * 4 + 3]) = t
+                        }
+                        let biasLanes = bp.map { Lanes.load($0.p + k0, 1, lanes) } ?? Vec8()
+                        // Columns: Y[·][q] = A^T s[·][q], then the epilogue.
+                        for q in 0..<cols {
+                            let y = outputTransform((s[q], s[4 + q], s[8 + q], s[12 + q], s[16 + q], s[20 + q]))
+                            for r in 0..<rows {
+                                let offset = ((n * oh + ty * 4 + r) * ow + tx * 4 + q) * k + k0
+                                var value = (r == 0 ? y.0 : r == 1 ? y.1 : r == 2 ? y.2 : y.3) + biasLanes
+                                if let rp { value += Lanes.load(rp.p + offset, 1, lanes) }
+                                if silu { value = value * VectorMath.sigmoid(value) }
+                                Lanes.store(value, yp.p + offset, 1, lanes)
+                            }
+                        }
+                        k0 += lanes
+                    }
+                }
+            }
+        }
+        withExtendedLifetime((transformed, x)) {}
+        return y
+    }
+}
+
+/// A read-only raw buffer shared by the threads of a kernel.
+struct UnsafeSendablePointer<T>: @unchecked Sendable {
+    let p: UnsafePointer<T>
+    init(_ p: UnsafePointer<T>) { self.p = p }
+}
