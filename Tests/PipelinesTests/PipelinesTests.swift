@@ -1,4 +1,0 @@
-import Testing
-@testable import Pipelines
-
-@Test func moduleLinks() { _ = Pipelines.self }
