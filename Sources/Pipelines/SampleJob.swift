@@ -65,6 +65,9 @@ public struct SampleJob: Sendable {
             throw PipelineError("\(modelFolder) has no config.json (nor unet/config.json): not a diffusers UNet2DModel folder")
         }
         try checkOutputs()
+        // The cheap checks first, before the weights load.
+        guard steps >= 1 else { throw PipelineError("the number of sampling steps must be at least 1, got \(steps)") }
+        if let batchSize, batchSize < 1 { throw PipelineError("the batch size must be at least 1, got \(batchSize)") }
         let model = try UNet2DModel.load(folder: modelFolder)
         model.eval()
         notes.append("model \(unetFolder): UNet2DModel, \(model.parameterCount()) parameters")
