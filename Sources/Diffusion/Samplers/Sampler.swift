@@ -30,10 +30,13 @@ extension Sampler {
 
     /// The sampling loop of diffusers' pipelines: x = noise * initialNoiseSigma, then for each
     /// timestep, x = step(model(modelInput(x), t), x). `model` gets the input and the
-    /// timestep (a float tensor of the batch size).
+    /// timestep (a float tensor of the batch size). Stochastic steps draw from `generator`,
+    /// or without one from a single `PhiloxGenerator(seed: 0)` for the whole run (fresh noise
+    /// at every step, never the same draw repeated).
     public func sample(from noise: Tensor, generator: RandomGenerator? = nil,
                        progress: ((Int, Int) -> Void)? = nil,
                        model: (Tensor, Tensor) -> Tensor) -> Tensor {
+        let generator = generator ?? PhiloxGenerator(seed: 0)
         var x = noise * initialNoiseSigma
         var state = makeState()
         let batch = noise.shape.first ?? 1

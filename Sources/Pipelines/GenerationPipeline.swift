@@ -1,0 +1,102 @@
+import Diffusion
+import Tensors
+
+/// Generation from noise with any `Denoiser`: the sampling loop of diffusers' pipelines
+/// (DDPMPipeline, DDIMPipeline, and the generic loop of its guided pipelines):
+///
+///     x = noise * init_noise_sigma
+///     for each timestep t: x = sampler.step(model(scale_model_input(x, t), t, cond), t, x)
+///
+/// with the initial noise drawn first from the request's generator and every stochastic
+/// step's noise after it from the same generator, in diffusers' order, so that
+/// `rng: .torch` with seed K gives what diffusers gives with `torch.Generator().manual_seed(K)`.
+/// With a guidance scale other than 1 the model is wrapped in `ClassifierFreeGuidance`.
+public struct GenerationPipeline<Model: Denoiser> {
+    /// The denoiser (a UNet2DModel, or any conditional model).
+    public let model: Model
+    /// The scheduler config the samplers are built from (diffusers' scheduler_config.json).
+    public let schedulerConfig: SchedulerConfig
+
+    public init(model: Model, schedulerConfig: SchedulerConfig) {
+        (self.model, self.schedulerConfig) = (model, schedulerConfig)
+    }
+
+    /// The sampler a request runs, built from the scheduler config.
+    public func sampler(for request: GenerationRequest) throws -> any Sampler {
+        do {
+            return try makeSampler(request.sampler, config: schedulerConfig, steps: request.steps,
+                                   karras: request.karrasSigmas, eta: request.eta)
+        } catch let e as DiffusionError {
+            throw PipelineError("sampler \(request.sampler.rawValue): \(e.message)")
+        }
+    }
+
+    /// Checks the request (and, for a `ValidatingDenoiser`, that the model can run it) without
+    /// running anything: a bad request fails here, before any model evaluation.
+    public func validate(_ request: GenerationRequest) throws {
+        try request.validate()
+        if let checked = model as? any ValidatingDenoiser {
+            try checked.validate(request, schedulerConfig: schedulerConfig)
+        }
+        _ = try sampler(for: request)
+    }
+
+    /// Runs the request and returns the final samples, shape [batchSize] + sampleShape, in the
+    /// model's space (images in [-1, 1]: see `postprocess`). `onStep` sees every step.
+    public func generate(_ request: GenerationRequest, onStep: ((GenerationStep) -> Void)? = nil) throws -> Tensor {
+        try validate(request)
+        let sampler = try sampler(for: request)
+        let generator = request.rng.generator(seed: request.seed)
+        let noise = request.noise?.to(.float32) ?? generator.normal(request.batchShape, mean: 0, std: 1)
+        let conditioning = request.conditioning
+        guard request.guidanceScale != 1, let unconditional = request.unconditional else {
+            return Self.denoise(sampler, noise: noise, generator: generator, onStep: onStep) { x, t in
+                model(x, timesteps: t, conditioning: conditioning)
+            }
+        }
+        let guided = ClassifierFreeGuidance(model, scale: request.guidanceScale, rescale: request.guidanceRescale,
+                                            unconditional: unconditional)
+        return Self.denoise(sampler, noise: noise, generator: generator, onStep: onStep) { x, t in
+            guided(x, timesteps: t, conditioning: conditioning)
+        }
+    }
+
+    /// The loop itself: x = noise * initialNoiseSigma, then per timestep the model on the
+    /// sampler's scaled input and the sampler's step (its state kept across steps).
+    static func denoise<S: Sampler>(_ sampler: S, noise: Tensor, generator: RandomGenerator,
+                                    onStep: ((GenerationStep) -> Void)?, model: (Tensor, Tensor) -> Tensor) -> Tensor {
+        var x = noise * sampler.initialNoiseSigma
+        var state = sampler.makeState()
+        let batch = noise.shape[0]
+        let timesteps = sampler.timesteps
+        for (i, t) in timesteps.enumerated() {
+            let output = model(sampler.modelInput(x, step: i), Tensor.full([batch], Float(t)))
+            let result = sampler.step(output, step: i, sample: x, state: &state, generator: generator)
+            x = result.sample
+            onStep?(GenerationStep(index: i + 1, count: timesteps.count, timestep: t, sample: x,
+                                   predictedOriginal: result.predictedOriginal))
+        }
+        return x
+    }
+}
+
+/// What a pipeline reports after each step (for progress bars and previews).
+public struct GenerationStep {
+    /// Steps done so far, 1...count.
+    public let index: Int
+    /// Model evaluations in the run (the sampler's timesteps: Heun's 2 N - 1 for N steps).
+    public let count: Int
+    /// The timestep the model was evaluated at.
+    public let timestep: Double
+    /// The sample after the step.
+    public let sample: Tensor
+    /// The step's estimate of the clean sample x0, where the sampler forms one.
+    public let predictedOriginal: Tensor?
+}
+
+/// diffusers' image post-processing (`VaeImageProcessor.denormalize`): samples in [-1, 1] to
+/// [0, 1] as (x / 2 + 0.5) clamped to [0, 1], as its pipelines do before `output_type` "pt",
+/// "np" or "pil".
+public func denormalize(_ samples: Tensor) -> Tensor {
+    (samples * 0.5 + 0.5).clamped(min: 0, max: 1)
+}

@@ -1,0 +1,111 @@
+import Diffusion
+import Tensors
+
+/// What to generate: the sampler and its step count, the batch and sample shape, where the
+/// noise comes from, and the conditioning and guidance. A plain value; the model and the
+/// scheduler config live in `GenerationPipeline`.
+public struct GenerationRequest: Sendable {
+    /// The sampler (diffusers' scheduler) that walks the reverse process.
+    public var sampler: SamplerKind
+    /// Sampling steps. Heun evaluates the model 2 steps - 1 times, the others once per step.
+    public var steps: Int
+    /// DDIM's eta: 0 is deterministic DDIM, 1 the DDPM posterior variance. DDIM only.
+    public var eta: Float = 0
+    /// Karras et al. (2022) sigmas for the sigma-space samplers; nil keeps the scheduler config's choice.
+    public var karrasSigmas: Bool? = nil
+    /// Samples per batch.
+    public var batchSize: Int = 1
+    /// The shape of one sample, e.g. [C, H, W] for images.
+    public var sampleShape: [Int]
+    /// The initial noise x_T, shape [batchSize] + sampleShape, before it is scaled by the
+    /// sampler's initial sigma; nil draws it from the generator, before any step draws.
+    public var noise: Tensor? = nil
+    /// Seed of the generator that draws the initial noise (when `noise` is nil) and the noise
+    /// of the stochastic samplers (DDPM, DDIM with eta > 0, Euler ancestral, DPM-Solver++ SDE).
+    public var seed: UInt64 = 0
+    /// Which generator: Philox (counter based) or torch's CPU generator (diffusers' results).
+    public var rng: RandomSource = .philox
+    /// The conditioning of every sample (class labels, context), batch-sized; nil for none.
+    public var conditioning: Conditioning? = nil
+    /// The "no condition" inputs that classifier-free guidance contrasts with; needed when
+    /// `guidanceScale` is not 1.
+    public var unconditional: Conditioning? = nil
+    /// Classifier-free guidance scale w: u + w (c - u). 1 runs the conditional model alone.
+    public var guidanceScale: Float = 1
+    /// Guidance rescale phi (Lin et al. 2023) in [0, 1]; 0 is plain guidance.
+    public var guidanceRescale: Float = 0
+
+    /// A request for `batchSize` samples of `sampleShape` from the generator's noise.
+    public init(sampler: SamplerKind, steps: Int, batchSize: Int = 1, sampleShape: [Int]) {
+        (self.sampler, self.steps, self.batchSize, self.sampleShape) = (sampler, steps, batchSize, sampleShape)
+    }
+
+    /// A request that starts from given noise [B, ...]: batch size and sample shape come from it.
+    public init(sampler: SamplerKind, steps: Int, noise: Tensor) {
+        self.init(sampler: sampler, steps: steps, batchSize: noise.shape.first ?? 0, sampleShape: Array(noise.shape.dropFirst()))
+        self.noise = noise
+    }
+
+    /// The shape of the whole batch.
+    public var batchShape: [Int] { [batchSize] + sampleShape }
+
+    /// Refuses requests no model can run, with the reason.
+    public func validate() throws {
+        guard steps >= 1 else { throw PipelineError("the number of sampling steps must be at least 1, got \(steps)") }
+        guard batchSize >= 1 else { throw PipelineError("the batch size must be at least 1, got \(batchSize)") }
+        guard !sampleShape.isEmpty, sampleShape.allSatisfy({ $0 >= 1 }) else {
+            throw PipelineError("the sample shape must have positive sizes, got \(sampleShape)")
+        }
+        if let noise {
+            guard noise.shape == batchShape else {
+                throw PipelineError("the noise has shape \(noise.shape), but the request is for \(batchShape) (batch \(batchSize) of \(sampleShape))")
+            }
+            guard noise.dtype == .float32 || noise.dtype == .bfloat16 else {
+                throw PipelineError("the noise must be floating point, got \(noise.dtype)")
+            }
+        }
+        guard eta >= 0 else { throw PipelineError("eta must not be negative, got \(eta)") }
+        guard eta == 0 || sampler == .ddim else { throw PipelineError("eta applies to the DDIM sampler only, not \(sampler.rawValue)") }
+        guard guidanceScale.isFinite else { throw PipelineError("the guidance scale must be finite, got \(guidanceScale)") }
+        guard (0...1).contains(guidanceRescale) else { throw PipelineError("the guidance rescale must be in [0, 1], got \(guidanceRescale)") }
+        if guidanceScale != 1 {
+            guard conditioning != nil else {
+                throw PipelineError("classifier-free guidance (scale \(guidanceScale)) needs a condition (class labels or context) to guide toward")
+            }
+            guard unconditional != nil else {
+                throw PipelineError("classifier-free guidance (scale \(guidanceScale)) needs the unconditional inputs (the null class or empty context)")
+            }
+        }
+        for (name, c) in [("conditioning", conditioning), ("unconditional conditioning", unconditional)] {
+            for (part, t) in [("class labels", c?.classLabels), ("context", c?.context)] {
+                if let t, t.shape.first != batchSize {
+                    throw PipelineError("the \(name)'s \(part) have shape \(t.shape): one per sample of the batch of \(batchSize) is needed")
+                }
+            }
+        }
+    }
+}
+
+/// The random number generators a request can draw from.
+public enum RandomSource: String, CaseIterable, Sendable {
+    /// Philox 4x32-10: counter based, the same draws whatever the thread count.
+    case philox
+    /// PyTorch's CPU generator, bit for bit: `torch.Generator().manual_seed(seed)`, so that a
+    /// seed gives diffusers' images.
+    case torch
+
+    /// A fresh generator seeded with `seed`.
+    public func generator(seed: UInt64) -> RandomGenerator {
+        switch self {
+        case .philox: return PhiloxGenerator(seed: seed)
+        case .torch: return TorchGenerator(seed: seed)
+        }
+    }
+}
+
+/// A request or input a pipeline refuses, with the reason.
+public struct PipelineError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,202 @@
+import Diffusion
+import Foundation
+import ModelIO
+import Models
+import Tensors
+
+/// `diffuse sample`'s work, as a library call: load a diffusers UNet2DModel folder and its
+/// scheduler config, build the request (noise from a .npy file or a seeded generator, class
+/// labels, guidance), generate, and write the samples (.npy) and an image grid (PNG), each
+/// atomically. Every input is checked before the first model evaluation.
+public struct SampleJob: Sendable {
+    /// A diffusers UNet2DModel folder (config.json + diffusion_pytorch_model.safetensors), or a
+    /// pipeline folder with `unet/` inside.
+    public var modelFolder: String
+    /// The sampler; nil picks the one the folder's scheduler_config.json names (DDPM without one).
+    public var sampler: SamplerKind?
+    /// Sampling steps.
+    public var steps: Int
+    /// DDIM's eta (0: deterministic).
+    public var eta: Float = 0
+    /// Karras sigmas for the sigma-space samplers; nil keeps the scheduler config's choice.
+    public var karrasSigmas: Bool?
+    /// Samples to generate; nil: the noise file's batch, or 1.
+    public var batchSize: Int?
+    /// A .npy file of initial noise [B, C, H, W]; nil draws it from the generator.
+    public var noiseFile: String?
+    /// Seed and kind of the generator (initial noise when there is no noise file, and the
+    /// stochastic samplers' per-step noise).
+    public var seed: UInt64 = 0
+    public var rng: RandomSource = .philox
+    /// Class labels: one for the whole batch, or one per sample. Class-conditional models only.
+    public var classLabels: [Int]?
+    /// The label the model was trained with for "no class" (for guidance).
+    public var nullClass: Int?
+    /// Classifier-free guidance scale (1: none) and rescale.
+    public var guidanceScale: Float = 1
+    public var guidanceRescale: Float = 0
+    /// Where to write the final samples [B, C, H, W] (float32 .npy, model space: [-1, 1] for images).
+    public var samplesFile: String?
+
+    public init(modelFolder: String, steps: Int) {
+        (self.modelFolder, self.steps) = (modelFolder, steps)
+    }
+
+    /// What the job loaded and built, ready to run.
+    public struct Prepared {
+        public let model: UNet2DModel
+        public let pipeline: GenerationPipeline<UNet2DModel>
+        public let request: GenerationRequest
+        /// Facts worth telling the user (defaults taken, what was loaded).
+        public let notes: [String]
+    }
+
+    /// Loads the model and the scheduler config and builds the request; throws with the reason
+    /// on any input that cannot run.
+    public func prepare() throws -> Prepared {
+        var notes: [String] = []
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: modelFolder, isDirectory: &isDirectory) else {
+            throw PipelineError("\(modelFolder): no such folder")
+        }
+        guard isDirectory.boolValue else { throw PipelineError("\(modelFolder) is a file, not a diffusers model folder") }
+        let unetFolder = FileManager.default.fileExists(atPath: modelFolder + "/config.json") ? modelFolder : modelFolder + "/unet"
+        guard FileManager.default.fileExists(atPath: unetFolder + "/config.json") else {
+            throw PipelineError("\(modelFolder) has no config.json (nor unet/config.json): not a diffusers UNet2DModel folder")
+        }
+        try checkOutputs()
+        // The cheap checks first, before the weights load.
+        guard steps >= 1 else { throw PipelineError("the number of sampling steps must be at least 1, got \(steps)") }
+        if let batchSize, batchSize < 1 { throw PipelineError("the batch size must be at least 1, got \(batchSize)") }
+        let model = try UNet2DModel.load(folder: modelFolder)
+        model.eval()
+        notes.append("model \(unetFolder): UNet2DModel, \(model.parameterCount()) parameters")
+
+        var config: SchedulerConfig
+        let kind: SamplerKind
+        if let found = try DiffusersFolder.schedulerConfig(unetFolder) {
+            config = found
+            guard let k = sampler ?? SamplerKind(schedulerConfig: found) else {
+                throw PipelineError("the scheduler config names \(found.className), which has no sampler here; choose one with the sampler option")
+            }
+            kind = k
+            notes.append("scheduler config: \(found.className)" + (sampler == nil ? ", sampler \(k.rawValue)" : ""))
+        } else {
+            kind = sampler ?? .ddpm
+            config = SchedulerConfig(className: kind.diffusersSchedulerClass)
+            notes.append("no scheduler_config.json in \(unetFolder): using diffusers' \(config.className) defaults"
+                         + (sampler == nil ? " and the DDPM sampler" : ""))
+        }
+
+        var request: GenerationRequest
+        if let noiseFile {
+            let noise = try NPY.load(noiseFile)
+            guard noise.dtype == .float32 else {
+                throw PipelineError("\(noiseFile): the noise must be floating point, got \(noise.dtype)")
+            }
+            guard noise.rank == 4 else {
+                throw PipelineError("\(noiseFile): the noise must be [B, C, H, W], got shape \(noise.shape)")
+            }
+            if let batchSize, batchSize != noise.shape[0] {
+                throw PipelineError("\(noiseFile) holds a batch of \(noise.shape[0]), but a batch of \(batchSize) was asked for")
+            }
+            request = GenerationRequest(sampler: kind, steps: steps, noise: noise)
+            notes.append("noise \(noiseFile): shape \(noise.shape)")
+        } else {
+            guard let shape = model.defaultSampleShape else {
+                throw PipelineError("config.json gives no sample_size: pass the initial noise as a .npy file to set the sample shape")
+            }
+            request = GenerationRequest(sampler: kind, steps: steps, batchSize: batchSize ?? 1, sampleShape: shape)
+        }
+        request.seed = seed
+        request.rng = rng
+        request.eta = eta
+        request.karrasSigmas = karrasSigmas
+        let batch = request.batchSize
+        if let labels = classLabels {
+            guard labels.count == 1 || labels.count == batch else {
+                throw PipelineError("\(labels.count) class labels for a batch of \(batch): give one label, or one per sample")
+            }
+            let perSample = labels.count == 1 ? Array(repeating: labels[0], count: batch) : labels
+            request.conditioning = Conditioning(classLabels: Tensor(integers: perSample))
+        }
+        if let nullClass {
+            request.unconditional = Conditioning(classLabels: Tensor(integers: Array(repeating: nullClass, count: batch)))
+        }
+        if guidanceScale != 1 {
+            guard classLabels != nil else { throw PipelineError("guidance (scale \(guidanceScale)) needs class labels to guide toward") }
+            guard nullClass != nil else {
+                throw PipelineError("guidance (scale \(guidanceScale)) needs the null class: the label the model was trained with for \"no class\"")
+            }
+        }
+        request.guidanceScale = guidanceScale
+        request.guidanceRescale = guidanceRescale
+        let pipeline = GenerationPipeline(model: model, schedulerConfig: config)
+        try pipeline.validate(request)
+        return Prepared(model: model, pipeline: pipeline, request: request, notes: notes)
+    }
+
+    /// Generates and writes the outputs; returns the final samples. `log` receives the notes
+    /// and what was written, `onStep` every step.
+    @discardableResult
+    public func run(log: (String) -> Void = { _ in }, onStep: ((GenerationStep) -> Void)? = nil) throws -> Tensor {
+        let prepared = try prepare()
+        prepared.notes.forEach(log)
+        let samples = try prepared.pipeline.generate(prepared.request, onStep: onStep)
+        if let samplesFile {
+            try NPY.save(samples, to: samplesFile)
+            log("wrote \(samplesFile): samples \(samples.shape) float32")
+        }
+        return samples
+    }
+
+    /// Refuses a job with nowhere to write, or an output whose folder does not exist, before
+    /// any work.
+    func checkOutputs() throws {
+        guard samplesFile != nil else {
+            throw PipelineError("nothing to write: give a .npy file for the samples")
+        }
+        for path in [samplesFile].compactMap({ $0 }) {
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw PipelineError("\(path): the folder \(folder) does not exist")
+            }
+        }
+    }
+}
+
+extension SamplerKind {
+    /// The sampler a diffusers scheduler config describes: its class, and for
+    /// DPMSolverMultistepScheduler its solver order and algorithm; nil for other classes.
+    public init?(schedulerConfig config: SchedulerConfig) {
+        switch config.className {
+        case "DDPMScheduler": self = .ddpm
+        case "DDIMScheduler": self = .ddim
+        case "DPMSolverMultistepScheduler":
+            if config.algorithmType == "sde-dpmsolver++" {
+                guard config.solverOrder == 2 else { return nil }
+                self = .dpmSolverSDE2M
+            } else {
+                self = config.solverOrder == 1 ? .dpmSolver1 : config.solverOrder == 3 ? .dpmSolver3M : .dpmSolver2M
+            }
+        case "EulerDiscreteScheduler": self = .euler
+        case "EulerAncestralDiscreteScheduler": self = .eulerAncestral
+        case "HeunDiscreteScheduler": self = .heun
+        default: return nil
+        }
+    }
+
+    /// The diffusers scheduler class whose defaults this sampler takes when a folder has no
+    /// scheduler_config.json.
+    public var diffusersSchedulerClass: String {
+        switch self {
+        case .ddpm: return "DDPMScheduler"
+        case .ddim: return "DDIMScheduler"
+        case .dpmSolver1, .dpmSolver2M, .dpmSolver3M, .dpmSolverSDE2M: return "DPMSolverMultistepScheduler"
+        case .euler: return "EulerDiscreteScheduler"
+        case .eulerAncestral: return "EulerAncestralDiscreteScheduler"
+        case .heun: return "HeunDiscreteScheduler"
+        }
+    }
+}

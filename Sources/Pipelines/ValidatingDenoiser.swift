@@ -1,0 +1,12 @@
+import Diffusion
+import Tensors
+
+/// A denoiser that can tell, before a run, whether it can run a request: sample shape,
+/// conditioning, and what it predicts against the sampler. Pipelines call `validate` first,
+/// so that a mismatch is an error with the reason rather than a failed precondition midway.
+public protocol ValidatingDenoiser: Denoiser {
+    /// The shape of one sample the model was trained on, where it says (e.g. [C, H, W]).
+    var defaultSampleShape: [Int]? { get }
+    /// Throws `PipelineError` with the reason when the model cannot run `request`.
+    func validate(_ request: GenerationRequest, schedulerConfig: SchedulerConfig) throws
+}

@@ -1,0 +1,109 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import Pipelines
+import Tensors
+
+/// `diffuse sample`: generates samples with a diffusers UNet2DModel folder. Parses the
+/// options into a `SampleJob` and prints its progress; the work is in Pipelines.
+struct SampleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample",
+        abstract: "Generate samples with a diffusers UNet2DModel folder and its scheduler config.",
+        discussion: """
+            Starts from noise (a .npy file, or drawn from --seed with --rng) and runs the sampler for --steps steps, \
+            as diffusers' pipelines do: with --rng torch, a seed gives diffusers' results for \
+            torch.Generator().manual_seed(seed). Writes the final samples [B, C, H, W] as float32 .npy (model space, \
+            [-1, 1] for images).
+            """)
+
+    @Option(help: "A diffusers UNet2DModel folder (config.json, diffusion_pytorch_model.safetensors, scheduler_config.json), or a pipeline folder with unet/.")
+    var model: String
+
+    @Option(help: "The sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")). Default: the one the scheduler config names (ddpm without one).")
+    var sampler: SamplerKind?
+
+    @Option(help: "Sampling steps.")
+    var steps: Int
+
+    @Option(help: "DDIM's eta: 0 deterministic, 1 DDPM-like noise (ddim only).")
+    var eta: Float = 0
+
+    @Flag(inversion: .prefixedNo, help: "Karras sigmas for the sigma-space samplers (default: as the scheduler config says).")
+    var karras: Bool?
+
+    @Option(help: "Samples to generate (default: the noise file's batch, or 1).")
+    var batch: Int?
+
+    @Option(help: "Initial noise [B, C, H, W] as .npy (default: drawn from the generator).")
+    var noise: String?
+
+    @Option(help: "Seed of the generator (initial noise without --noise, and the stochastic samplers' noise).")
+    var seed: UInt64 = 0
+
+    @Option(help: "The generator: philox, or torch (torch's CPU generator, bit for bit).")
+    var rng: RandomSource = .philox
+
+    @Option(name: .customLong("class"), help: "Class label(s) for a class-conditional model: one for the batch, or one per sample, comma-separated.")
+    var classLabels: ClassLabels?
+
+    @Option(help: "The label the model was trained with for \"no class\" (needed by --guidance).")
+    var nullClass: Int?
+
+    @Option(help: "Classifier-free guidance scale (1: none).")
+    var guidance: Float = 1
+
+    @Option(help: "Guidance rescale phi in [0, 1] (Lin et al. 2023).")
+    var guidanceRescale: Float = 0
+
+    @Option(help: "Where to write the final samples (.npy, float32).")
+    var outNpy: String?
+
+    @Option(help: "Threads (default: all cores).")
+    var threads: Int?
+
+    func run() throws {
+        if let threads {
+            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+            Parallel.setThreadCount(threads)
+        }
+        var job = SampleJob(modelFolder: model, steps: steps)
+        job.sampler = sampler
+        job.eta = eta
+        job.karrasSigmas = karras
+        job.batchSize = batch
+        job.noiseFile = noise
+        job.seed = seed
+        job.rng = rng
+        job.classLabels = classLabels?.labels
+        job.nullClass = nullClass
+        job.guidanceScale = guidance
+        job.guidanceRescale = guidanceRescale
+        job.samplesFile = outNpy
+        let start = DispatchTime.now().uptimeNanoseconds
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        try job.run(log: { print($0) }) { step in
+            let every = Swift.max(step.count / 50, 1)
+            guard step.index % every == 0 || step.index == step.count else { return }
+            print(String(format: "step %d/%d  t=%g  %.2f s", step.index, step.count, step.timestep, elapsed()))
+            fflush(nil)
+        }
+        print(String(format: "done in %.2f s", elapsed()))
+    }
+
+}
+
+/// `--class 3` or `--class 1,2,3`.
+struct ClassLabels: ExpressibleByArgument {
+    let labels: [Int]
+
+    init?(argument: String) {
+        let parts = argument.split(separator: ",", omittingEmptySubsequences: false)
+        let labels = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard labels.count == parts.count else { return nil }
+        self.labels = labels
+    }
+}
+
+extension SamplerKind: ExpressibleByArgument {}
+extension RandomSource: ExpressibleByArgument {}

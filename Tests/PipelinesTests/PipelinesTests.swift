@@ -1,4 +1,0 @@
-import Testing
-import Pipelines
-
-@Test func moduleLinks() { _ = Pipelines.self }
