@@ -111,6 +111,31 @@ import Tensors
         }
     }
 
+    /// Rank-4 float32 attention without a mask runs fused (no scores in memory): the same
+    /// values as the composite path (forced by an all-true mask), with query blocks that do
+    /// not divide the length, key and value sizes that are not multiples of 8, and heads as
+    /// strided views of [B, L, H, D]; gradients against finite differences.
+    @Test func fusedAttention() {
+        let (b, h, lq, lk, d, dv) = (2, 3, 70, 37, 8, 5)
+        let q = random([b, lq, h, d], seed: 11).permuted(0, 2, 1, 3)
+        let k = random([b, lk, h, d], seed: 12).permuted(0, 2, 1, 3)
+        let v = random([b, h, lk, dv], seed: 13)
+        let fused = scaledDotProductAttention(query: q, key: k, value: v)
+        let all = Tensor([Bool](repeating: true, count: lk)).reshaped(1, 1, 1, lk)
+        let composite = scaledDotProductAttention(query: q, key: k, value: v, mask: all)
+        #expect(fused.shape == [b, h, lq, dv])
+        expectClose(fused, composite.scalars, atol: 1e-5, rtol: 1e-5)
+        let (_, fg) = valueAndGradient(at: [q, k, v]) { x in scaledDotProductAttention(query: x[0], key: x[1], value: x[2]).square().sum() }
+        let (_, cg) = valueAndGradient(at: [q, k, v]) { x in
+            scaledDotProductAttention(query: x[0], key: x[1], value: x[2], mask: all).square().sum()
+        }
+        for i in 0..<3 { expectClose(fg[i], cg[i].scalars, atol: 1e-4, rtol: 1e-4) }
+        checkGradients([random([1, 3, 2, 4], seed: 14).permuted(0, 2, 1, 3), random([1, 2, 5, 4], seed: 15),
+                        random([1, 2, 5, 3], seed: 16)], "fused attention") {
+            scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2])
+        }
+    }
+
     @Test func upsampleAndPool() {
         let x = Tensor([1, 2, 3, 4], shape: [1, 1, 2, 2])
         #expect(x.upsampledNearest().scalars == [1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4])

@@ -56,6 +56,16 @@ with torch.no_grad():
     p, v = torch.randn(128, 256, 256), torch.randn(128, 256, 64)
     emit("attention PV 128x256x256x64", "float32", "rowmajor", lambda: torch.matmul(p, v))
 
+name = "attention 64x2x256x32"
+q, k, v = (torch.randn(64, 256, 2, 32).permute(0, 2, 1, 3) for _ in range(3))
+with torch.no_grad():
+    emit(name + " fwd", "float32", "strided-heads", lambda: F.scaled_dot_product_attention(q, k, v))
+qg, kg, vg = (t.detach().requires_grad_() for t in (q, k, v))
+def attention_step():
+    F.scaled_dot_product_attention(qg, kg, vg).sum().backward()
+    qg.grad = kg.grad = vg.grad = None
+emit(name + " fwd+bwd", "float32", "strided-heads", attention_step)
+
 name = "groupnorm+silu 64x64x32x32 g32"
 for layout, fmt in [("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)]:
     x = torch.randn(64, 64, 32, 32).to(memory_format=fmt).requires_grad_()

@@ -11,6 +11,9 @@ public func scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor,
     check(key.shape[key.rank - 2] == value.shape[value.rank - 2], "attention",
           "key \(key.shape) and value \(value.shape) differ in sequence length")
     let s = scale ?? 1 / Float(d).squareRoot()
+    if mask == nil && !causal && FusedAttention.supports(query, key, value) {
+        return fusedAttention(query, key, value, scale: s)
+    }
     var scores = matmul(query, key.transposed()) * s
     let (lq, lk) = (query.shape[query.rank - 2], key.shape[key.rank - 2])
     if let mask {
@@ -26,4 +29,17 @@ public func scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor,
         scores = scores.maskedFill(.!Tensor(allowed, shape: [lq, lk]), -.infinity)
     }
     return matmul(scores.softmax(axis: -1), value)
+}
+
+/// Attention by `FusedAttention` (no scores in memory), with its own gradient rule.
+private func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float) -> Tensor {
+    let (out, lse) = OpProfiler.measure("attention fwd") { FusedAttention.forward(q, k, v, scale: scale) }
+    guard let tape = Tape.active(q, k, v) else { return out }
+    let (qd, kd, vd, od) = (q.detached(), k.detached(), v.detached(), out.detached())
+    return tape.record(out, "attention", [q, k, v]) { g in
+        let (dq, dk, dv) = OpProfiler.measure("attention bwd") {
+            FusedAttention.backward(qd, kd, vd, out: od, lse: lse, gout: g, scale: scale)
+        }
+        return [dq, dk, dv]
+    }
 }

@@ -1,0 +1,215 @@
+import CXSMM
+import Foundation
+
+/// softmax(Q K^T s) V without materialising the scores (the scheme of FlashAttention, Dao et
+/// al. 2022): per (batch, head) and block of queries, the block's scores S = Q K^T live in
+/// cache, are turned into probabilities P in place and multiplied by V at once. The backward
+/// pass recomputes P from the saved log-sum-exp of each query row instead of storing it:
+///
+///     dV = P^T dO,  dP = dO V^T,  dS = P ⊙ (dP - rowsum(dO ⊙ O)) s,  dQ = dS K,  dK = dS^T Q.
+///
+/// Every product is a LIBXSMM JIT GEMM (column-major): a row-major [rows, D] operand with row
+/// stride r is a (D x rows) column-major matrix with leading dimension r, so queries, keys and
+/// values are read in place from their strided head views; K and V are transposed once per
+/// (batch, head) where a product wants them key-major. Float32, Q/K/V [B, H, L, D] with unit
+/// stride in D and no broadcast batch dimensions.
+enum FusedAttention {
+    /// Query rows per block: the block's scores (rows x keys) stay in L2.
+    static let queryBlock = 64
+    /// Keys per score GEMM call.
+    static let keyBlock = 64
+
+    /// A strided [B, H, L, D] operand: element (b, h, i, d) at base + b sb + h sh + i sl + d.
+    struct Operand: @unchecked Sendable {
+        let base: UnsafeMutablePointer<Float>
+        let sb: Int, sh: Int, sl: Int
+        init(_ t: Tensor) {
+            base = t.pointer(as: Float.self)
+            (sb, sh, sl) = (t.strides[0], t.strides[1], t.strides[2])
+        }
+        @inline(__always) func at(_ b: Int, _ h: Int, _ i: Int = 0) -> UnsafeMutablePointer<Float> { base + b * sb + h * sh + i * sl }
+    }
+
+    static func supports(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Bool {
+        guard q.rank == 4, k.rank == 4, v.rank == 4, BRGEMMConvolution.available,
+              q.dtype == .float32, k.dtype == .float32, v.dtype == .float32 else { return false }
+        for t in [q, k, v] {
+            guard t.strides[3] == 1, t.strides[0] != 0 || t.shape[0] == 1, t.strides[1] != 0 || t.shape[1] == 1 else { return false }
+        }
+        return q.shape[0] == k.shape[0] && q.shape[0] == v.shape[0] && q.shape[1] == k.shape[1] && q.shape[1] == v.shape[1]
+    }
+
+    private static func kernel(m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, beta: Float,
+                               transposeB: Bool = false) -> libxsmm_smmfunction_reducebatch_addr {
+        guard let f = BRGEMMConvolution.kernel(m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, beta: beta, transposeB: transposeB) else {
+            fatalError("Tensors.attention: LIBXSMM has no kernel for \(m)x\(n)x\(k)")
+        }
+        return f
+    }
+
+    @inline(__always)
+    private static func gemm(_ f: libxsmm_smmfunction_reducebatch_addr, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                             _ c: UnsafeMutablePointer<Float>) {
+        var ap: UnsafePointer<Float>? = a, bp: UnsafePointer<Float>? = b
+        cxsmm_call(f, &ap, &bp, c, 1)
+    }
+
+    /// rows x cols at `src` (row stride `stride`) into `dst` as cols x rows, contiguous
+    /// (LIBXSMM's blocked transpose).
+    @inline(__always)
+    private static func transpose(_ src: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int, into dst: UnsafeMutablePointer<Float>) {
+        libxsmm_otrans(dst, src, 4, libxsmm_blasint(cols), libxsmm_blasint(rows), libxsmm_blasint(stride), libxsmm_blasint(rows))
+    }
+
+    /// out [B, Lq, H, Dv] (returned as the [B, H, Lq, Dv] view) and the log-sum-exp of each
+    /// query row's scaled scores [B, H, Lq].
+    static func forward(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float) -> (out: Tensor, lse: Tensor) {
+        let (b, h, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let (lk, dv) = (k.shape[2], v.shape[3])
+        let out = Tensor(uninitializedShape: [b, lq, h, dv], dtype: .float32)
+        let lse = Tensor(uninitializedShape: [b, h, lq], dtype: .float32)
+        let (Q, K, V) = (Operand(q), Operand(k), Operand(v))
+        let op = SendablePointer(out.pointer(as: Float.self)), lp = SendablePointer(lse.pointer(as: Float.self))
+        let mb = Swift.min(queryBlock, lq)
+        let blocks = (lq + mb - 1) / mb
+        let keyBlocks = stride(from: 0, to: lk, by: keyBlock).map { ($0, Swift.min(keyBlock, lk - $0)) }
+        func kernels(_ n: Int) -> ([libxsmm_smmfunction_reducebatch_addr], libxsmm_smmfunction_reducebatch_addr) {
+            (keyBlocks.map { kernel(m: $0.1, n: n, k: d, lda: lk, ldb: Q.sl, ldc: lk, beta: 0) },  // S = K Q^T, by key blocks
+             kernel(m: dv, n: n, k: lk, lda: V.sl, ldb: lk, ldc: h * dv, beta: 0))                  // O = V P
+        }
+        let full = kernels(mb), tail = lq % mb == 0 ? full : kernels(lq % mb)
+        let jobs = b * h * blocks
+        Parallel.team { t, threads in
+            let kt = UnsafeMutablePointer<Float>.allocate(capacity: lk * d)
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: mb * lk)
+            defer { kt.deallocate(); s.deallocate() }
+            var current = -1
+            for job in (jobs * t / threads)..<(jobs * (t + 1) / threads) {
+                let pair = job / blocks, i0 = job % blocks * mb
+                let (bi, hi) = (pair / h, pair % h)
+                let rows = Swift.min(mb, lq - i0)
+                if pair != current {
+                    transpose(K.at(bi, hi), stride: K.sl, rows: lk, cols: d, into: kt)
+                    current = pair
+                }
+                let (scores, product) = rows == mb ? full : tail
+                for (index, (j0, _)) in keyBlocks.enumerated() { gemm(scores[index], kt + j0, Q.at(bi, hi, i0), s + j0) }
+                for r in 0..<rows {
+                    lp.p[(bi * h + hi) * lq + i0 + r] = softmaxRow(s + r * lk, lk, scale: scale)
+                }
+                gemm(product, V.at(bi, hi), s, op.p + ((bi * lq + i0) * h + hi) * dv)
+            }
+        }
+        withExtendedLifetime((q, k, v)) {}
+        return (out.permuted(0, 2, 1, 3), lse)
+    }
+
+    /// p = softmax(x s) in place over n values; returns log Σ exp(x s).
+    @inline(__always)
+    private static func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) -> Float {
+        let sv = Vec8(repeating: scale)
+        var mv = Vec8(repeating: -.infinity)
+        var j = 0
+        while j + 8 <= n { mv = VectorMath.max(mv, Lanes.load(x + j, 1) * sv); j += 8 }
+        var m = mv.max()
+        while j < n { m = Swift.max(m, x[j] * scale); j += 1 }
+        let mm = Vec8(repeating: m)
+        var sum = Vec8()
+        j = 0
+        while j + 8 <= n {
+            let e = VectorMath.exp(Lanes.load(x + j, 1) * sv - mm)
+            Lanes.store(e, x + j, 1)
+            sum += e
+            j += 8
+        }
+        var total = sum.sum()
+        while j < n { x[j] = Foundation.exp(x[j] * scale - m); total += x[j]; j += 1 }
+        let inv = Vec8(repeating: 1 / total)
+        j = 0
+        while j + 8 <= n { Lanes.store(Lanes.load(x + j, 1) * inv, x + j, 1); j += 8 }
+        while j < n { x[j] /= total; j += 1 }
+        return m + Foundation.log(total)
+    }
+
+    /// dQ, dK, dV (each [B, L, H, D] in memory, returned as [B, H, L, D] views) for dL/dout `gout`.
+    static func backward(_ q: Tensor, _ k: Tensor, _ v: Tensor, out: Tensor, lse: Tensor, gout: Tensor,
+                         scale: Float) -> (Tensor, Tensor, Tensor) {
+        let (b, h, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let (lk, dv) = (k.shape[2], v.shape[3])
+        let g = gout.strides[3] == 1 ? gout : gout.contiguous()
+        let dq = Tensor(uninitializedShape: [b, lq, h, d], dtype: .float32)
+        let dk = Tensor(uninitializedShape: [b, lk, h, d], dtype: .float32)
+        let dvt = Tensor(uninitializedShape: [b, lk, h, dv], dtype: .float32)
+        let (Q, K, V, O, G) = (Operand(q), Operand(k), Operand(v), Operand(out), Operand(g))
+        let (dQ, dK, dV) = (SendablePointer(dq.pointer(as: Float.self)), SendablePointer(dk.pointer(as: Float.self)),
+                            SendablePointer(dvt.pointer(as: Float.self)))
+        let lp = SendablePointer(lse.pointer(as: Float.self))
+        let mb = Swift.min(queryBlock, lq)
+        struct Kernels {
+            let scores, gradP, gradV0, gradV1, gradQ, gradK0, gradK1: libxsmm_smmfunction_reducebatch_addr
+        }
+        func kernels(_ n: Int) -> Kernels {
+            Kernels(scores: kernel(m: lk, n: n, k: d, lda: lk, ldb: Q.sl, ldc: lk, beta: 0),
+                    gradP: kernel(m: lk, n: n, k: dv, lda: lk, ldb: G.sl, ldc: lk, beta: 0),
+                    gradV0: kernel(m: dv, n: lk, k: n, lda: G.sl, ldb: lk, ldc: h * dv, beta: 0, transposeB: true),
+                    gradV1: kernel(m: dv, n: lk, k: n, lda: G.sl, ldb: lk, ldc: h * dv, beta: 1, transposeB: true),
+                    gradQ: kernel(m: d, n: n, k: lk, lda: K.sl, ldb: lk, ldc: h * d, beta: 0),
+                    gradK0: kernel(m: d, n: lk, k: n, lda: Q.sl, ldb: lk, ldc: h * d, beta: 0, transposeB: true),
+                    gradK1: kernel(m: d, n: lk, k: n, lda: Q.sl, ldb: lk, ldc: h * d, beta: 1, transposeB: true))
+        }
+        let full = kernels(mb), tail = lq % mb == 0 ? full : kernels(lq % mb)
+        let pairs = b * h
+        Parallel.team { t, threads in
+            let kt = UnsafeMutablePointer<Float>.allocate(capacity: lk * d)
+            let vt = UnsafeMutablePointer<Float>.allocate(capacity: lk * dv)
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: mb * lk)
+            let dp = UnsafeMutablePointer<Float>.allocate(capacity: mb * lk)
+            defer { kt.deallocate(); vt.deallocate(); p.deallocate(); dp.deallocate() }
+            for pair in (pairs * t / threads)..<(pairs * (t + 1) / threads) {
+                let (bi, hi) = (pair / h, pair % h)
+                transpose(K.at(bi, hi), stride: K.sl, rows: lk, cols: d, into: kt)
+                transpose(V.at(bi, hi), stride: V.sl, rows: lk, cols: dv, into: vt)
+                let dkBase = dK.p + bi * lk * h * d + hi * d, dvBase = dV.p + bi * lk * h * dv + hi * dv
+                var i0 = 0
+                while i0 < lq {
+                    let rows = Swift.min(mb, lq - i0)
+                    let f = rows == mb ? full : tail
+                    // P = exp(S s - lse), recomputed.
+                    gemm(f.scores, kt, Q.at(bi, hi, i0), p)
+                    for r in 0..<rows {
+                        let row = p + r * lk
+                        let shift = Vec8(repeating: lp.p[(bi * h + hi) * lq + i0 + r]), sv = Vec8(repeating: scale)
+                        var j = 0
+                        while j + 8 <= lk { Lanes.store(VectorMath.exp(Lanes.load(row + j, 1) * sv - shift), row + j, 1); j += 8 }
+                        while j < lk { row[j] = Foundation.exp(row[j] * scale - shift[0]); j += 1 }
+                    }
+                    // dV (+)= P^T dO; dP = dO V^T.
+                    gemm(i0 == 0 ? f.gradV0 : f.gradV1, G.at(bi, hi, i0), p, dvBase)
+                    gemm(f.gradP, vt, G.at(bi, hi, i0), dp)
+                    // dS = P (dP - rowsum(dO O)) s, in dp.
+                    for r in 0..<rows {
+                        let go = G.at(bi, hi, i0 + r), o = O.at(bi, hi, i0 + r)
+                        var acc = Vec8(), e = 0
+                        while e + 8 <= dv { acc += Lanes.load(go + e, 1) * Lanes.load(o + e, 1); e += 8 }
+                        var delta = acc.sum()
+                        while e < dv { delta += go[e] * o[e]; e += 1 }
+                        let prow = p + r * lk, drow = dp + r * lk
+                        let dl = Vec8(repeating: delta), sv = Vec8(repeating: scale)
+                        var j = 0
+                        while j + 8 <= lk {
+                            Lanes.store(Lanes.load(prow + j, 1) * (Lanes.load(drow + j, 1) - dl) * sv, drow + j, 1)
+                            j += 8
+                        }
+                        while j < lk { drow[j] = prow[j] * (drow[j] - delta) * scale; j += 1 }
+                    }
+                    // dQ = dS K; dK (+)= dS^T Q.
+                    gemm(f.gradQ, K.at(bi, hi), dp, dQ.p + (bi * lq + i0) * h * d + hi * d)
+                    gemm(i0 == 0 ? f.gradK0 : f.gradK1, Q.at(bi, hi, i0), dp, dkBase)
+                    i0 += rows
+                }
+            }
+        }
+        withExtendedLifetime((q, k, v, out, g, lse)) {}
+        return (dq.permuted(0, 2, 1, 3), dk.permuted(0, 2, 1, 3), dvt.permuted(0, 2, 1, 3))
+    }
+}
