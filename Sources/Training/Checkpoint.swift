@@ -1,0 +1,161 @@
+import Datasets
+import Diffusion
+import Foundation
+import ModelIO
+import Models
+import NeuralNetworks
+import Tensors
+
+/// A training checkpoint: `RUN_DIR/checkpoint/`, a diffusers model folder with the training
+/// state beside it:
+///
+///     config.json, diffusion_pytorch_model.safetensors   the model to use (EMA weights with EMA)
+///     scheduler_config.json                              the training schedule (DDPMScheduler)
+///     raw/config.json, raw/diffusion_pytorch_model.safetensors   the optimized (non-EMA) weights
+///     optimizer.safetensors                              AdamW's moments and step
+///     training_state.json                                step, loader position, losses, config
+///
+/// Saving is atomic: everything is written into `checkpoint.tmp/`, read back and checked, marked
+/// complete (`COMPLETE`), and only then swapped in by renames (checkpoint -> checkpoint.old,
+/// checkpoint.tmp -> checkpoint, then checkpoint.old removed). Whatever step a crash interrupts,
+/// `locate` finds a complete checkpoint: `checkpoint/`, else a complete `checkpoint.tmp/`,
+/// else `checkpoint.old/`. A save that fails leaves the previous checkpoint as it was.
+public enum Checkpoint {
+    public static let folderName = "checkpoint"
+    public static let stateFile = "training_state.json"
+    public static let optimizerFile = "optimizer.safetensors"
+    public static let rawFolder = "raw"
+    static let completeMarker = "COMPLETE"
+
+    /// Writes the trainer's state as `runDirectory/checkpoint`, atomically. `afterWrite` (for
+    /// tests) runs on the temporary folder before it is verified.
+    public static func save(_ trainer: Trainer, runDirectory: String, afterWrite: ((String) throws -> Void)? = nil) throws {
+        let fm = FileManager.default
+        let final = runDirectory + "/" + folderName, temp = final + ".tmp", old = final + ".old"
+        do {
+            try fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+            if fm.fileExists(atPath: temp) { try fm.removeItem(atPath: temp) }
+            try fm.createDirectory(atPath: temp + "/" + rawFolder, withIntermediateDirectories: true)
+        } catch {
+            throw TrainingError("\(temp): cannot prepare the checkpoint folder: \(error.localizedDescription)")
+        }
+        let c = trainer.configuration
+        let raw = trainer.model.stateDict()
+        let main = trainer.ema?.shadow ?? raw
+        let state = TrainingState(step: trainer.step, loaderPosition: trainer.loader.position,
+                                  emaOptimizationStep: trainer.ema?.optimizationStep, losses: trainer.losses,
+                                  smoothedLoss: trainer.smoothedLoss.isNaN ? nil : trainer.smoothedLoss, configuration: c)
+        let optimizerState = trainer.optimizer.stateDict()
+        do {
+            for (folder, weights) in [(temp, main), (temp + "/" + rawFolder, raw)] {
+                try c.unet.save(folder + "/config.json")
+                try Safetensors(tensors: weights, metadata: ["format": "pt"]).save(folder + "/" + DiffusersFolder.weightsFile)
+            }
+            try c.schedulerConfig.save(temp + "/scheduler_config.json")
+            try Safetensors(tensors: optimizerState).save(temp + "/" + optimizerFile)
+            try writeAtomically(try JSONCoding.encode(state), to: temp + "/" + stateFile)
+        } catch let e as TrainingError {
+            throw e
+        } catch {
+            throw TrainingError("\(temp): cannot write the checkpoint: \(error)")
+        }
+        try afterWrite?(temp)
+        // Read everything back before it may replace anything.
+        let read = try Contents(folder: temp)
+        try expect(read.mainWeights, equalsShapesOf: main, file: temp + "/" + DiffusersFolder.weightsFile)
+        try expect(read.rawWeights, equalsShapesOf: raw, file: temp + "/" + rawFolder + "/" + DiffusersFolder.weightsFile)
+        try expect(read.optimizer, equalsShapesOf: optimizerState, file: temp + "/" + optimizerFile)
+        guard read.state == state else { throw TrainingError("\(temp)/\(stateFile): reads back different from what was written") }
+        do {
+            try writeAtomically(Data("step \(trainer.step)\n".utf8), to: temp + "/" + completeMarker)
+            if fm.fileExists(atPath: final) {
+                if fm.fileExists(atPath: old) { try fm.removeItem(atPath: old) }
+                try fm.moveItem(atPath: final, toPath: old)
+            }
+            try fm.moveItem(atPath: temp, toPath: final)
+            if fm.fileExists(atPath: old) { try fm.removeItem(atPath: old) }
+        } catch {
+            throw TrainingError("\(final): cannot put the new checkpoint in place: \(error.localizedDescription)")
+        }
+    }
+
+    static func expect(_ read: [String: Tensor], equalsShapesOf written: [String: Tensor], file: String) throws {
+        guard Set(read.keys) == Set(written.keys) else {
+            throw TrainingError("\(file): reads back \(read.count) tensors, \(written.count) were written")
+        }
+        for (k, v) in written where read[k]!.shape != v.shape {
+            throw TrainingError("\(file): \(k) reads back with shape \(read[k]!.shape), written \(v.shape)")
+        }
+    }
+
+    /// The complete checkpoint folder of a run directory (see the type's documentation), or
+    /// an error saying what is missing.
+    public static func locate(runDirectory: String) throws -> String {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: runDirectory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw TrainingError("\(runDirectory): no such run directory")
+        }
+        let final = runDirectory + "/" + folderName
+        if fm.fileExists(atPath: final) { return final }
+        if fm.fileExists(atPath: final + ".tmp/" + completeMarker) { return final + ".tmp" }
+        if fm.fileExists(atPath: final + ".old") { return final + ".old" }
+        throw TrainingError("\(runDirectory): no checkpoint to resume from (no \(folderName)/ folder)")
+    }
+
+    /// Everything a checkpoint folder holds, read and checked; errors name the file.
+    public struct Contents {
+        public let state: TrainingState
+        public let mainWeights: [String: Tensor]
+        public let rawWeights: [String: Tensor]
+        public let optimizer: [String: Tensor]
+
+        public init(folder: String) throws {
+            let fm = FileManager.default
+            let files = [stateFile, "config.json", DiffusersFolder.weightsFile, "scheduler_config.json",
+                         rawFolder + "/config.json", rawFolder + "/" + DiffusersFolder.weightsFile, optimizerFile]
+            for f in files where !fm.fileExists(atPath: folder + "/" + f) {
+                throw TrainingError("\(folder)/\(f): missing; the checkpoint is incomplete")
+            }
+            state = try TrainingState.load(folder + "/" + stateFile)
+            func tensors(_ f: String) throws -> [String: Tensor] {
+                do { return try Safetensors.load(folder + "/" + f).tensors } catch let e as SafetensorsError {
+                    throw TrainingError("\(e.file): \(e.problem)")
+                } catch {
+                    throw TrainingError("\(folder)/\(f): cannot read: \(error)")
+                }
+            }
+            mainWeights = try tensors(DiffusersFolder.weightsFile)
+            rawWeights = try tensors(rawFolder + "/" + DiffusersFolder.weightsFile)
+            optimizer = try tensors(optimizerFile)
+            for f in ["config.json", rawFolder + "/config.json"] {
+                do { _ = try UNet2DConfig.load(folder + "/" + f) } catch { throw TrainingError("\(error)") }
+            }
+            do { _ = try SchedulerConfig.load(folder + "/scheduler_config.json") } catch { throw TrainingError("\(error)") }
+        }
+    }
+}
+
+extension Trainer {
+    /// A trainer in the state of the checkpoint `folder` (from `Checkpoint.locate`), training
+    /// on `dataset` (the data the run was started with). Errors name the file at fault.
+    public convenience init(checkpoint folder: String, dataset: ImageDataset) throws {
+        let contents = try Checkpoint.Contents(folder: folder)
+        let state = contents.state
+        try self.init(configuration: state.configuration, dataset: dataset)
+        var emaState: [String: Tensor]? = nil
+        if state.configuration.useEMA {
+            var d = contents.mainWeights.reduce(into: [String: Tensor]()) { $0["shadow." + $1.key] = $1.value }
+            d["optimization_step"] = Tensor(integers: [state.emaOptimizationStep ?? state.step], shape: [])
+            emaState = d
+        }
+        do {
+            try restore(step: state.step, losses: state.losses, loaderPosition: state.loaderPosition,
+                        weights: contents.rawWeights, optimizerState: contents.optimizer, emaState: emaState)
+        } catch let e as TrainingError {
+            throw TrainingError("\(folder): \(e.message)")
+        } catch {
+            throw TrainingError("\(folder)/\(Checkpoint.rawFolder)/\(DiffusersFolder.weightsFile): does not fit the model: \(error)")
+        }
+    }
+}

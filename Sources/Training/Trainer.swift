@@ -1,0 +1,163 @@
+import Datasets
+import Diffusion
+import Foundation
+import Models
+import NeuralNetworks
+import Tensors
+
+/// Trains a UNet2DModel to denoise (Ho et al. 2020, Algorithm 1), one optimizer step at a
+/// time:
+///
+///     x0 = next batch;  t ~ U{0..T-1};  eps ~ N(0, I)
+///     x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
+///     loss = w(t) |model(x_t, t, y) - target|^2        (target eps, x0 or v; w: min-SNR)
+///     g = grad loss;  clip |g| to clipNorm;  AdamW step at lr(step);  EMA update
+///
+/// The randomness of step k (timesteps, noise, dropped labels) comes from a Philox generator
+/// seeded with a pure function of (seed, k), and the batches from a `DataLoader` whose
+/// position is saved: a run resumed from a checkpoint takes exactly the steps an
+/// uninterrupted run takes, bit for bit.
+public final class Trainer {
+    public private(set) var configuration: TrainingConfiguration
+    public let dataset: ImageDataset
+    public let model: UNet2DModel
+    public let optimizer: Adam
+    /// The moving average of the weights (nil without EMA).
+    public let ema: ExponentialMovingAverage?
+    public private(set) var loader: DataLoader
+    public let objective: DiffusionObjective
+    /// Optimizer steps taken.
+    public private(set) var step = 0
+    /// The loss of every step taken, step 1 first.
+    public private(set) var losses: [Float] = []
+    /// An exponential moving average of the loss (factor `lossSmoothing`), bias-corrected.
+    public private(set) var smoothedLoss: Double = .nan
+    private var smoothingSum = 0.0, smoothingWeight = 0.0
+    /// How much of the previous smoothed loss each step keeps.
+    public static let lossSmoothing = 0.98
+
+    /// A fresh run: weights initialised from the seed, the loader at the first batch.
+    public init(configuration: TrainingConfiguration, dataset: ImageDataset) throws {
+        try configuration.validate()
+        try Self.check(dataset, fits: configuration)
+        self.configuration = configuration
+        self.dataset = dataset
+        model = try UNet2DModel(configuration.unet, generator: PhiloxGenerator(seed: configuration.seed))
+        if configuration.bf16 { model.setComputeType(.bfloat16) }
+        model.train()
+        optimizer = Adam.adamW(learningRate: configuration.learningRate, beta1: configuration.adamBeta1, beta2: configuration.adamBeta2,
+                               eps: configuration.adamEpsilon, weightDecay: configuration.weightDecay)
+        ema = configuration.useEMA
+            ? ExponentialMovingAverage(model: model, decay: configuration.emaDecay, useWarmup: true, invGamma: 1, power: configuration.emaPower)
+            : nil
+        loader = try DataLoader(dataset: dataset, batchSize: configuration.batchSize, seed: configuration.seed,
+                                horizontalFlip: configuration.horizontalFlip)
+        objective = DiffusionObjective(schedule: try NoiseSchedule(configuration.schedulerConfig),
+                                       prediction: configuration.predictionType, minSNRGamma: configuration.minSNRGamma)
+    }
+
+    /// Checks that the data has the shape and classes the configuration was made for.
+    static func check(_ dataset: ImageDataset, fits c: TrainingConfiguration) throws {
+        guard dataset.height == c.imageSize, dataset.width == c.imageSize, dataset.channels == c.channels else {
+            throw TrainingError("data \(dataset.name) holds \(dataset.channels)x\(dataset.height)x\(dataset.width) images; "
+                                + "the run expects \(c.channels)x\(c.imageSize)x\(c.imageSize)")
+        }
+        guard dataset.count >= c.batchSize else {
+            throw TrainingError("data \(dataset.name) has \(dataset.count) images, fewer than the batch size \(c.batchSize)")
+        }
+        if c.classConditional {
+            guard dataset.labels != nil, let classes = dataset.classCount, classes <= c.numClasses ?? 0 else {
+                throw TrainingError("data \(dataset.name) has \(dataset.classCount.map { "\($0) classes" } ?? "no labels"); "
+                                    + "the run expects labels of \(c.numClasses ?? 0) classes")
+            }
+        }
+    }
+
+    /// Changes the length of the run (e.g. `--resume --steps N`); a cosine schedule
+    /// stretches to the new end.
+    public func setTotalSteps(_ total: Int) throws {
+        guard total >= 1 else { throw TrainingError("total_steps must be at least 1, got \(total)") }
+        configuration.totalSteps = total
+    }
+
+    /// The generator of step `k` (1-based): Philox seeded with SplitMix64 of (seed, k).
+    static func generator(seed: UInt64, step k: Int) -> PhiloxGenerator {
+        var mix = SplitMix64(seed: seed ^ (UInt64(k) &* 0x9E37_79B9_7F4A_7C15))
+        return PhiloxGenerator(seed: mix.next())
+    }
+
+    /// One optimizer step on the next batch; returns its loss.
+    @discardableResult
+    public func trainStep() -> Float {
+        let k = step + 1
+        let batch = loader.next()
+        let generator = Self.generator(seed: configuration.seed, step: k)
+        let x0 = batch.images
+        let n = x0.shape[0]
+        let timesteps = objective.sampleTimesteps(batch: n, generator: generator)
+        let noise = generator.normal(x0.shape, mean: 0, std: 1)
+        var labels: Tensor? = nil
+        if configuration.classConditional, let l = batch.labels, let null = configuration.nullClass {
+            let u = generator.uniform([n], low: 0, high: 1).scalars
+            let p = Float(configuration.labelDropout)
+            labels = Tensor(integers: zip(l.integers, u).map { $1 < p ? null : $0 })
+        }
+        let noisy = objective.process.noised(x0, noise: noise, timesteps: timesteps)
+        let objective = self.objective
+        var (loss, gradients) = valueAndGradient(of: model) { m in
+            objective.loss(output: m(noisy, timesteps: timesteps, classLabels: labels), x0: x0, noise: noise, timesteps: timesteps)
+        }
+        if let c = configuration.clipNorm { clipGradientNorm(&gradients, maxNorm: c) }
+        optimizer.learningRate = configuration.learningRateSchedule.learningRate(base: configuration.learningRate, step: step)
+        optimizer.update(model, gradients: gradients)
+        ema?.step(model)
+        step = k
+        let value = loss.item
+        record(value)
+        loss = Tensor.zeros([])
+        return value
+    }
+
+    private func record(_ value: Float) {
+        losses.append(value)
+        smoothingSum = Self.lossSmoothing * smoothingSum + (1 - Self.lossSmoothing) * Double(value)
+        smoothingWeight = Self.lossSmoothing * smoothingWeight + (1 - Self.lossSmoothing)
+        smoothedLoss = smoothingSum / smoothingWeight
+    }
+
+    /// The smoothed loss after each step (for the loss curve).
+    public var smoothedLosses: [Double] {
+        var (sum, weight) = (0.0, 0.0)
+        return losses.map { v in
+            sum = Self.lossSmoothing * sum + (1 - Self.lossSmoothing) * Double(v)
+            weight = Self.lossSmoothing * weight + (1 - Self.lossSmoothing)
+            return sum / weight
+        }
+    }
+
+    /// A copy of the model with the EMA weights (the model itself without EMA), in eval mode,
+    /// computing in float32: the model to sample from.
+    public func samplingModel() throws -> UNet2DModel {
+        let copy = try UNet2DModel(configuration.unet, generator: PhiloxGenerator(seed: 0))
+        try copy.load(stateDict: ema.map { $0.shadow } ?? model.stateDict())
+        copy.eval()
+        return copy
+    }
+
+    /// Restores the state a checkpoint saved (used by `Checkpoint.load`).
+    func restore(step: Int, losses: [Float], loaderPosition: LoaderPosition,
+                 weights: [String: Tensor], optimizerState: [String: Tensor], emaState: [String: Tensor]?) throws {
+        try model.load(stateDict: weights)
+        try optimizer.load(stateDict: optimizerState)
+        if let ema {
+            guard let emaState else { throw TrainingError("the checkpoint has no EMA weights, but the run uses EMA") }
+            try ema.load(stateDict: emaState)
+        }
+        loader = try DataLoader(dataset: dataset, batchSize: configuration.batchSize, seed: configuration.seed,
+                                horizontalFlip: configuration.horizontalFlip, start: loaderPosition)
+        self.step = step
+        self.losses = []
+        (smoothingSum, smoothingWeight) = (0, 0)
+        for v in losses { record(v) }
+    }
+}

@@ -1,2 +1,0 @@
-/// Training: the trainer, checkpoints and resume, and metrics.
-public enum Training {}

@@ -1,0 +1,225 @@
+import Diffusion
+import Foundation
+import Models
+import NeuralNetworks
+
+/// Everything that decides a training run, saved as `training_config.json` in the run
+/// directory and inside every checkpoint, so that `diffuse train --resume` needs nothing else.
+///
+/// Class conditioning: with `classConditional`, the model gets an embedding table of
+/// `numClasses + 1` rows (`num_class_embeds`). Rows 0..<numClasses are the data's classes; row
+/// `numClasses` is the "null" class that a label becomes with probability `labelDropout` in
+/// training, so the same model predicts unconditionally when given it. Classifier-free guidance
+/// then samples with `--class K --null-class numClasses --guidance S`.
+public struct TrainingConfiguration: Codable, Equatable, Sendable {
+    /// The data set: a name `Datasets.load` knows (e.g. "fashion-mnist") or a path.
+    public var data: String
+    /// Use only the first `limit` images (nil: all).
+    public var limit: Int?
+    /// The model as the user named it: a preset (`ModelPreset`) or a `config.json` path.
+    public var model: String
+    /// The resolved UNet2DModel config (sample size, channels and class embeddings filled in).
+    public var unet: UNet2DConfig
+    /// Image side and channels, from the data.
+    public var imageSize: Int
+    public var channels: Int
+    /// Classes of the data (nil: unlabeled data).
+    public var numClasses: Int?
+
+    /// The noise schedule: diffusers' `beta_schedule`, T, and first/last beta.
+    public var betaSchedule: SchedulerConfig.BetaSchedule = .linear
+    public var numTrainTimesteps: Int = 1000
+    public var betaStart: Double = 0.0001
+    public var betaEnd: Double = 0.02
+    /// What the model learns to predict.
+    public var predictionType: PredictionType = .epsilon
+    /// Min-SNR-gamma loss weighting (Hang et al. 2023; 5 is the paper's choice); nil: plain MSE.
+    public var minSNRGamma: Double?
+
+    /// Images per step.
+    public var batchSize: Int = 64
+    /// Peak learning rate of AdamW.
+    public var learningRate: Double = 1e-4
+    /// Linear warm-up from 0 over this many steps (diffusers' `lr_warmup_steps`).
+    public var warmupSteps: Int = 500
+    /// What follows the warm-up: constant, or a half cosine down to 0 at `totalSteps`.
+    public var lrSchedule: LRScheduleKind = .constant
+    /// Optimizer steps of the whole run.
+    public var totalSteps: Int
+    /// AdamW's decoupled weight decay and betas (diffusers' train_unconditional defaults).
+    public var weightDecay: Double = 1e-6
+    public var adamBeta1: Double = 0.95
+    public var adamBeta2: Double = 0.999
+    public var adamEpsilon: Double = 1e-8
+    /// Keep an exponential moving average of the weights (diffusers' `EMAModel` with warm-up,
+    /// inv_gamma 1, power 3/4, as train_unconditional): it is the model that checkpoints
+    /// save as the main model and that samples.
+    public var useEMA: Bool = true
+    /// The EMA's maximum decay.
+    public var emaDecay: Double = 0.9999
+    /// EMA warm-up power (decay = 1 - (1 + step)^-power, capped at `emaDecay`).
+    public var emaPower: Double = 0.75
+    /// Clip the gradients' global 2-norm to this (nil: no clipping).
+    public var clipNorm: Double? = 1
+    /// Seeds the weights, the data order, the flips, the timesteps and the noise.
+    public var seed: UInt64 = 0
+    /// Compute convolutions and matmuls in bfloat16 (float32 master weights).
+    public var bf16: Bool = false
+    /// Flip images horizontally at random.
+    public var horizontalFlip: Bool = false
+    /// Write a sample grid and the loss curve every this many steps (0: never).
+    public var sampleEvery: Int = 1000
+    /// Write a checkpoint every this many steps (0: only at the end and on interrupt).
+    public var checkpointEvery: Int = 1000
+    /// Train with class labels (see the type's documentation).
+    public var classConditional: Bool = false
+    /// Probability that a label is replaced by the null class in training.
+    public var labelDropout: Double = 0.1
+
+    /// How the learning rate moves after the warm-up.
+    public enum LRScheduleKind: String, Codable, Sendable, CaseIterable {
+        case constant, cosine
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case data, limit, model, unet, imageSize = "image_size", channels, numClasses = "num_classes"
+        case betaSchedule = "beta_schedule", numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
+        case predictionType = "prediction_type", minSNRGamma = "min_snr_gamma", batchSize = "batch_size"
+        case learningRate = "learning_rate", warmupSteps = "warmup_steps", lrSchedule = "lr_schedule", totalSteps = "total_steps"
+        case weightDecay = "weight_decay", adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2", adamEpsilon = "adam_epsilon"
+        case useEMA = "use_ema", emaDecay = "ema_decay", emaPower = "ema_power", clipNorm = "clip_norm", seed, bf16
+        case horizontalFlip = "horizontal_flip", sampleEvery = "sample_every", checkpointEvery = "checkpoint_every"
+        case classConditional = "class_conditional", labelDropout = "label_dropout"
+    }
+
+    /// A configuration for `model` (a preset name or a config.json path) on data of the given
+    /// shape; the other fields keep their defaults.
+    public init(data: String, model: String, imageSize: Int, channels: Int, numClasses: Int? = nil,
+                classConditional: Bool = false, totalSteps: Int) throws {
+        self.data = data
+        self.model = model
+        self.imageSize = imageSize
+        self.channels = channels
+        self.numClasses = numClasses
+        self.classConditional = classConditional
+        self.totalSteps = totalSteps
+        unet = UNet2DConfig()
+        try resolveModel()
+    }
+
+    /// Fills `unet` from `model`: the preset's config, or the config.json file, with the
+    /// data's size and channels and (class-conditional) numClasses + 1 class embeddings.
+    public mutating func resolveModel() throws {
+        var classes: Int? = nil
+        if classConditional {
+            guard let n = numClasses, n >= 1 else {
+                throw TrainingError("class conditioning needs labeled data; \(data) has no labels")
+            }
+            classes = n + 1
+        }
+        if let preset = ModelPreset(rawValue: model) {
+            unet = preset.configuration(size: imageSize, channels: channels, classEmbeddings: classes)
+        } else if model.hasSuffix(".json") || FileManager.default.fileExists(atPath: model) {
+            do { unet = try UNet2DConfig.load(model) } catch { throw TrainingError("model config \(error)") }
+            unet.sampleSize = imageSize
+            unet.inChannels = channels
+            unet.outChannels = channels
+            unet.classEmbedType = nil
+            unet.numClassEmbeds = classes
+        } else {
+            throw TrainingError("model '\(model)' is neither a preset (\(ModelPreset.allCases.map(\.rawValue).joined(separator: ", "))) nor a config.json file")
+        }
+    }
+
+    /// The scheduler config the model trains with (and that checkpoints save): a
+    /// DDPMScheduler config with this schedule and prediction type.
+    public var schedulerConfig: SchedulerConfig {
+        var s = SchedulerConfig(className: "DDPMScheduler")
+        s.betaSchedule = betaSchedule
+        s.numTrainTimesteps = numTrainTimesteps
+        s.betaStart = betaStart
+        s.betaEnd = betaEnd
+        s.predictionType = predictionType
+        return s
+    }
+
+    /// The learning-rate multipliers by step.
+    public var learningRateSchedule: LearningRateSchedule {
+        switch lrSchedule {
+        case .constant: return warmupSteps > 0 ? .constantWithWarmup(warmupSteps: warmupSteps) : .constant
+        case .cosine: return .cosine(warmupSteps: warmupSteps, totalSteps: totalSteps)
+        }
+    }
+
+    /// The class-embedding row that means "no class" (class-conditional runs).
+    public var nullClass: Int? { classConditional ? numClasses : nil }
+
+    /// Refuses settings no run can use, naming the field, the value and what is expected.
+    public func validate() throws {
+        func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {
+            if !ok { throw TrainingError(message()) }
+        }
+        try check(totalSteps >= 1, "total_steps must be at least 1, got \(totalSteps)")
+        try check(batchSize >= 1, "batch_size must be at least 1, got \(batchSize)")
+        try check(learningRate > 0 && learningRate.isFinite, "learning_rate must be positive, got \(learningRate)")
+        try check(warmupSteps >= 0, "warmup_steps must be at least 0, got \(warmupSteps)")
+        try check(weightDecay >= 0, "weight_decay must be at least 0, got \(weightDecay)")
+        try check((0..<1).contains(adamBeta1) && (0..<1).contains(adamBeta2), "adam betas must be in [0, 1), got \(adamBeta1), \(adamBeta2)")
+        try check(emaDecay > 0 && emaDecay < 1, "ema_decay must be in (0, 1), got \(emaDecay)")
+        if let c = clipNorm { try check(c > 0, "clip_norm must be positive, got \(c)") }
+        if let g = minSNRGamma { try check(g > 0, "min_snr_gamma must be positive, got \(g)") }
+        try check(sampleEvery >= 0, "sample_every must be at least 0, got \(sampleEvery)")
+        try check(checkpointEvery >= 0, "checkpoint_every must be at least 0, got \(checkpointEvery)")
+        try check((0..<1).contains(labelDropout), "label_dropout must be in [0, 1), got \(labelDropout)")
+        try check(numTrainTimesteps >= 2, "num_train_timesteps must be at least 2, got \(numTrainTimesteps)")
+        if let limit { try check(limit >= 1, "limit must be at least 1, got \(limit)") }
+        do { try schedulerConfig.validate() } catch { throw TrainingError("noise schedule: \(error)") }
+        do { try unet.validate() } catch { throw TrainingError("model \(model): \(error)") }
+        let halvings = Swift.max(unet.blockOutChannels.count - 1, 0)
+        try check(imageSize % (1 << halvings) == 0,
+                  "model \(model) halves the resolution \(halvings) times, so the image side must divide by \(1 << halvings); the data's is \(imageSize)")
+        if classConditional {
+            try check(numClasses != nil, "class conditioning needs labeled data; \(data) has no labels")
+        }
+    }
+
+    /// Reads a `training_config.json`.
+    public static func load(_ path: String) throws -> TrainingConfiguration {
+        let bytes: Data
+        do { bytes = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw TrainingError("\(path): cannot read: \(error.localizedDescription)")
+        }
+        do {
+            let config = try JSONDecoder().decode(TrainingConfiguration.self, from: bytes)
+            try config.validate()
+            return config
+        } catch let e as TrainingError {
+            throw TrainingError("\(path): \(e.message)")
+        } catch {
+            throw TrainingError("\(path): not a valid training configuration: \(error)")
+        }
+    }
+
+    /// Writes it as pretty JSON with sorted keys, atomically.
+    public func save(_ path: String) throws {
+        try writeAtomically(try JSONCoding.encode(self), to: path)
+    }
+}
+
+/// JSON encoding as the run directory's files use it.
+enum JSONCoding {
+    static func encode<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try encoder.encode(value)
+    }
+}
+
+/// Writes `data` to `path` through a temporary file in the same folder and a rename, so a
+/// reader sees the old file or the new one, never a part.
+func writeAtomically(_ data: Data, to path: String) throws {
+    do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+        throw TrainingError("\(path): cannot write: \(error.localizedDescription)")
+    }
+}

@@ -1,0 +1,43 @@
+import Datasets
+import Foundation
+import ModelIO
+import Tensors
+
+/// The data a run trains on, from what the user names on the command line.
+public enum TrainingData {
+    /// Loads `spec`: a `.npy` file of float32 images [N, C, H, W] in [-1, 1] (with labels
+    /// from `<name>.labels.npy`, int64 [N], when that file exists beside it). Keeps the first
+    /// `limit` images when given.
+    public static func load(_ spec: String, limit: Int? = nil) throws -> ImageDataset {
+        var dataset: ImageDataset
+        if spec.hasSuffix(".npy") {
+            dataset = try loadNPY(spec)
+        } else {
+            throw TrainingError("no such data: '\(spec)' is not a .npy file of images [N, C, H, W]")
+        }
+        if let limit {
+            guard limit >= 1 else { throw TrainingError("--limit must be at least 1, got \(limit)") }
+            dataset = try dataset.prefix(limit)
+        }
+        return dataset
+    }
+
+    static func loadNPY(_ path: String) throws -> ImageDataset {
+        guard FileManager.default.fileExists(atPath: path) else { throw TrainingError("no such data: \(path) does not exist") }
+        let images: Tensor
+        do { images = try NPY.load(path).to(.float32) } catch { throw TrainingError("\(error)") }
+        guard images.rank == 4 else {
+            throw TrainingError("\(path): expected images [N, C, H, W], found an array of shape \(images.shape)")
+        }
+        let labelPath = String(path.dropLast(4)) + ".labels.npy"
+        var labels: [Int]? = nil
+        if FileManager.default.fileExists(atPath: labelPath) {
+            do { labels = try NPY.load(labelPath).integers } catch { throw TrainingError("\(error)") }
+        }
+        do {
+            return try ImageDataset(name: URL(fileURLWithPath: path).lastPathComponent, images: images, labels: labels)
+        } catch {
+            throw TrainingError("\(path): \(error)")
+        }
+    }
+}

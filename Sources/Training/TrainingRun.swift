@@ -1,0 +1,111 @@
+import Dispatch
+import Foundation
+
+/// Where a run stands after a step, for progress lines.
+public struct TrainingProgress: Sendable {
+    public let step: Int
+    public let totalSteps: Int
+    public let loss: Float
+    public let smoothedLoss: Double
+    /// Images per second over this session's steps (checkpoints and samples not counted).
+    public let samplesPerSecond: Double
+    /// Seconds left at that speed.
+    public let secondsLeft: Double
+
+    /// `step 120/1000  loss 0.0412 (smoothed 0.0450)  312.5 img/s  ETA 2m 49s`
+    public var line: String {
+        let width = String(totalSteps).count
+        let stepText = String(repeating: " ", count: Swift.max(0, width - String(step).count)) + String(step)
+        return String(format: "step %@/%d  loss %.4f (smoothed %.4f)  %.1f img/s  ETA %@",
+                      stepText, totalSteps, loss, smoothedLoss, samplesPerSecond, Self.duration(secondsLeft))
+    }
+
+    /// "1h 02m", "2m 49s", "7s".
+    public static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite else { return "?" }
+        let s = Int(seconds.rounded())
+        if s >= 3600 { return String(format: "%dh %02dm", s / 3600, (s % 3600) / 60) }
+        if s >= 60 { return String(format: "%dm %02ds", s / 60, s % 60) }
+        return "\(s)s"
+    }
+}
+
+/// The training loop of a run directory: steps until the total, a checkpoint every
+/// `checkpointEvery` steps and at the end, samples and the loss curve every `sampleEvery`
+/// steps, and a checkpoint then a stop when `shouldStop` turns true (Ctrl-C).
+public final class TrainingRun {
+    public let trainer: Trainer
+    public let runDirectory: String
+    /// Called after each step.
+    public var onProgress: ((TrainingProgress) -> Void)?
+    /// Writes samples of the trainer's sampling model (the front end's job: it owns the
+    /// pipelines); called every `sampleEvery` steps and at the end, with the step.
+    public var onSample: ((Trainer) throws -> Void)?
+    /// Messages (checkpoints written, files written).
+    public var log: (String) -> Void = { _ in }
+    /// Polled between steps; true stops the run after a checkpoint.
+    public var shouldStop: () -> Bool = { false }
+
+    public init(trainer: Trainer, runDirectory: String) {
+        self.trainer = trainer
+        self.runDirectory = runDirectory
+    }
+
+    /// How the loop ended.
+    public enum Outcome: Equatable, Sendable { case finished, interrupted }
+
+    /// The path of the loss-curve SVG.
+    public var lossCurvePath: String { runDirectory + "/loss.svg" }
+
+    /// Trains to `trainer.configuration.totalSteps`.
+    @discardableResult
+    public func run() throws -> Outcome {
+        let c = trainer.configuration
+        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        try c.save(runDirectory + "/training_config.json")
+        var trainingSeconds = 0.0, stepsThisSession = 0
+        var lastCheckpoint = trainer.step
+        while trainer.step < trainer.configuration.totalSteps {
+            if shouldStop() {
+                try checkpoint()
+                return .interrupted
+            }
+            let start = DispatchTime.now().uptimeNanoseconds
+            let loss = trainer.trainStep()
+            trainingSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            stepsThisSession += 1
+            guard loss.isFinite else {
+                throw TrainingError("the loss is \(loss) at step \(trainer.step): training diverged (lower the learning rate, "
+                                    + "or keep gradient clipping on); the last checkpoint is step \(lastCheckpoint)")
+            }
+            let perStep = trainingSeconds / Double(stepsThisSession)
+            let total = trainer.configuration.totalSteps
+            onProgress?(TrainingProgress(step: trainer.step, totalSteps: total, loss: loss, smoothedLoss: trainer.smoothedLoss,
+                                         samplesPerSecond: Double(trainer.configuration.batchSize) / perStep,
+                                         secondsLeft: perStep * Double(total - trainer.step)))
+            let done = trainer.step == total
+            if c.checkpointEvery > 0 && trainer.step % c.checkpointEvery == 0 || done {
+                try checkpoint()
+                lastCheckpoint = trainer.step
+            }
+            if c.sampleEvery > 0 && trainer.step % c.sampleEvery == 0 || done {
+                try writeLossCurve()
+                try onSample?(trainer)
+            }
+        }
+        return .finished
+    }
+
+    /// Writes the checkpoint now.
+    public func checkpoint() throws {
+        try Checkpoint.save(trainer, runDirectory: runDirectory)
+        log("checkpoint at step \(trainer.step): \(runDirectory)/\(Checkpoint.folderName)")
+    }
+
+    /// Writes `loss.svg`.
+    public func writeLossCurve() throws {
+        try LossCurve(smoothedLosses: trainer.smoothedLosses,
+                      title: "\(trainer.configuration.model) on \(trainer.configuration.data): smoothed loss, step \(trainer.step)")
+            .write(to: lossCurvePath)
+    }
+}

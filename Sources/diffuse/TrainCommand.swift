@@ -1,0 +1,256 @@
+import ArgumentParser
+import Datasets
+import Diffusion
+import Dispatch
+import Foundation
+import Pipelines
+import Tensors
+import Training
+
+/// `diffuse train`: trains a UNet2DModel on a data set into a run directory, or resumes one.
+/// Parses the options into a `TrainingConfiguration`, runs `TrainingRun` and reports progress;
+/// the work is in Training (and sampling in Pipelines).
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a diffusion model (UNet2DModel) from scratch, or resume a run.",
+        discussion: """
+            Writes RUN_DIR/training_config.json, a checkpoint in RUN_DIR/checkpoint/ (a diffusers model folder with the \
+            EMA weights, raw/ with the optimized ones, and the optimizer and loader state) every --checkpoint-every steps, \
+            at the end and on Ctrl-C, and a sample grid and loss.svg every --sample-every steps. \
+            `diffuse train --resume RUN_DIR` continues exactly where the checkpoint left off (kill -9 loses only the \
+            steps since the last checkpoint). For bit-identical losses across processes, pin the convolution \
+            algorithm (DIFFUSE_CONV_ALGORITHM=onednn); otherwise each process times the algorithms and may pick others.
+            """)
+
+    @Option(help: "The data: a data set name or a path (a .npy file of images [N, C, H, W] in [-1, 1]).")
+    var data: String?
+
+    @Option(help: "The model: a preset (\(ModelPreset.allCases.map(\.rawValue).joined(separator: ", "))) or a UNet2DModel config.json.")
+    var model: String?
+
+    @Option(help: "The run directory to create.")
+    var out: String?
+
+    @Option(help: "Resume the run in this directory from its checkpoint.")
+    var resume: String?
+
+    @Option(help: "Total optimizer steps of the run (with --resume: a new total).")
+    var steps: Int?
+
+    @Option(help: "Epochs instead of --steps (steps = epochs x images / batch size).")
+    var epochs: Int?
+
+    @Option(help: "Images per step.")
+    var batchSize: Int = 64
+
+    @Option(help: "Peak learning rate (AdamW).")
+    var lr: Double = 1e-4
+
+    @Option(help: "Learning-rate warm-up steps.")
+    var warmup: Int = 500
+
+    @Option(help: "The learning rate after the warm-up: constant or cosine.")
+    var lrSchedule: TrainingConfiguration.LRScheduleKind = .constant
+
+    @Option(help: "The noise schedule: linear, scaled_linear, squaredcos_cap_v2 or sigmoid.")
+    var schedule: SchedulerConfig.BetaSchedule = .linear
+
+    @Option(help: "Diffusion timesteps T.")
+    var timesteps: Int = 1000
+
+    @Option(help: "First and last beta (linear, scaled_linear, sigmoid).")
+    var betaStart: Double = 0.0001
+    @Option(help: "")
+    var betaEnd: Double = 0.02
+
+    @Option(help: "What the model predicts: epsilon, v_prediction or sample.")
+    var prediction: PredictionType = .epsilon
+
+    @Option(help: "Min-SNR-gamma loss weighting (e.g. 5; default: none).")
+    var minSnrGamma: Double?
+
+    @Option(help: "Maximum decay of the weights' EMA.")
+    var emaDecay: Double = 0.9999
+
+    @Flag(help: "No EMA: checkpoints and samples use the optimized weights.")
+    var noEma = false
+
+    @Option(help: "Clip the gradient norm to this (0: no clipping).")
+    var clipNorm: Double = 1
+
+    @Option(help: "AdamW weight decay.")
+    var weightDecay: Double = 1e-6
+
+    @Option(help: "Seed of the weights, data order, flips, timesteps and noise.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Compute convolutions and matmuls in bfloat16.")
+    var bf16 = false
+
+    @Flag(help: "Flip images horizontally at random.")
+    var flip = false
+
+    @Flag(help: "Condition on the data's class labels (embedding table of classes + 1 rows; the last is the null class).")
+    var classConditional = false
+
+    @Option(help: "Probability of replacing a label by the null class (for classifier-free guidance).")
+    var labelDropout: Double = 0.1
+
+    @Option(help: "Write a sample grid and the loss curve every N steps (0: only at the end).")
+    var sampleEvery: Int = 1000
+
+    @Option(help: "Write a checkpoint every N steps (0: only at the end and on Ctrl-C).")
+    var checkpointEvery: Int = 1000
+
+    @Option(help: "Use only the first N images.")
+    var limit: Int?
+
+    @Option(help: "Without a terminal: a progress line every N steps (default: about 100 lines per run).")
+    var logEvery: Int?
+
+    @Option(help: "Threads (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if resume != nil {
+            for (name, given) in [("--data", data != nil), ("--model", model != nil), ("--out", out != nil), ("--epochs", epochs != nil)] where given {
+                throw ValidationError("\(name) cannot be combined with --resume (the run's settings are in its checkpoint)")
+            }
+        } else {
+            guard data != nil, model != nil, out != nil else {
+                throw ValidationError("a new run needs --data, --model and --out (or --resume RUN_DIR)")
+            }
+            guard (steps == nil) != (epochs == nil) else { throw ValidationError("give one of --steps and --epochs") }
+        }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        if let logEvery, logEvery < 1 { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
+    }
+
+    func run() throws {
+        if let threads {
+            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+            Parallel.setThreadCount(threads)
+        }
+        let (trainer, runDirectory) = try makeTrainer()
+        try train(trainer, in: runDirectory)
+    }
+
+    /// A fresh trainer from the options, or the resumed one.
+    func makeTrainer() throws -> (Trainer, String) {
+        if let resume {
+            let folder = try Checkpoint.locate(runDirectory: resume)
+            let state = try TrainingState.load(folder + "/" + Checkpoint.stateFile)
+            let dataset = try TrainingData.load(state.configuration.data, limit: state.configuration.limit)
+            let trainer = try Trainer(checkpoint: folder, dataset: dataset)
+            if let steps { try trainer.setTotalSteps(steps) }
+            log("resuming \(resume) at step \(trainer.step) of \(trainer.configuration.totalSteps) (from \(folder))")
+            return (trainer, resume)
+        }
+        let out = out!
+        if FileManager.default.fileExists(atPath: out + "/" + Checkpoint.folderName) {
+            throw TrainingError("\(out) already holds a run; resume it with --resume \(out) or choose another --out")
+        }
+        let dataset = try TrainingData.load(data!, limit: limit)
+        let totalSteps = steps ?? epochs! * Swift.max(dataset.count / batchSize, 1)
+        var c = try TrainingConfiguration(data: data!, model: model!, imageSize: dataset.height, channels: dataset.channels,
+                                          numClasses: dataset.classCount, classConditional: classConditional, totalSteps: totalSteps)
+        guard dataset.height == dataset.width else {
+            throw TrainingError("data \(data!) holds \(dataset.height)x\(dataset.width) images; training needs square ones")
+        }
+        c.limit = limit
+        c.batchSize = batchSize
+        c.learningRate = lr
+        c.warmupSteps = warmup
+        c.lrSchedule = lrSchedule
+        c.betaSchedule = schedule
+        c.numTrainTimesteps = timesteps
+        c.betaStart = betaStart
+        c.betaEnd = betaEnd
+        c.predictionType = prediction
+        c.minSNRGamma = minSnrGamma
+        c.useEMA = !noEma
+        c.emaDecay = emaDecay
+        c.clipNorm = clipNorm > 0 ? clipNorm : nil
+        c.weightDecay = weightDecay
+        c.seed = seed
+        c.bf16 = bf16
+        c.horizontalFlip = flip
+        c.labelDropout = labelDropout
+        c.sampleEvery = sampleEvery
+        c.checkpointEvery = checkpointEvery
+        let trainer = try Trainer(configuration: c, dataset: dataset)
+        log("training \(c.model) (\(trainer.model.parameterCount()) parameters) on \(dataset.name): \(dataset.count) images "
+            + "\(c.channels)x\(c.imageSize)x\(c.imageSize), \(c.totalSteps) steps of \(c.batchSize) into \(out)")
+        return (trainer, out)
+    }
+
+    func train(_ trainer: Trainer, in runDirectory: String) throws {
+        let run = TrainingRun(trainer: trainer, runDirectory: runDirectory)
+        let interrupt = InterruptFlag()
+        run.shouldStop = { interrupt.isSet }
+        run.log = { log($0) }
+        let terminal = isatty(2) == 1
+        let every = logEvery ?? Swift.max(1, trainer.configuration.totalSteps / 100)
+        run.onProgress = { p in
+            if terminal {
+                FileHandle.standardError.write(Data(("\r" + p.line + "   ").utf8))
+                if p.step == p.totalSteps { FileHandle.standardError.write(Data("\n".utf8)) }
+            } else if p.step % every == 0 || p.step == p.totalSteps {
+                log(p.line)
+            }
+        }
+        run.onSample = { trainer in
+            let path = try TrainingSamples.write(trainer, runDirectory: runDirectory)
+            log((terminal ? "\n" : "") + "wrote \(path) and \(run.lossCurvePath)")
+        }
+        switch try run.run() {
+        case .finished:
+            log("done: \(trainer.configuration.totalSteps) steps, smoothed loss \(String(format: "%.4f", trainer.smoothedLoss)); "
+                + "model in \(runDirectory)/\(Checkpoint.folderName)")
+        case .interrupted:
+            log((terminal ? "\n" : "") + "interrupted at step \(trainer.step): checkpoint written; resume with "
+                + "diffuse train --resume \(runDirectory)")
+            throw ExitCode(130)
+        }
+    }
+}
+
+/// A line on stderr.
+private func log(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// Set by SIGINT (Ctrl-C): the loop checkpoints and stops at the next step boundary. A second
+/// Ctrl-C exits at once.
+final class InterruptFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = false
+    private var source: DispatchSourceSignal?
+
+    init() {
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler { [self] in
+            lock.lock()
+            let again = set
+            set = true
+            lock.unlock()
+            if again { exit(130) }
+            FileHandle.standardError.write(Data("\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit now)\n".utf8))
+        }
+        source.resume()
+        self.source = source
+    }
+
+    var isSet: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return set
+    }
+}
+
+extension TrainingConfiguration.LRScheduleKind: ExpressibleByArgument {}
+extension SchedulerConfig.BetaSchedule: ExpressibleByArgument {}
+extension PredictionType: ExpressibleByArgument {}

@@ -1,0 +1,54 @@
+import Datasets
+import Foundation
+import Tensors
+import Training
+
+/// A small labeled data set of 8x8 grayscale images with structure a model can learn:
+/// class k is a horizontal, vertical or diagonal ramp (or its negative), with a little noise.
+func syntheticDataset(count: Int = 32, size: Int = 8, seed: UInt64 = 7) throws -> ImageDataset {
+    let noise = PhiloxGenerator(seed: seed).normal([count, 1, size, size], mean: 0, std: 0.05).scalars
+    var pixels = [Float](repeating: 0, count: count * size * size)
+    var labels: [Int] = []
+    for i in 0..<count {
+        let k = i % 4
+        labels.append(k)
+        for y in 0..<size {
+            for x in 0..<size {
+                let u = Float(x) / Float(size - 1) * 2 - 1, v = Float(y) / Float(size - 1) * 2 - 1
+                let base: Float = [u, v, (u + v) / 2, -u][k]
+                let j = (i * size + y) * size + x
+                pixels[j] = Swift.max(-1, Swift.min(1, base + noise[j]))
+            }
+        }
+    }
+    return try ImageDataset(name: "synthetic", images: Tensor(pixels, shape: [count, 1, size, size]), labels: labels,
+                            classNames: ["ramp-x", "ramp-y", "diagonal", "negative-x"])
+}
+
+/// The tiny model on the synthetic data: a configuration for `steps` steps.
+func tinyConfiguration(steps: Int, classConditional: Bool = false) throws -> TrainingConfiguration {
+    var c = try TrainingConfiguration(data: "synthetic", model: "tiny", imageSize: 8, channels: 1, numClasses: 4,
+                                      classConditional: classConditional, totalSteps: steps)
+    c.batchSize = 4
+    c.learningRate = 1e-3
+    c.warmupSteps = 2
+    c.numTrainTimesteps = 100
+    c.checkpointEvery = 0
+    c.sampleEvery = 0
+    return c
+}
+
+func temporaryFolder() throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("diffuse-training-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// Tensors equal bit for bit, key by key.
+func bitIdentical(_ a: [String: Tensor], _ b: [String: Tensor]) -> Bool {
+    guard Set(a.keys) == Set(b.keys) else { return false }
+    return a.allSatisfy { k, v in
+        let w = b[k]!
+        return v.shape == w.shape && v.to(.float32).scalars.map(\.bitPattern) == w.to(.float32).scalars.map(\.bitPattern)
+    }
+}
