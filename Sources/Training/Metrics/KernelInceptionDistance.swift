@@ -101,7 +101,7 @@ public enum KernelInceptionDistance {
     }
 
     /// `k` distinct indices from 0..<n in random order (a partial Fisher-Yates shuffle).
-    static func choose(_ k: Int, from n: Int, using rng: inout SplitMix64) -> [Int] {
+    public static func choose(_ k: Int, from n: Int, using rng: inout SplitMix64) -> [Int] {
         var pool = Array(0..<n)
         for i in 0..<k { pool.swapAt(i, i + Int(rng.next() % UInt64(n - i))) }
         return Array(pool[0..<k])
