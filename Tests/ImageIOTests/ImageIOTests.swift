@@ -1,4 +1,0 @@
-import Testing
-import ImageIO
-
-@Test func moduleLinks() { _ = ImageIO.self }
