@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "ImageIO", dependencies: ["Tensors", "CPNG"], swiftSettings: kernelFlags),
         .target(name: "Datasets", dependencies: ["Tensors", "ImageIO", "CZlib"], swiftSettings: kernelFlags),
         .target(name: "Training", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO", "Datasets"],
-                swiftSettings: kernelFlags),
+                resources: [.copy("Resources")], swiftSettings: kernelFlags),
         .target(name: "Pipelines", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO"],
                 swiftSettings: kernelFlags),
         .executableTarget(

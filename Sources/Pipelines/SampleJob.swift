@@ -37,6 +37,9 @@ public struct SampleJob: Sendable {
     public var guidanceRescale: Float = 0
     /// Where to write the final samples [B, C, H, W] (float32 .npy, model space: [-1, 1] for images).
     public var samplesFile: String?
+    /// Whether `prepare()` insists on somewhere to write (false for callers that use the
+    /// samples themselves, as `generate(count:batchSize:)` does).
+    public var requiresOutput = true
 
     public init(modelFolder: String, steps: Int) {
         (self.modelFolder, self.steps) = (modelFolder, steps)
@@ -64,7 +67,7 @@ public struct SampleJob: Sendable {
         guard FileManager.default.fileExists(atPath: unetFolder + "/config.json") else {
             throw PipelineError("\(modelFolder) has no config.json (nor unet/config.json): not a diffusers UNet2DModel folder")
         }
-        try checkOutputs()
+        if requiresOutput { try checkOutputs() }
         // The cheap checks first, before the weights load.
         guard steps >= 1 else { throw PipelineError("the number of sampling steps must be at least 1, got \(steps)") }
         if let batchSize, batchSize < 1 { throw PipelineError("the batch size must be at least 1, got \(batchSize)") }
