@@ -121,9 +121,3 @@ public enum ClassifierTraining {
         return FeatureClassifier(model: net, info: info, reference: reference)
     }
 }
-
-/// Training that cannot start or go on, with the reason.
-public struct TrainingError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
