@@ -5,7 +5,7 @@ import Tensors
 
 /// The data a run trains on, from what the user names on the command line.
 public enum TrainingData {
-    /// Loads `spec`: a `.npy` file of float32 images [N, C, H, W] in [-1, 1] (with labels
+    /// Loads `spec`: a data set name or folder that `Datasets.load` knows, or a `.npy` file of float32 images [N, C, H, W] in [-1, 1] (with labels
     /// from `<name>.labels.npy`, int64 [N], when that file exists beside it). Keeps the first
     /// `limit` images when given.
     public static func load(_ spec: String, limit: Int? = nil) throws -> ImageDataset {
@@ -13,7 +13,7 @@ public enum TrainingData {
         if spec.hasSuffix(".npy") {
             dataset = try loadNPY(spec)
         } else {
-            throw TrainingError("no such data: '\(spec)' is not a .npy file of images [N, C, H, W]")
+            do { dataset = try Datasets.load(name: spec) } catch { throw TrainingError("\(error)") }
         }
         if let limit {
             guard limit >= 1 else { throw TrainingError("--limit must be at least 1, got \(limit)") }
