@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO", "Datasets"],
                 resources: [.copy("Resources")], swiftSettings: kernelFlags),
         .target(name: "Pipelines", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO"],
-                swiftSettings: kernelFlags),
+                resources: [.copy("Resources")], swiftSettings: kernelFlags),
         .executableTarget(
             name: "diffuse",
             dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO", "Datasets", "Training", "Pipelines",

@@ -1,5 +1,6 @@
 import Diffusion
 import Foundation
+import ImageIO
 import ModelIO
 import Models
 import Tensors
@@ -37,6 +38,13 @@ public struct SampleJob: Sendable {
     public var guidanceRescale: Float = 0
     /// Where to write the final samples [B, C, H, W] (float32 .npy, model space: [-1, 1] for images).
     public var samplesFile: String?
+    /// Where to write the samples as one PNG grid, and a folder for one PNG per sample
+    /// (`sample-0000.png`, ...); both as 8-bit images of the model space [-1, 1].
+    public var gridFile: String?
+    public var imagesFolder: String?
+    /// Generate in chunks of at most this many samples (memory); nil: all at once. Chunk i
+    /// draws its noise from the generator seeded `seed + i`.
+    public var chunkSize: Int?
     /// Whether `prepare()` insists on somewhere to write (false for callers that use the
     /// samples themselves, as `generate(count:batchSize:)` does).
     public var requiresOutput = true
@@ -143,23 +151,65 @@ public struct SampleJob: Sendable {
     /// and what was written, `onStep` every step.
     @discardableResult
     public func run(log: (String) -> Void = { _ in }, onStep: ((GenerationStep) -> Void)? = nil) throws -> Tensor {
-        let prepared = try prepare()
-        prepared.notes.forEach(log)
-        let samples = try prepared.pipeline.generate(prepared.request, onStep: onStep)
+        let samples: Tensor
+        if let chunkSize, let total = batchSize, chunkSize < total {
+            try checkOutputs()
+            samples = try generate(count: total, batchSize: chunkSize, log: log) { done in
+                log("\(done)/\(total) samples")
+            }
+        } else {
+            let prepared = try prepare()
+            prepared.notes.forEach(log)
+            samples = try prepared.pipeline.generate(prepared.request, onStep: onStep)
+        }
+        try write(samples, log: log)
+        return samples
+    }
+
+    /// Writes `samples` to every output the job names.
+    public func write(_ samples: Tensor, log: (String) -> Void = { _ in }) throws {
         if let samplesFile {
             try NPY.save(samples, to: samplesFile)
             log("wrote \(samplesFile): samples \(samples.shape) float32")
         }
-        return samples
+        guard gridFile != nil || imagesFolder != nil else { return }
+        guard (1...4).contains(samples.shape[1]) else {
+            throw PipelineError("samples with \(samples.shape[1]) channels cannot be written as PNG images (1 to 4 channels)")
+        }
+        let clamped = samples.clamped(min: -1, max: 1)
+        if let gridFile {
+            try Image.grid(clamped).write(to: gridFile)
+            log("wrote \(gridFile): a grid of \(samples.shape[0]) samples")
+        }
+        if let imagesFolder {
+            for i in 0..<samples.shape[0] {
+                let path = imagesFolder + "/" + String(format: "sample-%04d.png", i)
+                try Image(tensor: clamped.sliced(axis: 0, i..<(i + 1))).write(to: path)
+            }
+            log("wrote \(samples.shape[0]) PNG images into \(imagesFolder)")
+        }
     }
 
     /// Refuses a job with nowhere to write, or an output whose folder does not exist, before
     /// any work.
     func checkOutputs() throws {
-        guard samplesFile != nil else {
-            throw PipelineError("nothing to write: give a .npy file for the samples")
+        guard samplesFile != nil || gridFile != nil || imagesFolder != nil else {
+            throw PipelineError("nothing to write: give a .npy file, a PNG grid or a folder for the samples")
         }
-        for path in [samplesFile].compactMap({ $0 }) {
+        if let imagesFolder {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: imagesFolder, isDirectory: &isDirectory) {
+                guard isDirectory.boolValue else { throw PipelineError("\(imagesFolder) is a file, not a folder for the images") }
+            } else {
+                do { try FileManager.default.createDirectory(atPath: imagesFolder, withIntermediateDirectories: true) } catch {
+                    throw PipelineError("\(imagesFolder): cannot create the folder (\(error.localizedDescription))")
+                }
+            }
+        }
+        if let gridFile, !gridFile.lowercased().hasSuffix(".png") {
+            throw PipelineError("\(gridFile): the grid is written as PNG, so its name must end in .png")
+        }
+        for path in [samplesFile, gridFile].compactMap({ $0 }) {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {

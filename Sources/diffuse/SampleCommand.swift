@@ -17,14 +17,17 @@ struct SampleCommand: ParsableCommand {
             [-1, 1] for images).
             """)
 
-    @Option(help: "A diffusers UNet2DModel folder (config.json, diffusion_pytorch_model.safetensors, scheduler_config.json), or a pipeline folder with unet/.")
-    var model: String
+    @Option(help: "A diffusers UNet2DModel folder (config.json, diffusion_pytorch_model.safetensors, scheduler_config.json), or a pipeline folder with unet/ (default: the bundled Fashion-MNIST model).")
+    var model: String?
+
+    @Option(help: "A bundled model by name, instead of --model.")
+    var bundled: String?
 
     @Option(help: "The sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")). Default: the one the scheduler config names (ddpm without one).")
     var sampler: SamplerKind?
 
     @Option(help: "Sampling steps.")
-    var steps: Int
+    var steps: Int = 20
 
     @Option(help: "DDIM's eta: 0 deterministic, 1 DDPM-like noise (ddim only).")
     var eta: Float = 0
@@ -32,8 +35,11 @@ struct SampleCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Karras sigmas for the sigma-space samplers (default: as the scheduler config says).")
     var karras: Bool?
 
-    @Option(help: "Samples to generate (default: the noise file's batch, or 1).")
+    @Option(help: "Samples to generate (default: the noise file's batch, or 64).")
     var batch: Int?
+
+    @Option(help: "Generate in chunks of at most this many samples (bounds memory; chunk i uses seed + i).")
+    var batchSize: Int?
 
     @Option(help: "Initial noise [B, C, H, W] as .npy (default: drawn from the generator).")
     var noise: String?
@@ -59,6 +65,12 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Where to write the final samples (.npy, float32).")
     var outNpy: String?
 
+    @Option(help: "Where to write the samples as one PNG grid (default: samples.png when no other output is given).")
+    var out: String?
+
+    @Option(help: "A folder for one PNG per sample (sample-0000.png, ...).")
+    var outDir: String?
+
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
 
@@ -67,11 +79,14 @@ struct SampleCommand: ParsableCommand {
             guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
             Parallel.setThreadCount(threads)
         }
-        var job = SampleJob(modelFolder: model, steps: steps)
+        if model != nil && bundled != nil { throw ValidationError("give --model or --bundled, not both") }
+        let folder = try model ?? BundledModel.folder(bundled ?? BundledModel.defaultName)
+        var job = SampleJob(modelFolder: folder, steps: steps)
         job.sampler = sampler
         job.eta = eta
         job.karrasSigmas = karras
-        job.batchSize = batch
+        job.batchSize = batch ?? (noise == nil ? 64 : nil)
+        job.chunkSize = batchSize
         job.noiseFile = noise
         job.seed = seed
         job.rng = rng
@@ -80,6 +95,8 @@ struct SampleCommand: ParsableCommand {
         job.guidanceScale = guidance
         job.guidanceRescale = guidanceRescale
         job.samplesFile = outNpy
+        job.gridFile = out ?? (outNpy == nil && outDir == nil ? "samples.png" : nil)
+        job.imagesFolder = outDir
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         try job.run(log: { print($0) }) { step in
