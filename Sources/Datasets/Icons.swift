@@ -6,10 +6,10 @@ import ImageIO
 ///
 /// Icons are found in `<theme>/**/32x32/<category>/*.png` and Faenza's
 /// `<theme>/<category>/32/*.png`; files that are not 32x32 pixels (e.g. animation strips)
-/// and links whose target is missing are skipped. Each icon is composited on `background` (white by default), and icons whose
-/// pixels are identical after that (the same icon in several themes, or linked under
-/// several names) are kept once, the first in sorted path order. The label is the category
-/// folder (apps, places, devices, ...).
+/// and links whose target is missing are skipped. Each icon is composited on `background`
+/// (white by default), and icons whose pixels are identical after that (the same icon in
+/// several themes, or linked under several names) are kept once, the first in sorted path
+/// order. The label is the category folder (apps, places, devices, ...).
 public enum Icons {
     public static let defaultRoot = "/usr/share/icons"
 
