@@ -1,7 +1,13 @@
 /// A minimal reader for Python pickles of numpy arrays in tuples, as `mnist.pkl.gz` holds
 /// them (protocol 2): it understands the opcodes such files use, the two numpy
 /// constructors (`numpy.core.multiarray._reconstruct`, `numpy.dtype`) and the
-/// `_codecs.encode(text, "latin1")` Python 3 writes bytes with, and refuses every other global, so reading a pickle never runs or imitates arbitrary Python code.
+/// `_codecs.encode(text, "latin1")` Python 3 writes bytes with, and refuses every other
+/// global, so reading a pickle never runs or imitates arbitrary Python code.
+///
+/// Values are plain Swift values, not shared objects: BUILD makes a new array rather than
+/// filling in the one a memo entry refers to, so a pickle that fetches an array from the memo
+/// after building it gets the empty placeholder (whose shape [] callers reject); files
+/// written by `pickle.dump` of fresh arrays, such as mnist.pkl.gz, never do that.
 enum Pickle {
     /// A value on the unpickler's stack.
     indirect enum Value {
