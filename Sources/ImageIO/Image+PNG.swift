@@ -199,6 +199,8 @@ extension Image {
         var template = Array("\(folder).\(base).tmp-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw ImageIOError(path: path, kind: .cannotWrite, detail: errnoText()) }
+        // mkstemp makes the file owner-only; give it the permissions a plain create would (0666 & ~umask).
+        let mask = umask(0); umask(mask); fchmod(fd, 0o666 & ~mask)
         let temp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         var failure: String?
         var done = 0

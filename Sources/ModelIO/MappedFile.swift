@@ -43,6 +43,8 @@ func writeAtomically(_ path: String, _ fill: (Int32) throws -> Void) throws {
     var template = Array("\(dir)/.\(path.split(separator: "/").last ?? "file").tmp-XXXXXX".utf8CString)
     let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
     guard fd >= 0 else { throw FileError(path: path, problem: "cannot create a temporary file in \(dir): \(String(cString: strerror(errno)))") }
+    // mkstemp makes the file owner-only; give it the permissions a plain create would (0666 & ~umask).
+    let mask = umask(0); umask(mask); fchmod(fd, 0o666 & ~mask)
     let tmp = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
     var ok = false
     defer {

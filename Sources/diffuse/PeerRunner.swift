@@ -20,6 +20,14 @@ struct PeerRunner {
         let description: String
     }
 
+    /// The largest peak resident set size of any peer run so far (the kernel's ru_maxrss of
+    /// the terminated children), in bytes.
+    static func peakChildRSSBytes() -> Int {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage)
+        return usage.ru_maxrss * 1024
+    }
+
     /// Runs `script args...` and decodes each output line that is a JSON object.
     func run(script: String, arguments: [String]) throws -> [[String: Any]] {
         guard FileManager.default.fileExists(atPath: script) else {

@@ -115,6 +115,7 @@ struct UNetBench: ParsableCommand {
             report["peer_denoise_eval_s"] = peval
             report["train_time_ratio"] = train / ptrain
             report["eval_time_ratio"] = eval / peval
+            report["peer_peak_rss_mb"] = Double(PeerRunner.peakChildRSSBytes()) / 1e6
         }
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
@@ -124,7 +125,8 @@ struct UNetBench: ParsableCommand {
                      config as NSString, batch, (bf16 ? "bf16" : "fp32") as NSString, threads, model.parameterCount(), rss))
         print(String(format: "  Diffuse: training step %.3f s (%.1f samples/s), one evaluation %.3f s", train, Double(batch) / train, eval))
         if let ptrain = report["peer_train_step_s"] as? Double, let peval = report["peer_denoise_eval_s"] as? Double {
-            print(String(format: "  PyTorch: training step %.3f s, one evaluation %.3f s", ptrain, peval))
+            print(String(format: "  PyTorch: training step %.3f s, one evaluation %.3f s, peak RSS %.0f MB", ptrain, peval,
+                         report["peer_peak_rss_mb"] as? Double ?? 0))
             print(String(format: "  time ratio (Diffuse / PyTorch): training %.2fx, evaluation %.2fx", train / ptrain, eval / peval))
         }
     }
