@@ -1,11 +1,11 @@
 import Diffusion
 import Foundation
-import ModelIO
+import ImageIO
 import Pipelines
 import Tensors
 import Training
 
-/// The samples `diffuse train` writes while it trains: 16 images from the sampling (EMA)
+/// The samples `diffuse train` writes while it trains: a 4x4 PNG grid of 16 images from the sampling (EMA)
 /// model, 50 DDIM steps from a fixed seed (the same noise every time, so grids from different
 /// steps compare), classes 0, 1, 2, ... in turn for a class-conditional model.
 enum TrainingSamples {
@@ -23,8 +23,8 @@ enum TrainingSamples {
             request.conditioning = Conditioning(classLabels: Tensor(integers: (0..<count).map { $0 % classes }))
         }
         let samples = try pipeline.generate(request)
-        let path = runDirectory + String(format: "/samples-%06d.npy", trainer.step)
-        try NPY.save(samples, to: path)
+        let path = runDirectory + String(format: "/samples-%06d.png", trainer.step)
+        try Image.grid(samples.clamped(min: -1, max: 1), columns: 4, padding: 2).write(to: path)
         return path
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 import ModelIO
 import Testing
 import Tensors
@@ -17,7 +18,9 @@ import Training
     static func process(_ arguments: [String]) -> (Process, Pipe) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["train"] + arguments
+        // One thread: the test machines are shared, and a 2-thread team on a busy 2-core
+        // machine waits on its descheduled partner at every op (the results are the same).
+        process.arguments = ["train"] + arguments + ["--threads", "1"]
         var environment = ProcessInfo.processInfo.environment
         environment["DIFFUSE_CONV_ALGORITHM"] = "onednn"
         process.environment = environment
@@ -67,7 +70,9 @@ import Training
         #expect(straight.error.contains("ETA") && straight.error.contains("img/s"), "\(straight.error)")
         let reference = try losses(dir + "/straight")
         #expect(reference.count == steps)
-        #expect(FileManager.default.fileExists(atPath: dir + "/straight/samples-000040.npy"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/straight/samples-000040.png"))
+        let grid = try Image(contentsOf: dir + "/straight/samples-000040.png")
+        #expect(grid.width == 4 * (8 + 2) + 2 && grid.height == grid.width && grid.channels == 1)
         #expect(FileManager.default.fileExists(atPath: dir + "/straight/loss.svg"))
 
         for (name, signal) in [("killed", SIGKILL), ("interrupted", SIGINT)] {
@@ -82,10 +87,12 @@ import Training
             let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             process.waitUntilExit()
             let saved = try TrainingState.load(state)
-            if process.terminationReason == .uncaughtSignal || process.terminationStatus == 130 {
-                #expect(saved.step < steps, "\(name): stopped at \(saved.step)")
-            }
-            if signal == SIGINT && process.terminationStatus == 130 {
+            // The signal came 38 steps before the end: the run stopped part-way.
+            #expect(saved.step < steps, "\(name): the run was not stopped (step \(saved.step))")
+            if signal == SIGKILL {
+                #expect(process.terminationReason == .uncaughtSignal)
+            } else {
+                #expect(process.terminationStatus == 130, "\(error)")
                 #expect(error.contains("interrupted at step \(saved.step)"), "\(error)")
             }
             #expect(saved.losses.map(\.bitPattern) == reference.prefix(saved.step).map(\.bitPattern), "\(name)")
