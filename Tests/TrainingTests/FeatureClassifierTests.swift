@@ -28,6 +28,15 @@ func temporaryFolder() throws -> String {
         #expect(accuracy >= 0.88, "accuracy \(accuracy) on the first 500 test images")
     }
 
+    /// The shipped MNIST classifier: >= 97% on the first 500 test digits.
+    @Test func bundledMNISTClassifier() throws {
+        let classifier = try FeatureClassifier.bundled(for: "mnist")
+        #expect(classifier.info.data == "mnist" && classifier.info.referenceCount == 60_000 && classifier.info.testAccuracy >= 0.97)
+        let test = try Datasets.load(name: "mnist", split: .test).prefix(500)
+        let accuracy = try classifier.accuracy(on: test)
+        #expect(accuracy >= 0.97, "accuracy \(accuracy) on the first 500 test digits")
+    }
+
     @Test func unknownDataSetIsRefusedByName() {
         do {
             _ = try FeatureClassifier.bundled(for: "cifar-10")
