@@ -30,6 +30,16 @@ public struct FeatureClassifierInfo: Codable, Equatable, Sendable {
     public var model: ImageClassifierConfig
     public var training: ClassifierTrainingConfig
 
+    public init(data: String, imageSize: Int, channels: Int, numClasses: Int, classNames: [String]?, featureDim: Int,
+                testAccuracy: Double, testCount: Int, referenceSplit: String, referenceCount: Int, trainingSeconds: Double?,
+                model: ImageClassifierConfig, training: ClassifierTrainingConfig) {
+        (self.data, self.imageSize, self.channels, self.numClasses, self.classNames, self.featureDim) =
+            (data, imageSize, channels, numClasses, classNames, featureDim)
+        (self.testAccuracy, self.testCount, self.referenceSplit, self.referenceCount, self.trainingSeconds) =
+            (testAccuracy, testCount, referenceSplit, referenceCount, trainingSeconds)
+        (self.model, self.training) = (model, training)
+    }
+
     enum CodingKeys: String, CodingKey {
         case data, imageSize = "image_size", channels, numClasses = "num_classes", classNames = "class_names"
         case featureDim = "feature_dim", testAccuracy = "test_accuracy", testCount = "test_count"

@@ -1,0 +1,168 @@
+import ArgumentParser
+import Datasets
+import Diffusion
+import Foundation
+import ModelIO
+import Pipelines
+import Tensors
+import Training
+
+/// `diffuse eval`: Fréchet distance and KID of a model's samples against a data set, on the
+/// features of the classifier Diffuse ships for that data set. Generation is Pipelines'
+/// (`SampleJob.generate(count:batchSize:)`), the metrics Training's (`SampleEvaluation`).
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Fréchet distance and KID of generated samples against a data set, on a shipped classifier's features.",
+        discussion: """
+            Generates --samples images with the model, computes the features of a small classifier trained on the data set \
+            (shipped with Diffuse; --classifier DIR for another), and prints the Fréchet distance to the feature statistics \
+            of the whole training split, KID (mean ± std over subsets) against as many random training images, and the \
+            classes the classifier sees in the samples. --real-vs-real N scores N test images instead of samples: the floor \
+            a perfect model would reach at that sample count. FD depends on the sample count (it is biased); compare runs \
+            with the same count. KID is unbiased.
+            """)
+
+    @Option(help: "A diffusers UNet2DModel folder (as for diffuse sample).")
+    var model: String?
+
+    @Option(help: "The data set to compare against (with a shipped classifier: \(FeatureClassifier.bundledDataSets.joined(separator: ", "))).")
+    var data: String
+
+    @Option(help: "Samples to generate and score.")
+    var samples: Int?
+
+    @Option(help: "Score N real test images instead of samples (the floor for N samples).")
+    var realVsReal: Int?
+
+    @Option(help: "The sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")). Default: the scheduler config's.")
+    var sampler: SamplerKind?
+
+    @Option(help: "Sampling steps.")
+    var steps: Int = 50
+
+    @Option(help: "DDIM's eta (ddim only).")
+    var eta: Float = 0
+
+    @Flag(inversion: .prefixedNo, help: "Karras sigmas for the sigma-space samplers (default: as the scheduler config says).")
+    var karras: Bool?
+
+    @Option(help: "Samples per generation batch.")
+    var batchSize: Int = 64
+
+    @Option(help: "Seed: generation batch i uses seed + i; KID subsets and real-image picks use it too.")
+    var seed: UInt64 = 0
+
+    @Option(help: "The generator: philox, or torch.")
+    var rng: RandomSource = .philox
+
+    @Option(help: "Class labels of a class-conditional model: 'cycle' (0, 1, ..., K-1, 0, ... over the classifier's K classes), one label, or a comma-separated list repeated over the samples.")
+    var classLabels: String?
+
+    @Option(help: "The label the model was trained with for \"no class\" (needed by --guidance).")
+    var nullClass: Int?
+
+    @Option(help: "Classifier-free guidance scale (1: none).")
+    var guidance: Float = 1
+
+    @Option(help: "A classifier folder (classifier.json + classifier.safetensors) instead of the shipped one.")
+    var classifier: String?
+
+    @Option(help: "KID subsets.")
+    var kidSubsets: Int = 100
+
+    @Option(help: "KID subset size (capped at the sample count).")
+    var kidSubsetSize: Int = 1000
+
+    @Option(help: "Also write the generated samples [N, C, H, W] to this .npy file.")
+    var outNpy: String?
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    @Option(help: "Threads (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        switch (model, samples, realVsReal) {
+        case (nil, nil, .some(let n)): guard n >= 2 else { throw ValidationError("--real-vs-real needs at least 2 images, got \(n)") }
+        case (.some, .some(let n), nil): guard n >= 2 else { throw ValidationError("--samples must be at least 2, got \(n)") }
+        case (.some, nil, _): throw ValidationError("--model needs --samples N: how many samples to generate and score")
+        case (nil, .some, _): throw ValidationError("--samples needs --model DIR: the model to sample from")
+        default: throw ValidationError("give --model DIR --samples N to score a model, or --real-vs-real N for the real-data floor")
+        }
+        guard kidSubsets >= 1, kidSubsetSize >= 2 else { throw ValidationError("--kid-subsets must be at least 1 and --kid-subset-size at least 2") }
+    }
+
+    func run() throws {
+        if let threads {
+            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+            Parallel.setThreadCount(threads)
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        func note(_ line: String) { if !json { print(line); fflush(nil) } }
+
+        let features = try classifier.map { try FeatureClassifier.load(folder: $0) } ?? FeatureClassifier.bundled(for: data)
+        let info = features.info
+        note(String(format: "classifier: %@, [%d, %d, %d] images, %d features, test accuracy %.4f",
+                    info.data, info.channels, info.imageSize, info.imageSize, info.featureDim, info.testAccuracy))
+        let train = try Datasets.load(name: data, size: info.imageSize, channels: info.channels, split: .train)
+
+        let images: Tensor
+        let evaluated: String
+        if let n = realVsReal {
+            let test = try Datasets.load(name: data, size: info.imageSize, channels: info.channels, split: .test)
+            guard n <= test.count else { throw ValidationError("--real-vs-real \(n): the test split has only \(test.count) images") }
+            images = SampleEvaluation.randomImages(of: test, count: n, seed: seed &+ 1)
+            evaluated = "test-split"
+        } else {
+            let count = samples!
+            var job = SampleJob(modelFolder: model!, steps: steps)
+            job.sampler = sampler
+            job.eta = eta
+            job.karrasSigmas = karras
+            job.seed = seed
+            job.rng = rng
+            job.classLabels = try labels(count: count, classes: info.numClasses)
+            job.nullClass = nullClass
+            job.guidanceScale = guidance
+            images = try job.generate(count: count, batchSize: batchSize, expectedShape: [info.channels, info.imageSize, info.imageSize],
+                                      log: note) { done in
+                note(String(format: "generated %d/%d  %.1f s", done, count, elapsed()))
+            }
+            if let outNpy { try NPY.save(images, to: outNpy) }
+            evaluated = "samples"
+        }
+        let real = SampleEvaluation.randomImages(of: train, count: images.shape[0], seed: seed)
+        let report = try SampleEvaluation.evaluate(images, evaluated: evaluated, classifier: features, real: real,
+                                                   kidSubsets: kidSubsets, kidSubsetSize: kidSubsetSize, seed: seed)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        let what = evaluated == "samples" ? "\(report.count) samples" : "\(report.count) real test images"
+        print("\(what) vs \(data):")
+        print(String(format: "  FD   %.4f   (against the %@ split's feature statistics, %d images)",
+                     report.frechetDistance, report.referenceSplit, report.referenceCount))
+        print(String(format: "  KID  %.5f ± %.5f   (%d subsets of %d, against %d random training images)",
+                     report.kidMean, report.kidStd, report.kidSubsets, report.kidSubsetSize, report.kidRealCount))
+        let names = report.classNames ?? report.classHistogram.indices.map(String.init)
+        print("  classes: " + zip(names, report.classHistogram).map { "\($0) \($1)" }.joined(separator: ", "))
+        print(String(format: "done in %.1f s", elapsed()))
+    }
+
+    /// The per-sample labels --class-labels asks for (nil without it).
+    func labels(count: Int, classes: Int) throws -> [Int]? {
+        guard let classLabels else { return nil }
+        if classLabels == "cycle" { return (0..<count).map { $0 % classes } }
+        let parts = classLabels.split(separator: ",", omittingEmptySubsequences: false)
+        let values = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == parts.count, !values.isEmpty else {
+            throw ValidationError("--class-labels \(classLabels): expected 'cycle', one label, or comma-separated labels")
+        }
+        return (0..<count).map { values[$0 % values.count] }
+    }
+}
