@@ -9,14 +9,14 @@ public enum BundledModel {
 
     /// The names of the bundled models.
     public static var names: [String] {
-        guard let root = Bundle.module.resourceURL?.appendingPathComponent("Resources"),
+        guard let root = Bundle.module.url(forResource: "Resources", withExtension: nil),
               let entries = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { return [] }
         return entries.filter { FileManager.default.fileExists(atPath: root.path + "/" + $0 + "/config.json") }.sorted()
     }
 
     /// The folder of the bundled model `name`.
     public static func folder(_ name: String = defaultName) throws -> String {
-        guard let root = Bundle.module.resourceURL?.appendingPathComponent("Resources") else {
+        guard let root = Bundle.module.url(forResource: "Resources", withExtension: nil) else {
             throw PipelineError("the bundled models are missing: the Pipelines resource bundle was not found next to the executable")
         }
         let folder = root.appendingPathComponent(name).path
