@@ -20,13 +20,18 @@ struct PeerRunner {
         let description: String
     }
 
-    /// The largest peak resident set size of any peer run so far (the kernel's ru_maxrss of
-    /// the terminated children), in bytes.
-    static func peakChildRSSBytes() -> Int {
-        var usage = rusage()
-        getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage)
-        return usage.ru_maxrss * 1024
-    }
+    /// Runs the peer script under a few lines of Python that print, after the script, its
+    /// own peak resident set size (VmHWM since exec; the kernel's ru_maxrss would include the
+    /// forked Swift parent's) as one more JSON line: {"peer_peak_rss_kb": N}.
+    static let wrapper = """
+        import json, runpy, sys
+        sys.argv = sys.argv[1:]
+        try:
+            runpy.run_path(sys.argv[0], run_name="__main__")
+        finally:
+            hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+            print(json.dumps({"peer_peak_rss_kb": int(hwm[0].split()[1]) if hwm else 0}), flush=True)
+        """
 
     /// Runs `script args...` and decodes each output line that is a JSON object.
     func run(script: String, arguments: [String]) throws -> [[String: Any]] {
@@ -35,7 +40,7 @@ struct PeerRunner {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script] + arguments
+        process.arguments = ["-c", PeerRunner.wrapper, script] + arguments
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.standardError

@@ -74,6 +74,7 @@ struct UNetBench: ParsableCommand {
         }
         let runner = PeerRunner.resolve(peer)
         var ours: [(Double, Double)] = [], theirs: [(Double, Double)] = []
+        var peerRSS = 0.0
         for _ in 0..<rounds {
             model.train()
             let train = median(trainStep)
@@ -82,10 +83,12 @@ struct UNetBench: ParsableCommand {
             if let runner, FileManager.default.fileExists(atPath: peerScript) {
                 var args = [config, "--batch", "\(batch)", "--iters", "\(iterations)", "--threads", "\(threads)"]
                 if bf16 { args.append("--bf16") }
-                if let row = try runner.run(script: peerScript, arguments: args).first,
+                let rows = try runner.run(script: peerScript, arguments: args)
+                if let row = rows.first(where: { $0["train_step_s"] != nil }),
                    let tr = row["train_step_s"] as? Double, let ev = row["denoise_eval_s"] as? Double {
                     theirs.append((tr, ev))
                 }
+                if let kb = rows.compactMap({ $0["peer_peak_rss_kb"] as? Int }).first { peerRSS = Swift.max(peerRSS, Double(kb) / 1e3) }
             }
         }
         if profile {
@@ -115,7 +118,7 @@ struct UNetBench: ParsableCommand {
             report["peer_denoise_eval_s"] = peval
             report["train_time_ratio"] = train / ptrain
             report["eval_time_ratio"] = eval / peval
-            report["peer_peak_rss_mb"] = Double(PeerRunner.peakChildRSSBytes()) / 1e6
+            report["peer_peak_rss_mb"] = peerRSS
         }
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
