@@ -16,6 +16,10 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     public var data: String
     /// Use only the first `limit` images (nil: all).
     public var limit: Int?
+    /// Resize the data's images to this side / convert to this many channels when loading
+    /// (nil: as the data comes).
+    public var dataSize: Int?
+    public var dataChannels: Int?
     /// The model as the user named it: a preset (`ModelPreset`) or a `config.json` path.
     public var model: String
     /// The resolved UNet2DModel config (sample size, channels and class embeddings filled in).
@@ -82,7 +86,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case data, limit, model, unet, imageSize = "image_size", channels, numClasses = "num_classes"
+        case data, limit, dataSize = "data_size", dataChannels = "data_channels", model, unet, imageSize = "image_size", channels, numClasses = "num_classes"
         case betaSchedule = "beta_schedule", numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
         case predictionType = "prediction_type", minSNRGamma = "min_snr_gamma", batchSize = "batch_size"
         case learningRate = "learning_rate", warmupSteps = "warmup_steps", lrSchedule = "lr_schedule", totalSteps = "total_steps"

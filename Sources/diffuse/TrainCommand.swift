@@ -23,8 +23,14 @@ struct TrainCommand: ParsableCommand {
             algorithm (DIFFUSE_CONV_ALGORITHM=onednn); otherwise each process times the algorithms and may pick others.
             """)
 
-    @Option(help: "The data: a data set name or a path (a .npy file of images [N, C, H, W] in [-1, 1]).")
+    @Option(help: "The data: \(Datasets.names.joined(separator: ", ")), a folder of PNG images (subfolders as classes), or a .npy file of images [N, C, H, W] in [-1, 1].")
     var data: String?
+
+    @Option(help: "Resize the images to this side when loading (default: as the data comes).")
+    var imageSize: Int?
+
+    @Option(help: "Load the images with 1 (gray) or 3 (RGB) channels (default: as the data comes).")
+    var channels: Int?
 
     @Option(help: "The model: a preset (\(ModelPreset.allCases.map(\.rawValue).joined(separator: ", "))) or a UNet2DModel config.json.")
     var model: String?
@@ -114,7 +120,8 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         if resume != nil {
-            for (name, given) in [("--data", data != nil), ("--model", model != nil), ("--out", out != nil), ("--epochs", epochs != nil)] where given {
+            for (name, given) in [("--data", data != nil), ("--model", model != nil), ("--out", out != nil), ("--epochs", epochs != nil),
+                                  ("--image-size", imageSize != nil), ("--channels", channels != nil), ("--limit", limit != nil)] where given {
                 throw ValidationError("\(name) cannot be combined with --resume (the run's settings are in its checkpoint)")
             }
         } else {
@@ -125,6 +132,8 @@ struct TrainCommand: ParsableCommand {
         }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        if let imageSize, imageSize < 1 { throw ValidationError("--image-size must be at least 1, got \(imageSize)") }
+        if let channels, ![1, 3].contains(channels) { throw ValidationError("--channels must be 1 or 3, got \(channels)") }
         if let logEvery, logEvery < 1 { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
     }
 
@@ -142,7 +151,8 @@ struct TrainCommand: ParsableCommand {
         if let resume {
             let folder = try Checkpoint.locate(runDirectory: resume)
             let state = try TrainingState.load(folder + "/" + Checkpoint.stateFile)
-            let dataset = try TrainingData.load(state.configuration.data, limit: state.configuration.limit)
+            let c = state.configuration
+            let dataset = try TrainingData.load(c.data, size: c.dataSize, channels: c.dataChannels, limit: c.limit)
             let trainer = try Trainer(checkpoint: folder, dataset: dataset)
             if let steps { try trainer.setTotalSteps(steps) }
             log("resuming \(resume) at step \(trainer.step) of \(trainer.configuration.totalSteps) (from \(folder))")
@@ -152,7 +162,7 @@ struct TrainCommand: ParsableCommand {
         if FileManager.default.fileExists(atPath: out + "/" + Checkpoint.folderName) {
             throw TrainingError("\(out) already holds a run; resume it with --resume \(out) or choose another --out")
         }
-        let dataset = try TrainingData.load(data!, limit: limit)
+        let dataset = try TrainingData.load(data!, size: imageSize, channels: channels, limit: limit)
         let totalSteps = steps ?? epochs! * Swift.max(dataset.count / batchSize, 1)
         var c = try TrainingConfiguration(data: data!, model: model!, imageSize: dataset.height, channels: dataset.channels,
                                           numClasses: dataset.classCount, classConditional: classConditional, totalSteps: totalSteps)
@@ -160,6 +170,8 @@ struct TrainCommand: ParsableCommand {
             throw TrainingError("data \(data!) holds \(dataset.height)x\(dataset.width) images; training needs square ones")
         }
         c.limit = limit
+        c.dataSize = imageSize
+        c.dataChannels = channels
         c.batchSize = batchSize
         c.learningRate = lr
         c.warmupSteps = warmup

@@ -106,6 +106,24 @@ import Training
         }
     }
 
+    /// A named data set (scikit-learn's 8x8 digits, first 64), class-conditional: the
+    /// checkpoint's model has 10 + 1 class embeddings and the configuration records the data.
+    @Test func namedDataClassConditional() throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try train(["--data", "digits", "--limit", "64", "--model", "tiny", "--out", dir + "/run", "--steps", "2",
+                             "--batch-size", "8", "--timesteps", "50", "--class-conditional", "--label-dropout", "0.2"])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(run.error.contains("64 images 1x8x8"), "\(run.error)")
+        let state = try TrainingState.load(dir + "/run/checkpoint/training_state.json")
+        #expect(state.configuration.data == "digits" && state.configuration.limit == 64)
+        #expect(state.configuration.unet.numClassEmbeds == 11)
+        #expect(state.configuration.nullClass == 10)
+        let resumed = try train(["--resume", dir + "/run", "--steps", "3"])
+        #expect(resumed.status == 0, "\(resumed.error)")
+        #expect(try TrainingState.load(dir + "/run/checkpoint/training_state.json").step == 3)
+    }
+
     /// Bad input: a non-zero exit with the reason on stderr.
     @Test func badInputFailsCleanly() throws {
         let dir = try temporaryFolder()
@@ -113,7 +131,7 @@ import Training
         let data = try writeData(in: dir)
         let cases: [([String], String)] = [
             (options(dir + "/nothing.npy", dir + "/a", steps: 2), "no such data: \(dir)/nothing.npy does not exist"),
-            (options("fashion-nowhere", dir + "/a", steps: 2), "no such data"),
+            (options("fashion-nowhere", dir + "/a", steps: 2), "no such data: unknown data set \"fashion-nowhere\""),
             (["--data", data, "--model", "huge", "--out", dir + "/a", "--steps", "2"], "model 'huge' is neither a preset"),
             (["--resume", dir + "/nowhere"], "no such run directory"),
             (["--resume", dir], "no checkpoint to resume from"),
