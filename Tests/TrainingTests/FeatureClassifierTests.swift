@@ -6,12 +6,6 @@ import Tensors
 import Testing
 import Training
 
-func temporaryFolder() throws -> String {
-    let path = NSTemporaryDirectory() + "diffuse-training-tests-" + UUID().uuidString
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
 @Suite struct FeatureClassifierTests {
     /// The shipped Fashion-MNIST classifier loads from the package's resources, describes
     /// itself, and classifies the first 500 test images with >= 88% accuracy.

@@ -43,8 +43,19 @@ public final class Storage: @unchecked Sendable {
     func derivedBuffer(_ key: String, make: () -> Storage) -> Storage {
         if let hit = derived.withLock({ $0[key] }), hit.version == version { return hit.storage }
         let made = make()
-        derived.withLock { $0[key] = (version, made) }
+        let current = version
+        // Entries of earlier versions can never be used again: drop them with the new one in.
+        derived.withLock { d in
+            d = d.filter { $0.value.version == current }
+            d[key] = (current, made)
+        }
         return made
+    }
+
+    /// Drops every derived buffer (after an algorithm choice timed candidates whose
+    /// reordered weights would otherwise stay alive beside the chosen one's).
+    func clearDerived() {
+        derived.withLock { $0.removeAll() }
     }
 
     func markMutated() {

@@ -149,10 +149,10 @@ enum ConvolutionKernel {
         if type == .float32 && BRGEMMConvolution.supports(g) {
             candidates.append((.brgemm, { BRGEMMConvolution.forward(x, w, nil, g) }))
         }
-        if type == .float32 && WinogradConvolution.supports(g) {
+        if type == .float32 && WinogradConvolution.supports(g) && WinogradConvolution.worthItsMemory(g) {
             candidates.append((.winograd, { WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), nil, g) }))
         }
-        let choice = choose("forward", g, type, candidates)
+        let choice = choose("forward", g, type, candidates, weights: w)
         return OpProfiler.measure("conv fwd \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
         switch choice {
         case .brgemm:
@@ -177,12 +177,12 @@ enum ConvolutionKernel {
         if type == .float32, let dual = g.dual, BRGEMMConvolution.supports(dual) {
             candidates.append((.brgemm, { BRGEMMConvolution.forward(gy, blocked: BRGEMMConvolution.blockedForDual(w, g), nil, dual) }))
         }
-        if type == .float32, let dual = g.dual, WinogradConvolution.supports(dual) {
+        if type == .float32, let dual = g.dual, WinogradConvolution.supports(dual), WinogradConvolution.worthItsMemory(dual) {
             candidates.append((.winograd, {
                 WinogradConvolution.forward(gy, transformed: WinogradConvolution.transformedDualWeights(w, g), nil, dual)
             }))
         }
-        let choice = choose("backward-data", g, type, candidates)
+        let choice = choose("backward-data", g, type, candidates, weights: w)
         return OpProfiler.measure("conv bwd-data \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
             candidates.first { $0.0 == choice }!.1()
         }
@@ -210,7 +210,7 @@ enum ConvolutionKernel {
     /// otherwise each candidate is timed (best of two after a warm-up) on first use and the
     /// fastest kept.
     private static func choose<R>(_ pass: String, _ g: ConvGeometry, _ type: DType,
-                                  _ candidates: [(Algorithm, () -> R)]) -> Algorithm {
+                                  _ candidates: [(Algorithm, () -> R)], weights: Tensor? = nil) -> Algorithm {
         if candidates.count == 1 { return candidates[0].0 }
         if let forced = ConvolutionAlgorithm.scoped ?? preference.withLock({ $0 }), candidates.contains(where: { $0.0 == forced }) {
             return forced
@@ -230,6 +230,9 @@ enum ConvolutionKernel {
         }
         let choice = candidates[best.indices.min { best[$0] < best[$1] }!].0
         algorithms.withLock { $0[key] = choice }
+        // Each candidate cached its own form of the weights (Winograd's is 4x their size);
+        // free them all, the chosen one rebuilds its own on the next call.
+        weights?.storage.clearDerived()
         return choice
     }
 

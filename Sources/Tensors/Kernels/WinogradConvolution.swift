@@ -32,6 +32,14 @@ enum WinogradConvolution {
             && g.padH <= 2 && g.padW <= 2 && g.outH > 0 && g.outW > 0
     }
 
+    /// Whether the transformed weights (36 values per filter pair, 4x the weights) are worth
+    /// holding: at most twice the input activation's size. Small batches of small images with
+    /// many channels (ddpm-cifar10 at batch 8, 16x16 and below) would otherwise hold more
+    /// memory in transformed weights than the whole model's activations.
+    static func worthItsMemory(_ g: ConvGeometry) -> Bool {
+        36 * g.outChannels <= 2 * g.batch * g.height * g.width
+    }
+
     /// G g for F(4, 3): a 3-tap filter into the six points of the transform domain.
     @inline(__always)
     private static func filterTransform(_ g0: Vec8, _ g1: Vec8, _ g2: Vec8) -> Six {
