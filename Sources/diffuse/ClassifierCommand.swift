@@ -59,10 +59,7 @@ struct ClassifierTrain: ParsableCommand {
     var threads: Int?
 
     func run() throws {
-        if let threads {
-            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-            Parallel.setThreadCount(threads)
-        }
+        try applyThreadsOption(threads)
         if let limit, limit < batchSize { throw ValidationError("--limit \(limit) is smaller than the batch size \(batchSize)") }
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Tensors
 
 /// The `diffuse` command-line tool: a thin front end over the library.
 @main
@@ -13,4 +14,11 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks of the hot paths, side by side with PyTorch.",
         subcommands: [KernelsBench.self, ConvAlgorithmsBench.self, UNetBench.self])
+}
+
+/// Applies a command's optional `--threads`: nil keeps all cores; fewer than 1 is refused.
+func applyThreadsOption(_ threads: Int?) throws {
+    guard let threads else { return }
+    guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    Parallel.setThreadCount(threads)
 }

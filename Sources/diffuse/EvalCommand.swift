@@ -95,10 +95,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        if let threads {
-            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-            Parallel.setThreadCount(threads)
-        }
+        try applyThreadsOption(threads)
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         func note(_ line: String) { if !json { print(line); fflush(nil) } }

@@ -75,10 +75,7 @@ struct SampleCommand: ParsableCommand {
     var threads: Int?
 
     func run() throws {
-        if let threads {
-            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-            Parallel.setThreadCount(threads)
-        }
+        try applyThreadsOption(threads)
         if model != nil && bundled != nil { throw ValidationError("give --model or --bundled, not both") }
         let folder = try model ?? BundledModel.folder(bundled ?? BundledModel.defaultName)
         var job = SampleJob(modelFolder: folder, steps: steps)

@@ -138,10 +138,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        if let threads {
-            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-            Parallel.setThreadCount(threads)
-        }
+        try applyThreadsOption(threads)
         let (trainer, runDirectory) = try makeTrainer()
         try train(trainer, in: runDirectory)
     }
