@@ -21,9 +21,19 @@ public struct GenerationPipeline<Model: Denoiser> {
         (self.model, self.schedulerConfig) = (model, schedulerConfig)
     }
 
-    /// The sampler a request runs, built from the scheduler config.
+    /// The sampler a request runs, built from the scheduler config. With a mask it is RePaint,
+    /// whose generated region steps as DDIM with the request's eta (DDPM: eta 1).
     public func sampler(for request: GenerationRequest) throws -> any Sampler {
         do {
+            if let mask = request.mask, let image = request.initBatch {
+                guard request.sampler == .ddim || request.sampler == .ddpm else {
+                    throw PipelineError("inpainting with RePaint steps as DDIM (with eta) or DDPM, not \(request.sampler.rawValue)")
+                }
+                let keep = 1 - (mask.to(.float32) .>= 0.5).to(.float32)
+                return try RePaintSampler(schedulerConfig, steps: request.steps, known: image, keep: keep,
+                                          jumpLength: request.resampling.jumpLength, jumpSamples: request.resampling.samples,
+                                          eta: request.sampler == .ddpm ? 1 : request.eta)
+            }
             return try makeSampler(request.sampler, config: schedulerConfig, steps: request.steps,
                                    karras: request.karrasSigmas, eta: request.eta)
         } catch let e as DiffusionError {
@@ -43,37 +53,49 @@ public struct GenerationPipeline<Model: Denoiser> {
 
     /// Runs the request and returns the final samples, shape [batchSize] + sampleShape, in the
     /// model's space (images in [-1, 1]: see `postprocess`). `onStep` sees every step.
+    /// With an initial image and a strength below 1 the run starts part way (SDEdit); with a
+    /// mask it inpaints, and the kept pixels of the result are the initial image's.
     public func generate(_ request: GenerationRequest, onStep: ((GenerationStep) -> Void)? = nil) throws -> Tensor {
         try validate(request)
         let sampler = try sampler(for: request)
         let generator = request.rng.generator(seed: request.seed)
         let noise = request.noise?.to(.float32) ?? generator.normal(request.batchShape, mean: 0, std: 1)
+        let first = request.firstEvaluation(order: sampler.order)
+        let start = first == 0 ? noise * sampler.initialNoiseSigma : sampler.noised(request.initBatch!, noise: noise, step: first)
         let conditioning = request.conditioning
-        guard request.guidanceScale != 1, let unconditional = request.unconditional else {
-            return Self.denoise(sampler, noise: noise, generator: generator, onStep: onStep) { x, t in
+        var result: Tensor
+        if request.guidanceScale != 1, let unconditional = request.unconditional {
+            let guided = ClassifierFreeGuidance(model, scale: request.guidanceScale, rescale: request.guidanceRescale,
+                                                unconditional: unconditional)
+            result = Self.denoise(sampler, from: start, firstStep: first, generator: generator, onStep: onStep) { x, t in
+                guided(x, timesteps: t, conditioning: conditioning)
+            }
+        } else {
+            result = Self.denoise(sampler, from: start, firstStep: first, generator: generator, onStep: onStep) { x, t in
                 model(x, timesteps: t, conditioning: conditioning)
             }
         }
-        let guided = ClassifierFreeGuidance(model, scale: request.guidanceScale, rescale: request.guidanceRescale,
-                                            unconditional: unconditional)
-        return Self.denoise(sampler, noise: noise, generator: generator, onStep: onStep) { x, t in
-            guided(x, timesteps: t, conditioning: conditioning)
+        if let mask = request.mask, let image = request.initBatch {
+            result = Tensor.where(mask.to(.float32) .>= 0.5, result, image)
         }
+        return result
     }
 
-    /// The loop itself: x = noise * initialNoiseSigma, then per timestep the model on the
-    /// sampler's scaled input and the sampler's step (its state kept across steps).
-    static func denoise<S: Sampler>(_ sampler: S, noise: Tensor, generator: RandomGenerator,
+    /// The loop itself from x (already scaled or noised for step `firstStep`): per timestep
+    /// the model on the sampler's scaled input and the sampler's step (its state kept across
+    /// steps).
+    static func denoise<S: Sampler>(_ sampler: S, from start: Tensor, firstStep: Int = 0, generator: RandomGenerator,
                                     onStep: ((GenerationStep) -> Void)?, model: (Tensor, Tensor) -> Tensor) -> Tensor {
-        var x = noise * sampler.initialNoiseSigma
+        var x = start
         var state = sampler.makeState()
-        let batch = noise.shape[0]
+        let batch = start.shape[0]
         let timesteps = sampler.timesteps
-        for (i, t) in timesteps.enumerated() {
+        for i in firstStep..<timesteps.count {
+            let t = timesteps[i]
             let output = model(sampler.modelInput(x, step: i), Tensor.full([batch], Float(t)))
             let result = sampler.step(output, step: i, sample: x, state: &state, generator: generator)
             x = result.sample
-            onStep?(GenerationStep(index: i + 1, count: timesteps.count, timestep: t, sample: x,
+            onStep?(GenerationStep(index: i + 1 - firstStep, count: timesteps.count - firstStep, timestep: t, sample: x,
                                    predictedOriginal: result.predictedOriginal))
         }
         return x

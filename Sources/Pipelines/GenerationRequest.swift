@@ -34,6 +34,28 @@ public struct GenerationRequest: Sendable {
     public var guidanceScale: Float = 1
     /// Guidance rescale phi (Lin et al. 2023) in [0, 1]; 0 is plain guidance.
     public var guidanceRescale: Float = 0
+    /// Image-to-image (SDEdit, Meng et al. 2022) and inpainting: the image to start from,
+    /// [batchSize or 1] + sampleShape, in the model's space ([-1, 1] for images).
+    public var initImage: Tensor? = nil
+    /// How much of the reverse process runs on `initImage`, in (0, 1]: the run skips the first
+    /// steps - Int(steps * strength) steps and starts from `initImage` noised to the first step
+    /// it runs (diffusers' img2img). 1 starts from pure noise and ignores `initImage`, so it
+    /// equals generating with the same seed.
+    public var strength: Double = 1
+    /// Inpainting: 1 where to generate, 0 where to keep `initImage`, shape [batchSize or 1,
+    /// 1 or C, H, W] (values are binarised at 0.5). The kept pixels of the result are
+    /// `initImage`'s exactly.
+    public var mask: Tensor? = nil
+    /// How inpainting resamples (RePaint's jumps).
+    public var resampling = Resampling()
+
+    /// RePaint's resampling schedule (Lugmayr et al. 2022): every `jumpLength` steps, go back
+    /// up `jumpLength` steps, `samples - 1` times; samples 1 turns resampling off.
+    public struct Resampling: Sendable {
+        public var jumpLength: Int = 10
+        public var samples: Int = 10
+        public init(jumpLength: Int = 10, samples: Int = 10) { (self.jumpLength, self.samples) = (jumpLength, samples) }
+    }
 
     /// A request for `batchSize` samples of `sampleShape` from the generator's noise.
     public init(sampler: SamplerKind, steps: Int, batchSize: Int = 1, sampleShape: [Int]) {
@@ -76,11 +98,60 @@ public struct GenerationRequest: Sendable {
                 throw PipelineError("classifier-free guidance (scale \(guidanceScale)) needs the unconditional inputs (the null class or empty context)")
             }
         }
+        try validateImageInputs()
         for (name, c) in [("conditioning", conditioning), ("unconditional conditioning", unconditional)] {
             for (part, t) in [("class labels", c?.classLabels), ("context", c?.context)] {
                 if let t, t.shape.first != batchSize {
                     throw PipelineError("the \(name)'s \(part) have shape \(t.shape): one per sample of the batch of \(batchSize) is needed")
                 }
+            }
+        }
+    }
+}
+
+extension GenerationRequest {
+    /// The index of the first model evaluation that runs, for a sampler of `order` (diffusers'
+    /// img2img: t_start = steps - min(Int(steps * strength), steps), times the order).
+    public func firstEvaluation(order: Int) -> Int {
+        guard strength < 1, initImage != nil else { return 0 }
+        return (steps - Swift.min(Int(Double(steps) * strength), steps)) * order
+    }
+
+    /// `initImage` as a whole batch (a single image repeated).
+    var initBatch: Tensor? {
+        guard let image = initImage?.to(.float32) else { return nil }
+        return image.shape[0] == batchSize ? image : image.expanded(batchShape)
+    }
+
+    /// Checks strength, initial image and mask against the request.
+    func validateImageInputs() throws {
+        guard strength > 0 && strength <= 1 else {
+            throw PipelineError("the strength must be in (0, 1] (the share of the steps run on the initial image), got \(strength)")
+        }
+        guard let image = initImage else {
+            if strength < 1 { throw PipelineError("a strength below 1 needs an initial image to start from") }
+            if mask != nil { throw PipelineError("inpainting needs the image to inpaint (the initial image) beside the mask") }
+            return
+        }
+        guard image.rank == sampleShape.count + 1, Array(image.shape.dropFirst()) == sampleShape,
+              image.shape[0] == batchSize || image.shape[0] == 1 else {
+            throw PipelineError("the initial image has shape \(image.shape), but the request is for \(batchShape) "
+                                + "(batch \(batchSize) of \(sampleShape), or one image for the whole batch)")
+        }
+        if strength < 1 && Int(Double(steps) * strength) < 1 {
+            throw PipelineError("strength \(strength) of \(steps) steps leaves no step to run; raise the strength or the steps")
+        }
+        if let mask {
+            guard strength == 1 else { throw PipelineError("inpainting runs the whole reverse process: strength must be 1, got \(strength)") }
+            let spatial = Array(sampleShape.dropFirst())
+            guard mask.rank == image.rank, Array(mask.shape.suffix(spatial.count)) == spatial,
+                  mask.shape[0] == 1 || mask.shape[0] == batchSize,
+                  mask.shape[1] == 1 || mask.shape[1] == sampleShape[0] else {
+                throw PipelineError("the mask has shape \(mask.shape), but the image is \(sampleShape) per sample: "
+                                    + "a mask of [1 or \(batchSize), 1 or \(sampleShape[0])] + \(spatial) is needed")
+            }
+            guard resampling.jumpLength >= 1, resampling.samples >= 1 else {
+                throw PipelineError("RePaint's jump length and resampling count must be at least 1, got \(resampling.jumpLength) and \(resampling.samples)")
             }
         }
     }

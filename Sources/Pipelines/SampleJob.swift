@@ -45,6 +45,14 @@ public struct SampleJob: Sendable {
     /// Generate in chunks of at most this many samples (memory); nil: all at once. Chunk i
     /// draws its noise from the generator seeded `seed + i`.
     public var chunkSize: Int?
+    /// Image-to-image: a PNG to start from (the model's size), and the share of the steps to
+    /// run on it, in (0, 1] (1: ignore the image, generate from noise).
+    public var initImageFile: String?
+    public var strength: Double = 1
+    /// Inpainting: a PNG mask of the initial image's size, white (>= 128) where to generate,
+    /// black where to keep the image; and RePaint's resampling.
+    public var maskFile: String?
+    public var resampling = GenerationRequest.Resampling()
     /// Whether `prepare()` insists on somewhere to write (false for callers that use the
     /// samples themselves, as `generate(count:batchSize:)` does).
     public var requiresOutput = true
@@ -142,6 +150,7 @@ public struct SampleJob: Sendable {
         }
         request.guidanceScale = guidanceScale
         request.guidanceRescale = guidanceRescale
+        try addImageInputs(to: &request)
         let pipeline = GenerationPipeline(model: model, schedulerConfig: config)
         try pipeline.validate(request)
         return Prepared(model: model, pipeline: pipeline, request: request, notes: notes)

@@ -108,6 +108,7 @@ struct EvalCommand: ParsableCommand {
 
         let images: Tensor
         let evaluated: String
+        var requested: [Int]? = nil
         if let n = realVsReal {
             let test = try Datasets.load(name: data, size: info.imageSize, channels: info.channels, split: .test)
             guard n <= test.count else { throw ValidationError("--real-vs-real \(n): the test split has only \(test.count) images") }
@@ -121,7 +122,8 @@ struct EvalCommand: ParsableCommand {
             job.karrasSigmas = karras
             job.seed = seed
             job.rng = rng
-            job.classLabels = try labels(count: count, classes: info.numClasses)
+            requested = try labels(count: count, classes: info.numClasses)
+            job.classLabels = requested
             job.nullClass = nullClass
             job.guidanceScale = guidance
             images = try job.generate(count: count, batchSize: batchSize, expectedShape: [info.channels, info.imageSize, info.imageSize],
@@ -133,7 +135,7 @@ struct EvalCommand: ParsableCommand {
         }
         let real = SampleEvaluation.randomImages(of: train, count: images.shape[0], seed: seed)
         let report = try SampleEvaluation.evaluate(images, evaluated: evaluated, classifier: features, real: real,
-                                                   kidSubsets: kidSubsets, kidSubsetSize: kidSubsetSize, seed: seed)
+                                                   requestedClasses: requested, kidSubsets: kidSubsets, kidSubsetSize: kidSubsetSize, seed: seed)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -148,6 +150,9 @@ struct EvalCommand: ParsableCommand {
                      report.kidMean, report.kidStd, report.kidSubsets, report.kidSubsetSize, report.kidRealCount))
         let names = report.classNames ?? report.classHistogram.indices.map(String.init)
         print("  classes: " + zip(names, report.classHistogram).map { "\($0) \($1)" }.joined(separator: ", "))
+        if let accuracy = report.requestedClassAccuracy {
+            print(String(format: "  requested class: %.1f%% of the samples are classified as the class they were generated for", 100 * accuracy))
+        }
         print(String(format: "done in %.1f s", elapsed()))
     }
 

@@ -1,11 +1,9 @@
 import ArgumentParser
-import Diffusion
-import Foundation
 import Pipelines
-import Tensors
 
-/// `diffuse sample`: generates samples with a diffusers UNet2DModel folder. Parses the
-/// options into a `SampleJob` and prints its progress; the work is in Pipelines.
+/// `diffuse sample`: generates samples with a diffusers UNet2DModel folder, from noise or,
+/// with --init-image, from an image (SDEdit). Parses the options into a `SampleJob` and
+/// prints its progress; the work is in Pipelines.
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
@@ -13,111 +11,26 @@ struct SampleCommand: ParsableCommand {
         discussion: """
             Starts from noise (a .npy file, or drawn from --seed with --rng) and runs the sampler for --steps steps, \
             as diffusers' pipelines do: with --rng torch, a seed gives diffusers' results for \
-            torch.Generator().manual_seed(seed). Writes the final samples [B, C, H, W] as float32 .npy (model space, \
-            [-1, 1] for images).
+            torch.Generator().manual_seed(seed). Writes a PNG grid, PNG images and/or the final samples \
+            [B, C, H, W] as float32 .npy (model space, [-1, 1] for images).
+            Image-to-image (SDEdit): --init-image PNG --strength S noises the image to the step where the last \
+            S of the steps begin, and runs those; S 1 ignores the image.
             """)
 
-    @Option(help: "A diffusers UNet2DModel folder (config.json, diffusion_pytorch_model.safetensors, scheduler_config.json), or a pipeline folder with unet/ (default: the bundled Fashion-MNIST model).")
-    var model: String?
+    @OptionGroup var options: SamplingOptions
 
-    @Option(help: "A bundled model by name, instead of --model.")
-    var bundled: String?
+    @Option(help: "Image-to-image: a PNG of the model's size to start from (SDEdit).")
+    var initImage: String?
 
-    @Option(help: "The sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")). Default: the one the scheduler config names (ddpm without one).")
-    var sampler: SamplerKind?
-
-    @Option(help: "Sampling steps.")
-    var steps: Int = 20
-
-    @Option(help: "DDIM's eta: 0 deterministic, 1 DDPM-like noise (ddim only).")
-    var eta: Float = 0
-
-    @Flag(inversion: .prefixedNo, help: "Karras sigmas for the sigma-space samplers (default: as the scheduler config says).")
-    var karras: Bool?
-
-    @Option(help: "Samples to generate (default: the noise file's batch, or 64).")
-    var batch: Int?
-
-    @Option(help: "Generate in chunks of at most this many samples (bounds memory; chunk i uses seed + i).")
-    var batchSize: Int?
-
-    @Option(help: "Initial noise [B, C, H, W] as .npy (default: drawn from the generator).")
-    var noise: String?
-
-    @Option(help: "Seed of the generator (initial noise without --noise, and the stochastic samplers' noise).")
-    var seed: UInt64 = 0
-
-    @Option(help: "The generator: philox, or torch (torch's CPU generator, bit for bit).")
-    var rng: RandomSource = .philox
-
-    @Option(name: .customLong("class"), help: "Class label(s) for a class-conditional model: one for the batch, or one per sample, comma-separated.")
-    var classLabels: ClassLabels?
-
-    @Option(help: "The label the model was trained with for \"no class\" (needed by --guidance).")
-    var nullClass: Int?
-
-    @Option(help: "Classifier-free guidance scale (1: none).")
-    var guidance: Float = 1
-
-    @Option(help: "Guidance rescale phi in [0, 1] (Lin et al. 2023).")
-    var guidanceRescale: Float = 0
-
-    @Option(help: "Where to write the final samples (.npy, float32).")
-    var outNpy: String?
-
-    @Option(help: "Where to write the samples as one PNG grid (default: samples.png when no other output is given).")
-    var out: String?
-
-    @Option(help: "A folder for one PNG per sample (sample-0000.png, ...).")
-    var outDir: String?
-
-    @Option(help: "Threads (default: all cores).")
-    var threads: Int?
+    @Option(help: "With --init-image: the share of the steps to run on the noised image, in (0, 1]; lower keeps more of the image.")
+    var strength: Double = 0.8
 
     func run() throws {
-        try applyThreadsOption(threads)
-        if model != nil && bundled != nil { throw ValidationError("give --model or --bundled, not both") }
-        let folder = try model ?? BundledModel.folder(bundled ?? BundledModel.defaultName)
-        var job = SampleJob(modelFolder: folder, steps: steps)
-        job.sampler = sampler
-        job.eta = eta
-        job.karrasSigmas = karras
-        job.batchSize = batch ?? (noise == nil ? 64 : nil)
-        job.chunkSize = batchSize
-        job.noiseFile = noise
-        job.seed = seed
-        job.rng = rng
-        job.classLabels = classLabels?.labels
-        job.nullClass = nullClass
-        job.guidanceScale = guidance
-        job.guidanceRescale = guidanceRescale
-        job.samplesFile = outNpy
-        job.gridFile = out ?? (outNpy == nil && outDir == nil ? "samples.png" : nil)
-        job.imagesFolder = outDir
-        let start = DispatchTime.now().uptimeNanoseconds
-        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
-        try job.run(log: { print($0) }) { step in
-            let every = Swift.max(step.count / 50, 1)
-            guard step.index % every == 0 || step.index == step.count else { return }
-            print(String(format: "step %d/%d  t=%g  %.2f s", step.index, step.count, step.timestep, elapsed()))
-            fflush(nil)
+        var job = try options.job(defaultSteps: 20, defaultBatch: 64, defaultOut: "samples.png")
+        if let initImage {
+            job.initImageFile = initImage
+            job.strength = strength
         }
-        print(String(format: "done in %.2f s", elapsed()))
-    }
-
-}
-
-/// `--class 3` or `--class 1,2,3`.
-struct ClassLabels: ExpressibleByArgument {
-    let labels: [Int]
-
-    init?(argument: String) {
-        let parts = argument.split(separator: ",", omittingEmptySubsequences: false)
-        let labels = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard labels.count == parts.count else { return nil }
-        self.labels = labels
+        try options.run(job)
     }
 }
-
-extension SamplerKind: ExpressibleByArgument {}
-extension RandomSource: ExpressibleByArgument {}

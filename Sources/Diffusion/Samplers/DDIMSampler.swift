@@ -31,6 +31,11 @@ public struct DDIMSampler: Sampler {
 
     public func makeState() {}
 
+    public func noised(_ x0: Tensor, noise: Tensor, step i: Int) -> Tensor {
+        let abar = schedule.alphasCumprod[steps[i]]
+        return x0 * abar.squareRoot() + noise * (1 - abar).squareRoot()
+    }
+
     public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout Void, generator: RandomGenerator?) -> SamplerStep {
         let t = steps[i], prev = t - stride
         let at = schedule.alphasCumprod[t]

@@ -54,6 +54,11 @@ public struct DPMSolverSampler: Sampler {
         return (a, sg, Foundation.log(a) - Foundation.log(sg))
     }
 
+    public func noised(_ x0: Tensor, noise: Tensor, step i: Int) -> Tensor {
+        let (a, s) = alphaSigma(sigmas[i])
+        return x0 * a + noise * s
+    }
+
     public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout State, generator: RandomGenerator?) -> SamplerStep {
         let n = timesteps.count
         let lowerFinal = i == n - 1 && (config.eulerAtFinal || (config.lowerOrderFinal && n < 15) || config.finalSigmasType == "zero")

@@ -40,6 +40,10 @@ public struct EulerSampler: Sampler {
         sample / (sigmas[i] * sigmas[i] + 1).squareRoot()
     }
 
+    public func noised(_ x0: Tensor, noise: Tensor, step i: Int) -> Tensor {
+        x0 + noise * sigmas[i]
+    }
+
     public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout Void, generator: RandomGenerator?) -> SamplerStep {
         let sigma = sigmas[i]
         let gamma: Float = churnMin <= sigma && sigma <= churnMax ? Swift.min(churn / Float(sigmas.count - 1), Float(2).squareRoot() - 1) : 0
@@ -91,6 +95,10 @@ public struct EulerAncestralSampler: Sampler {
 
     public func modelInput(_ sample: Tensor, step i: Int) -> Tensor {
         sample / (sigmas[i] * sigmas[i] + 1).squareRoot()
+    }
+
+    public func noised(_ x0: Tensor, noise: Tensor, step i: Int) -> Tensor {
+        x0 + noise * sigmas[i]
     }
 
     public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout Void, generator: RandomGenerator?) -> SamplerStep {
@@ -148,6 +156,12 @@ public struct HeunSampler: Sampler {
 
     public func modelInput(_ sample: Tensor, step i: Int) -> Tensor {
         sample / (sigmas[i] * sigmas[i] + 1).squareRoot()
+    }
+
+    public var order: Int { 2 }
+
+    public func noised(_ x0: Tensor, noise: Tensor, step i: Int) -> Tensor {
+        x0 + noise * sigmas[i]
     }
 
     public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout State, generator: RandomGenerator?) -> SamplerStep {

@@ -22,11 +22,18 @@ public protocol Sampler: Sendable {
     /// What the model sees at step i (sigma-space samplers scale by 1 / sqrt(sigma^2 + 1)).
     func modelInput(_ sample: Tensor, step: Int) -> Tensor
     func step(_ modelOutput: Tensor, step: Int, sample: Tensor, state: inout State, generator: RandomGenerator?) -> SamplerStep
+    /// The sampler's x at step i for clean data x0 and unit Gaussian noise (diffusers'
+    /// `add_noise` at timesteps[i]): sqrt(abar_t) x0 + sqrt(1 - abar_t) eps for the samplers
+    /// that work in x_t, x0 + sigma_i eps for the sigma-space ones. Image-to-image starts here.
+    func noised(_ x0: Tensor, noise: Tensor, step: Int) -> Tensor
+    /// Model evaluations per step (diffusers' `order`): 2 for Heun, 1 for the others.
+    var order: Int { get }
 }
 
 extension Sampler {
     public func modelInput(_ sample: Tensor, step: Int) -> Tensor { sample }
     public var initialNoiseSigma: Float { 1 }
+    public var order: Int { 1 }
 
     /// The sampling loop of diffusers' pipelines: x = noise * initialNoiseSigma, then for each
     /// timestep, x = step(model(modelInput(x), t), x). `model` gets the input and the

@@ -27,12 +27,16 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
     public var classNames: [String]?
     /// The classifier's own test accuracy, for context.
     public var classifierTestAccuracy: Double
+    /// For samples of requested classes: the share the classifier assigns to the class asked
+    /// for (nil when no classes were requested).
+    public var requestedClassAccuracy: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case data, evaluated, count, frechetDistance = "frechet_distance", referenceSplit = "reference_split"
         case referenceCount = "reference_count", kidMean = "kid_mean", kidStd = "kid_std", kidSubsets = "kid_subsets"
         case kidSubsetSize = "kid_subset_size", kidRealCount = "kid_real_count", classHistogram = "class_histogram"
         case classNames = "class_names", classifierTestAccuracy = "classifier_test_accuracy"
+        case requestedClassAccuracy = "requested_class_accuracy"
     }
 }
 
@@ -41,10 +45,16 @@ public struct EvaluationReport: Codable, Sendable, Equatable {
 public enum SampleEvaluation {
     /// Evaluates `images` [N, C, H, W] in [-1, 1] (values outside are clamped, as saving
     /// them as images would). `real` are real images of the data set for KID (e.g.
-    /// `randomImages(of:count:seed:)` of the training split).
+    /// `randomImages(of:count:seed:)` of the training split). `requestedClasses` (one per
+    /// image) are the classes a conditional model was asked for: the report then gives the
+    /// share of images the classifier assigns to them.
     public static func evaluate(_ images: Tensor, evaluated: String = "samples", classifier: FeatureClassifier, real: Tensor,
+                                requestedClasses: [Int]? = nil,
                                 kidSubsets: Int = 100, kidSubsetSize: Int = 1000, seed: UInt64 = 0,
                                 batchSize: Int = 500) throws -> EvaluationReport {
+        if let requestedClasses, requestedClasses.count != images.shape[0] {
+            throw MetricError("\(requestedClasses.count) requested classes for \(images.shape[0]) images: one per image is needed")
+        }
         guard let reference = classifier.reference else { throw MetricError("the \(classifier.info.data) classifier has no reference statistics") }
         try classifier.checkImages(images, what: "the \(evaluated)")
         try classifier.checkImages(real, what: "the real images")
@@ -54,21 +64,30 @@ public enum SampleEvaluation {
         var accumulator = try FeatureAccumulator(dimension: classifier.info.featureDim)
         var features: [Tensor] = []
         var histogram = [Int](repeating: 0, count: classifier.info.numClasses)
+        var predicted: [Int] = []
         try classifier.forEachBatch(images.clamped(min: -1, max: 1), batchSize: batchSize, what: "the \(evaluated)") { f, logits in
             try accumulator.add(f)
             features.append(f)
-            for c in logits.argmax(axis: 1).integers { histogram[c] += 1 }
+            for c in logits.argmax(axis: 1).integers {
+                histogram[c] += 1
+                predicted.append(c)
+            }
         }
         let statistics = try accumulator.statistics()
         let fd = try FrechetDistance.distance(statistics, reference)
         let realFeatures = try classifier.features(real, batchSize: batchSize)
         let kid = try KernelInceptionDistance.compute(Tensor.concatenate(features, axis: 0), realFeatures,
                                                       subsets: kidSubsets, subsetSize: kidSubsetSize, seed: seed)
-        return EvaluationReport(data: classifier.info.data, evaluated: evaluated, count: images.shape[0], frechetDistance: fd,
-                                referenceSplit: classifier.info.referenceSplit, referenceCount: reference.count,
-                                kidMean: kid.mean, kidStd: kid.std, kidSubsets: kidSubsets, kidSubsetSize: kid.subsetSize,
-                                kidRealCount: real.shape[0], classHistogram: histogram, classNames: classifier.info.classNames,
-                                classifierTestAccuracy: classifier.info.testAccuracy)
+        var report = EvaluationReport(data: classifier.info.data, evaluated: evaluated, count: images.shape[0], frechetDistance: fd,
+                                      referenceSplit: classifier.info.referenceSplit, referenceCount: reference.count,
+                                      kidMean: kid.mean, kidStd: kid.std, kidSubsets: kidSubsets, kidSubsetSize: kid.subsetSize,
+                                      kidRealCount: real.shape[0], classHistogram: histogram, classNames: classifier.info.classNames,
+                                      classifierTestAccuracy: classifier.info.testAccuracy)
+        if let requestedClasses {
+            let hits = zip(predicted, requestedClasses).filter { $0 == $1 }.count
+            report.requestedClassAccuracy = Double(hits) / Double(requestedClasses.count)
+        }
+        return report
     }
 
     /// `count` distinct images of `set` picked at random with `seed` (all of them, shuffled,
