@@ -34,6 +34,7 @@ extension SampleJob {
         if let expectedShape, prepared.request.sampleShape != expectedShape {
             throw PipelineError("the model makes samples of shape \(prepared.request.sampleShape), but \(expectedShape) are needed")
         }
+        let nullClass = prepared.request.unconditional?.classLabels?.integers.first
         var parts: [Tensor] = []
         for (i, start) in stride(from: 0, to: count, by: batchSize).enumerated() {
             let b = Swift.min(batchSize, count - start)

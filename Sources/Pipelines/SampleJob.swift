@@ -31,7 +31,9 @@ public struct SampleJob: Sendable {
     public var rng: RandomSource = .philox
     /// Class labels: one for the whole batch, or one per sample. Class-conditional models only.
     public var classLabels: [Int]?
-    /// The label the model was trained with for "no class" (for guidance).
+    /// The label the model was trained with for "no class" (for guidance); nil with guidance
+    /// takes the last row of the model's class embedding (what `diffuse train
+    /// --class-conditional` trains as the null class).
     public var nullClass: Int?
     /// Classifier-free guidance scale (1: none) and rescale.
     public var guidanceScale: Float = 1
@@ -138,6 +140,11 @@ public struct SampleJob: Sendable {
             }
             let perSample = labels.count == 1 ? Array(repeating: labels[0], count: batch) : labels
             request.conditioning = Conditioning(classLabels: Tensor(integers: perSample))
+        }
+        var nullClass = self.nullClass
+        if guidanceScale != 1 && nullClass == nil, let rows = model.config.numClassEmbeds, model.config.classEmbedType == nil {
+            nullClass = rows - 1
+            notes.append("null class \(rows - 1): the last row of the class embedding, as diffuse train --class-conditional makes it")
         }
         if let nullClass {
             request.unconditional = Conditioning(classLabels: Tensor(integers: Array(repeating: nullClass, count: batch)))

@@ -35,6 +35,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Score N real test images instead of samples (the floor for N samples).")
     var realVsReal: Int?
 
+    @Option(name: .customLong("images"), parsing: .singleValue, help: "Score these samples [N, C, H, W] in [-1, 1] (.npy, e.g. from diffuse sample --out-npy; repeat to join files) instead of generating.")
+    var imageFiles: [String] = []
+
     @Option(help: "The sampler: \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", ")). Default: the scheduler config's.")
     var sampler: SamplerKind?
 
@@ -84,6 +87,12 @@ struct EvalCommand: ParsableCommand {
     var threads: Int?
 
     func validate() throws {
+        if !imageFiles.isEmpty {
+            guard model == nil, samples == nil, realVsReal == nil else {
+                throw ValidationError("--images scores given samples: it cannot be combined with --model, --samples or --real-vs-real")
+            }
+            return
+        }
         switch (model, samples, realVsReal) {
         case (nil, nil, .some(let n)): guard n >= 2 else { throw ValidationError("--real-vs-real needs at least 2 images, got \(n)") }
         case (.some, .some(let n), nil): guard n >= 2 else { throw ValidationError("--samples must be at least 2, got \(n)") }
@@ -109,7 +118,20 @@ struct EvalCommand: ParsableCommand {
         let images: Tensor
         let evaluated: String
         var requested: [Int]? = nil
-        if let n = realVsReal {
+        if !imageFiles.isEmpty {
+            var parts: [Tensor] = []
+            for file in imageFiles {
+                let part = try NPY.load(file)
+                guard part.dtype == .float32, part.rank == 4, Array(part.shape.dropFirst()) == [info.channels, info.imageSize, info.imageSize] else {
+                    throw ValidationError("\(file): expected float32 samples [N, \(info.channels), \(info.imageSize), \(info.imageSize)] "
+                                          + "for the \(info.data) classifier, got \(part.dtype) \(part.shape)")
+                }
+                parts.append(part)
+            }
+            images = parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
+            note("scoring \(images.shape[0]) samples from \(imageFiles.count) file(s)")
+            evaluated = "samples"
+        } else if let n = realVsReal {
             let test = try Datasets.load(name: data, size: info.imageSize, channels: info.channels, split: .test)
             guard n <= test.count else { throw ValidationError("--real-vs-real \(n): the test split has only \(test.count) images") }
             images = SampleEvaluation.randomImages(of: test, count: n, seed: seed &+ 1)

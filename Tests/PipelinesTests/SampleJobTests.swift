@@ -68,6 +68,11 @@ import Tensors
         job.noiseFile = nil
         job.batchSize = 2
         #expect(try job.prepare().request.conditioning?.classLabels?.integers == [3, 3])
+        // Without a null class, guidance takes the embedding's last row, and says so.
+        job.nullClass = nil
+        let prepared = try job.prepare()
+        #expect(prepared.request.unconditional?.classLabels?.integers == [9, 9])
+        #expect(prepared.notes.contains { $0.hasPrefix("null class 9") })
     }
 
     /// Bad jobs fail before any work, with the reason.
@@ -93,7 +98,7 @@ import Tensors
         #expect(message(cls).contains("class-conditional"))
         #expect(message(cls) { $0.classLabels = [10] }.contains("outside the model's 10 classes"))
         #expect(message(cls) { $0.classLabels = [1, 2]; $0.batchSize = 3 }.contains("2 class labels for a batch of 3"))
-        #expect(message(cls) { $0.classLabels = [1]; $0.guidanceScale = 3 }.contains("null class"))
+        #expect(message(cls) { $0.guidanceScale = 3 }.contains("needs class labels"))
         #expect(message(cls) { $0.classLabels = [1]; $0.nullClass = 11; $0.guidanceScale = 3 }.contains("class label 11"))
         #expect(message(rgb) { $0.sampler = .euler; $0.eta = 1 }.contains("DDIM sampler only"))
         #expect(message(rgb, steps: 1001).contains("exceed the 1000 training timesteps"))
