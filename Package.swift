@@ -63,7 +63,7 @@ let package = Package(
                     swiftSettings: kernelFlags),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], resources: [.copy("Fixtures")],
                     swiftSettings: kernelFlags),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "Diffusion", "Models", "ModelIO", "ImageIO"], resources: [.copy("Fixtures")],
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "Diffusion", "Models", "ModelIO", "ImageIO", "Pipelines"], resources: [.copy("Fixtures")],
                     swiftSettings: kernelFlags),
         .testTarget(name: "PipelinesTests", dependencies: ["Pipelines"], resources: [.copy("Fixtures")],
                     swiftSettings: kernelFlags),

@@ -1,12 +1,17 @@
 import Tensors
 
-/// What conditions a denoiser: class labels and/or a context sequence (text embeddings).
+/// What conditions a denoiser: class labels, a context sequence (text embeddings), and/or
+/// images concatenated to the sample along the channel axis.
 public struct Conditioning: Sendable {
     public var classLabels: Tensor?
     public var context: Tensor?
-    public init(classLabels: Tensor? = nil, context: Tensor? = nil) {
+    /// Channels the model sees beside the noisy sample, [B, C', H, W] at the sample's size:
+    /// SR3's upsampled low-resolution image, an inpainting model's mask and masked image.
+    public var image: Tensor?
+    public init(classLabels: Tensor? = nil, context: Tensor? = nil, image: Tensor? = nil) {
         self.classLabels = classLabels
         self.context = context
+        self.image = image
     }
 
     /// The two batches stacked (unconditional first), for one model call.
@@ -15,7 +20,14 @@ public struct Conditioning: Sendable {
             guard let a, let b else { return a ?? b }
             return Tensor.concatenate([a, b], axis: 0)
         }
-        return Conditioning(classLabels: cat(classLabels, other.classLabels), context: cat(context, other.context))
+        return Conditioning(classLabels: cat(classLabels, other.classLabels), context: cat(context, other.context),
+                            image: cat(image, other.image))
+    }
+
+    /// The sample with `image` appended along the channels (the sample itself without one).
+    public func modelInput(_ sample: Tensor) -> Tensor {
+        guard let image else { return sample }
+        return Tensor.concatenate([sample, image.to(sample.dtype)], axis: 1)
     }
 }
 

@@ -25,7 +25,7 @@ public struct GenerationPipeline<Model: Denoiser> {
     /// whose generated region steps as DDIM with the request's eta (DDPM: eta 1).
     public func sampler(for request: GenerationRequest) throws -> any Sampler {
         do {
-            if let mask = request.mask, let image = request.initBatch {
+            if let mask = request.mask, let image = request.initBatch, !inpaintsByItself(request) {
                 guard request.sampler == .ddim || request.sampler == .ddpm else {
                     throw PipelineError("inpainting with RePaint steps as DDIM (with eta) or DDPM, not \(request.sampler.rawValue)")
                 }
@@ -45,10 +45,36 @@ public struct GenerationPipeline<Model: Denoiser> {
     /// running anything: a bad request fails here, before any model evaluation.
     public func validate(_ request: GenerationRequest) throws {
         try request.validate()
+        let request = withMaskChannels(request)
         if let checked = model as? any ValidatingDenoiser {
             try checked.validate(request, schedulerConfig: schedulerConfig)
         }
         _ = try sampler(for: request)
+    }
+
+    /// Whether the model inpaints by itself: it takes a mask and a masked image beside the
+    /// sample (C + 1 conditioning channels), as Stable Diffusion's inpainting U-Net does.
+    func inpaintsByItself(_ request: GenerationRequest) -> Bool {
+        guard request.mask != nil, let checked = model as? any ValidatingDenoiser else { return false }
+        return checked.conditioningChannels == request.sampleShape[0] + 1
+    }
+
+    /// For an inpainting model, the request with the mask (1 = generate) and the masked image
+    /// (the kept pixels, 0 where the mask is) as conditioning channels of both the conditional
+    /// and the unconditional inputs; any other request as it is.
+    func withMaskChannels(_ request: GenerationRequest) -> GenerationRequest {
+        guard inpaintsByItself(request), let mask = request.mask, let image = request.initBatch else { return request }
+        var r = request
+        let spatial = Array(request.sampleShape.dropFirst())
+        let fill = (mask.to(.float32) .>= 0.5).to(.float32)
+        let oneChannel = fill.shape[1] == 1 ? fill : fill.max(axes: [1], keepDims: true)
+        let maskBatch = oneChannel.expanded([request.batchSize, 1] + spatial).contiguous()
+        let channels = Tensor.concatenate([maskBatch, image * (1 - fill)], axis: 1)
+        r.conditioning = Conditioning(classLabels: request.conditioning?.classLabels, context: request.conditioning?.context, image: channels)
+        if let u = request.unconditional {
+            r.unconditional = Conditioning(classLabels: u.classLabels, context: u.context, image: channels)
+        }
+        return r
     }
 
     /// Runs the request and returns the final samples, shape [batchSize] + sampleShape, in the
@@ -57,6 +83,7 @@ public struct GenerationPipeline<Model: Denoiser> {
     /// mask it inpaints, and the kept pixels of the result are the initial image's.
     public func generate(_ request: GenerationRequest, onStep: ((GenerationStep) -> Void)? = nil) throws -> Tensor {
         try validate(request)
+        let request = withMaskChannels(request)
         let sampler = try sampler(for: request)
         let generator = request.rng.generator(seed: request.seed)
         let noise = request.noise?.to(.float32) ?? generator.normal(request.batchShape, mean: 0, std: 1)

@@ -35,14 +35,20 @@ extension SampleJob {
             throw PipelineError("the model makes samples of shape \(prepared.request.sampleShape), but \(expectedShape) are needed")
         }
         let nullClass = prepared.request.unconditional?.classLabels?.integers.first
+        // The conditioning image is one image for every sample (SampleJob reads one file).
+        let image = prepared.request.conditioning?.image?.sliced(axis: 0, start: 0, end: 1)
         var parts: [Tensor] = []
         for (i, start) in stride(from: 0, to: count, by: batchSize).enumerated() {
             let b = Swift.min(batchSize, count - start)
             var request = prepared.request
             request.batchSize = b
             request.seed = seed &+ UInt64(i)
-            if let labels { request.conditioning = Conditioning(classLabels: Tensor(integers: Array(labels[start..<(start + b)]))) }
-            if let nullClass { request.unconditional = Conditioning(classLabels: Tensor(integers: Array(repeating: nullClass, count: b))) }
+            let chunkImage = image.map { $0.expanded([b] + Array($0.shape.dropFirst())).contiguous() }
+            let chunkLabels = labels.map { Tensor(integers: Array($0[start..<(start + b)])) }
+            if chunkLabels != nil || chunkImage != nil { request.conditioning = Conditioning(classLabels: chunkLabels, image: chunkImage) }
+            if let nullClass {
+                request.unconditional = Conditioning(classLabels: Tensor(integers: Array(repeating: nullClass, count: b)), image: chunkImage)
+            }
             parts.append(try prepared.pipeline.generate(request))
             onBatch(start + b)
         }

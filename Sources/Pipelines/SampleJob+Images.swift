@@ -1,3 +1,4 @@
+import Diffusion
 import Foundation
 import ImageIO
 import Tensors
@@ -9,6 +10,7 @@ extension SampleJob {
     func addImageInputs(to request: inout GenerationRequest) throws {
         request.strength = strength
         request.resampling = resampling
+        if let lowResolutionFile { try addLowResolutionImage(lowResolutionFile, to: &request) }
         guard let initImageFile else {
             if maskFile != nil { throw PipelineError("a mask needs the image to inpaint beside it") }
             return
@@ -28,6 +30,23 @@ extension SampleJob {
             }
             request.mask = mask.tensor(range: 0...1).reshaped([1, 1, mask.height, mask.width])
         }
+    }
+
+    /// The low-resolution image, upsampled by `upscaleFactor` (nearest), as the conditioning
+    /// image of every sample (and of the unconditional inputs, for guidance).
+    func addLowResolutionImage(_ path: String, to request: inout GenerationRequest) throws {
+        guard upscaleFactor >= 1 else { throw PipelineError("the upscale factor must be at least 1, got \(upscaleFactor)") }
+        let shape = request.sampleShape
+        let image = try Self.readImage(path, role: "low-resolution image", channels: shape[0])
+        guard image.height * upscaleFactor == shape[1] && image.width * upscaleFactor == shape[2] else {
+            throw PipelineError("\(path): the image is \(image.width)x\(image.height), so x\(upscaleFactor) makes "
+                                + "\(image.width * upscaleFactor)x\(image.height * upscaleFactor), but the model generates \(shape[2])x\(shape[1]) images "
+                                + "(give a \(shape[2] / upscaleFactor)x\(shape[1] / upscaleFactor) image, or another scale)")
+        }
+        let up = image.tensor().reshaped([1, shape[0], image.height, image.width]).upsampledNearest(scale: upscaleFactor)
+        let batch = up.expanded([request.batchSize] + shape).contiguous()
+        request.conditioning = Conditioning(classLabels: request.conditioning?.classLabels, image: batch)
+        if let u = request.unconditional { request.unconditional = Conditioning(classLabels: u.classLabels, image: batch) }
     }
 
     /// A PNG as an image of `channels` channels: transparency flattened onto black, colour

@@ -55,6 +55,10 @@ public struct SampleJob: Sendable {
     /// black where to keep the image; and RePaint's resampling.
     public var maskFile: String?
     public var resampling = GenerationRequest.Resampling()
+    /// Super-resolution with an SR3 model: a PNG whose sides times `upscaleFactor` are the
+    /// model's sample size; the model sees it upsampled (nearest) beside the sample.
+    public var lowResolutionFile: String?
+    public var upscaleFactor: Int = 4
     /// Whether `prepare()` insists on somewhere to write (false for callers that use the
     /// samples themselves, as `generate(count:batchSize:)` does).
     public var requiresOutput = true

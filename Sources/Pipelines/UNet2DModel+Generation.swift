@@ -6,8 +6,12 @@ import Tensors
 extension UNet2DModel: ValidatingDenoiser {
     /// [in_channels, sample_size, sample_size] from config.json, when it gives a sample size.
     public var defaultSampleShape: [Int]? {
-        config.sampleSize.map { [config.inChannels, $0, $0] }
+        config.sampleSize.map { [sampleChannels, $0, $0] }
     }
+
+    /// Input channels beyond the sample's: conditioning images the model expects (SR3: the
+    /// upsampled low-resolution image; an inpainting model: mask + masked image).
+    public var conditioningChannels: Int { config.inChannels - sampleChannels }
 
     /// How many times the model halves the resolution (one per down block but the last).
     var downsamplings: Int { Swift.max(config.downBlockTypes.count - 1, 0) }
@@ -20,9 +24,25 @@ extension UNet2DModel: ValidatingDenoiser {
         guard shape.count == 3 else {
             throw PipelineError("UNet2DModel generates [C, H, W] samples (batch [B, C, H, W]), not samples of shape \(shape)")
         }
-        guard shape[0] == config.inChannels else {
-            throw PipelineError("the model takes \(config.inChannels)-channel samples [B, \(config.inChannels), H, W], "
+        guard shape[0] == sampleChannels else {
+            throw PipelineError("the model takes \(sampleChannels)-channel samples [B, \(sampleChannels), H, W], "
                                 + "not \(shape[0])-channel ones (batch shape \(request.batchShape))")
+        }
+        for (name, c) in [("conditioning", request.conditioning), ("unconditional conditioning", request.unconditional)]
+        where name == "conditioning" || c != nil {
+            let image = c?.image
+            let given = image?.shape[1] ?? 0
+            guard given == conditioningChannels else {
+                throw PipelineError(conditioningChannels == 0
+                    ? "the model takes no conditioning image, but the \(name) has one of \(given) channels"
+                    : "the model takes \(conditioningChannels) conditioning channels beside the sample (in_channels \(config.inChannels)); "
+                      + "the \(name) gives \(given)")
+            }
+            if let image {
+                guard image.rank == 4, image.shape[0] == request.batchSize, Array(image.shape.suffix(2)) == Array(shape.suffix(2)) else {
+                    throw PipelineError("the \(name)'s image has shape \(image.shape); [\(request.batchSize), \(given)] + \(Array(shape.suffix(2))) is needed")
+                }
+            }
         }
         let multiple = 1 << downsamplings
         guard shape[1] % multiple == 0 && shape[2] % multiple == 0 else {
@@ -30,9 +50,9 @@ extension UNet2DModel: ValidatingDenoiser {
                                 + "\(multiple); got \(shape[1])x\(shape[2])")
         }
         let learned = schedulerConfig.varianceType == "learned" || schedulerConfig.varianceType == "learned_range"
-        if config.outChannels != config.inChannels {
-            guard config.outChannels == 2 * config.inChannels && learned && request.sampler == .ddpm else {
-                throw PipelineError("the model predicts \(config.outChannels) channels for \(config.inChannels)-channel samples; "
+        if config.outChannels != sampleChannels {
+            guard config.outChannels == 2 * sampleChannels && learned && request.sampler == .ddpm else {
+                throw PipelineError("the model predicts \(config.outChannels) channels for \(sampleChannels)-channel samples; "
                                     + "only the DDPM sampler with a learned variance_type uses twice the channels")
             }
         }

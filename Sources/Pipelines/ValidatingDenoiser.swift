@@ -7,6 +7,10 @@ import Tensors
 public protocol ValidatingDenoiser: Denoiser {
     /// The shape of one sample the model was trained on, where it says (e.g. [C, H, W]).
     var defaultSampleShape: [Int]? { get }
+    /// Input channels the model takes beyond the sample's (`Conditioning.image`): 0 for a
+    /// plain denoiser, C for SR3 (the upsampled image), C + 1 for an inpainting model
+    /// (mask + masked image).
+    var conditioningChannels: Int { get }
     /// Throws `PipelineError` with the reason when the model cannot run `request`.
     func validate(_ request: GenerationRequest, schedulerConfig: SchedulerConfig) throws
 }

@@ -10,7 +10,8 @@ import Tensors
 ///
 ///     x0 = next batch;  t ~ U{0..T-1};  eps ~ N(0, I)
 ///     x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
-///     loss = w(t) |model(x_t, t, y) - target|^2        (target eps, x0 or v; w: min-SNR)
+///     loss = w(t) |model([x_t, c], t, y) - target|^2   (target eps, x0 or v; w: min-SNR;
+///                                                       c: the task's conditioning image)
 ///     g = grad loss;  clip |g| to clipNorm;  AdamW step at lr(step);  EMA update
 ///
 /// The randomness of step k (timesteps, noise, dropped labels) comes from a Philox generator
@@ -102,10 +103,12 @@ public final class Trainer {
             let p = Float(configuration.labelDropout)
             labels = Tensor(integers: zip(l.integers, u).map { $1 < p ? null : $0 })
         }
+        let image = configuration.task?.conditioningImage(for: x0, factor: configuration.superResolutionFactor ?? 4, generator: generator)
         let noisy = objective.process.noised(x0, noise: noise, timesteps: timesteps)
+        let input = image.map { Tensor.concatenate([noisy, $0], axis: 1) } ?? noisy
         let objective = self.objective
         var (loss, gradients) = valueAndGradient(of: model) { m in
-            objective.loss(output: m(noisy, timesteps: timesteps, classLabels: labels), x0: x0, noise: noise, timesteps: timesteps)
+            objective.loss(output: m(input, timesteps: timesteps, classLabels: labels), x0: x0, noise: noise, timesteps: timesteps)
         }
         if let c = configuration.clipNorm { clipGradientNorm(&gradients, maxNorm: c) }
         optimizer.learningRate = configuration.learningRateSchedule.learningRate(base: configuration.learningRate, step: step)

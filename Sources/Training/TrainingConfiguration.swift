@@ -79,6 +79,11 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     public var classConditional: Bool = false
     /// Probability that a label is replaced by the null class in training.
     public var labelDropout: Double = 0.1
+    /// What the model learns beyond denoising (nil: plain generation): super-resolution or
+    /// inpainting, conditioned on image channels appended to the sample.
+    public var task: TrainingTask?
+    /// Super-resolution: how much the conditioning image is downsampled (nil: 4).
+    public var superResolutionFactor: Int?
 
     /// How the learning rate moves after the warm-up.
     public enum LRScheduleKind: String, Codable, Sendable, CaseIterable {
@@ -94,6 +99,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         case useEMA = "use_ema", emaDecay = "ema_decay", emaPower = "ema_power", clipNorm = "clip_norm", seed, bf16
         case horizontalFlip = "horizontal_flip", sampleEvery = "sample_every", checkpointEvery = "checkpoint_every"
         case classConditional = "class_conditional", labelDropout = "label_dropout"
+        case task, superResolutionFactor = "super_resolution_factor"
     }
 
     /// A configuration for `model` (a preset name or a config.json path) on data of the given
@@ -121,6 +127,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
             }
             classes = n + 1
         }
+        defer { unet.inChannels = channels + (task ?? .generation).conditioningChannels(imageChannels: channels) }
         if let preset = ModelPreset(rawValue: model) {
             unet = preset.configuration(size: imageSize, channels: channels, classEmbeddings: classes)
         } else if model.hasSuffix(".json") || FileManager.default.fileExists(atPath: model) {
@@ -185,6 +192,14 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         if classConditional {
             try check(numClasses != nil, "class conditioning needs labeled data; \(data) has no labels")
         }
+        if task == .superResolution {
+            let f = superResolutionFactor ?? 4
+            try check(f >= 2 && imageSize % f == 0, "super_resolution_factor must be at least 2 and divide the image side \(imageSize), got \(f)")
+        }
+        let expected = channels + (task ?? .generation).conditioningChannels(imageChannels: channels)
+        try check(unet.inChannels == expected && unet.outChannels == channels,
+                  "the model takes \(unet.inChannels) channels and predicts \(unet.outChannels); \((task ?? .generation).rawValue) of "
+                  + "\(channels)-channel images needs \(expected) in and \(channels) out")
     }
 
     /// Reads a `training_config.json`.

@@ -103,6 +103,12 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Probability of replacing a label by the null class (for classifier-free guidance).")
     var labelDropout: Double = 0.1
 
+    @Option(help: "What the model learns: generation, super-resolution (conditioned on the image downsampled by --sr-factor), or inpainting (conditioned on a random mask and the masked image).")
+    var task: TrainingTask = .generation
+
+    @Option(help: "Super-resolution: the downsampling factor of the conditioning image.")
+    var srFactor: Int = 4
+
     @Option(help: "Write a sample grid and the loss curve every N steps (0: only at the end).")
     var sampleEvery: Int = 1000
 
@@ -189,6 +195,11 @@ struct TrainCommand: ParsableCommand {
         c.labelDropout = labelDropout
         c.sampleEvery = sampleEvery
         c.checkpointEvery = checkpointEvery
+        if task != .generation {
+            c.task = task
+            c.superResolutionFactor = task == .superResolution ? srFactor : nil
+            try c.resolveModel()
+        }
         let trainer = try Trainer(configuration: c, dataset: dataset)
         log("training \(c.model) (\(trainer.model.parameterCount()) parameters) on \(dataset.name): \(dataset.count) images "
             + "\(c.channels)x\(c.imageSize)x\(c.imageSize), \(c.totalSteps) steps of \(c.batchSize) into \(out)")
@@ -263,3 +274,5 @@ final class InterruptFlag: @unchecked Sendable {
 extension TrainingConfiguration.LRScheduleKind: ExpressibleByArgument {}
 extension SchedulerConfig.BetaSchedule: ExpressibleByArgument {}
 extension PredictionType: ExpressibleByArgument {}
+
+extension TrainingTask: ExpressibleByArgument {}

@@ -7,7 +7,9 @@ import Training
 
 /// The samples `diffuse train` writes while it trains: a 4x4 PNG grid of 16 images from the sampling (EMA)
 /// model, 50 DDIM steps from a fixed seed (the same noise every time, so grids from different
-/// steps compare), classes 0, 1, 2, ... in turn for a class-conditional model.
+/// steps compare), classes 0, 1, 2, ... in turn for a class-conditional model; for super-resolution and
+/// inpainting runs, the first images of the data (low-resolution, or with a centre square masked)
+/// beside the model's outputs.
 enum TrainingSamples {
     static let count = 16, steps = 50, seed: UInt64 = 0
 
@@ -22,7 +24,30 @@ enum TrainingSamples {
         if c.classConditional, let classes = c.numClasses {
             request.conditioning = Conditioning(classLabels: Tensor(integers: (0..<count).map { $0 % classes }))
         }
-        let samples = try pipeline.generate(request)
+        var inputs: Tensor? = nil
+        if let task = c.task, task != .generation {
+            // The first images of the data: low-resolution versions, or a centre square masked.
+            let x0 = trainer.dataset.images.sliced(axis: 0, start: 0, end: Swift.min(count, trainer.dataset.count)).to(.float32)
+            request.batchSize = x0.shape[0]
+            let image: Tensor
+            if task == .superResolution {
+                image = TrainingTask.lowResolution(x0, factor: c.superResolutionFactor ?? 4)
+                inputs = image
+            } else {
+                let side = c.imageSize / 2, start = c.imageSize / 4
+                var m = [Float](repeating: 0, count: c.imageSize * c.imageSize)
+                for y in start..<(start + side) { for x in start..<(start + side) { m[y * c.imageSize + x] = 1 } }
+                let mask = Tensor(m, shape: [1, 1, c.imageSize, c.imageSize]).expanded([x0.shape[0], 1, c.imageSize, c.imageSize]).contiguous()
+                image = TrainingTask.maskChannels(x0, mask: mask)
+                inputs = x0 * (1 - mask)
+            }
+            request.conditioning = Conditioning(classLabels: request.conditioning?.classLabels, image: image)
+        }
+        var samples = try pipeline.generate(request)
+        if let inputs {
+            // Inputs and outputs in alternate columns.
+            samples = Tensor.stack([inputs, samples], axis: 1).reshaped([2 * samples.shape[0]] + Array(samples.shape.dropFirst()))
+        }
         let path = runDirectory + String(format: "/samples-%06d.png", trainer.step)
         try Image.grid(samples.clamped(min: -1, max: 1), columns: 4, padding: 2).write(to: path)
         return path

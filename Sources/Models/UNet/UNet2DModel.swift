@@ -115,9 +115,17 @@ public final class UNet2DModel: Module, Denoiser {
         return x
     }
 
-    /// `Denoiser`: class labels from the conditioning.
+    /// `Denoiser`: class labels from the conditioning, and its image channels appended to
+    /// the sample (SR3, inpainting models).
     public func callAsFunction(_ sample: Tensor, timesteps: Tensor, conditioning: Conditioning?) -> Tensor {
-        callAsFunction(sample, timesteps: timesteps, classLabels: conditioning?.classLabels)
+        callAsFunction(conditioning?.modelInput(sample) ?? sample, timesteps: timesteps, classLabels: conditioning?.classLabels)
+    }
+
+    /// The channels of the samples the model denoises: its output channels (half of them
+    /// with a learned variance), fewer than its input channels when conditioning images are
+    /// appended to the sample.
+    public var sampleChannels: Int {
+        config.outChannels == 2 * config.inChannels ? config.inChannels : config.outChannels
     }
 }
 

@@ -128,9 +128,10 @@ public final class UNet2DConditionModel: Module, Denoiser {
         return convOut(convNormOut(x, activation: .silu))
     }
 
-    /// `Denoiser`: `context` as encoder_hidden_states, `classLabels` as class labels.
+    /// `Denoiser`: `context` as encoder_hidden_states, `classLabels` as class labels, image
+    /// channels appended to the sample (as Stable Diffusion's inpainting U-Net takes them).
     public func callAsFunction(_ sample: Tensor, timesteps: Tensor, conditioning: Conditioning?) -> Tensor {
-        callAsFunction(sample, timesteps: timesteps, encoderHiddenStates: conditioning?.context,
+        callAsFunction(conditioning?.modelInput(sample) ?? sample, timesteps: timesteps, encoderHiddenStates: conditioning?.context,
                        classLabels: conditioning?.classLabels)
     }
 
