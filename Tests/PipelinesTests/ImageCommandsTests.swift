@@ -58,6 +58,25 @@ import Tensors
         #expect(c.output.contains("step 3/3"), "\(c.output)")
     }
 
+    /// An SR3 model trained for a few steps by `diffuse train --task super-resolution` upscales
+    /// a 4x4 PNG to the model's 8x8; a wrong size is refused with both sizes.
+    @Test func upscaleRunsAnSR3Model() throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let train = try cli.diffuse(["train", "--data", "digits", "--model", "tiny", "--task", "super-resolution", "--sr-factor", "2",
+                                     "--steps", "3", "--batch-size", "8", "--sample-every", "0", "--out", dir + "/run"])
+        #expect(train.status == 0, "\(train.error)")
+        let small = Image(width: 4, height: 4, channels: 1, pixels: (0..<16).map { UInt8($0 * 16) })
+        try small.write(to: dir + "/small.png")
+        let run = try cli.diffuse(["upscale", "--model", dir + "/run/checkpoint", "--image", dir + "/small.png", "--scale", "2",
+                                   "--steps", "4", "--batch", "2", "--out-npy", dir + "/up.npy"])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(try NPY.load(dir + "/up.npy").shape == [2, 1, 8, 8])
+        let wrong = try cli.diffuse(["upscale", "--model", dir + "/run/checkpoint", "--image", dir + "/small.png", "--scale", "4",
+                                     "--out", dir + "/x.png"])
+        #expect(wrong.status != 0 && wrong.error.contains("x4 makes 16x16, but the model generates 8x8"), "\(wrong.error)")
+    }
+
     /// Bad input: the reason on stderr, a non-zero exit, no output.
     @Test func refusesBadInput() throws {
         let dir = try temporaryFolder()
