@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["Tensors", "ImageIO", "CZlib"], swiftSettings: kernelFlags),
         .target(name: "Training", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO", "Datasets"],
                 resources: [.copy("Resources")], swiftSettings: kernelFlags),
-        .target(name: "Pipelines", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO"],
+        .target(name: "Pipelines", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO", "Datasets", "Training"],
                 resources: [.copy("Resources")], swiftSettings: kernelFlags),
         .executableTarget(
             name: "diffuse",

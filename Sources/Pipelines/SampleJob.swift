@@ -79,40 +79,8 @@ public struct SampleJob: Sendable {
     /// Loads the model and the scheduler config and builds the request; throws with the reason
     /// on any input that cannot run.
     public func prepare() throws -> Prepared {
-        var notes: [String] = []
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: modelFolder, isDirectory: &isDirectory) else {
-            throw PipelineError("\(modelFolder): no such folder")
-        }
-        guard isDirectory.boolValue else { throw PipelineError("\(modelFolder) is a file, not a diffusers model folder") }
-        let unetFolder = FileManager.default.fileExists(atPath: modelFolder + "/config.json") ? modelFolder : modelFolder + "/unet"
-        guard FileManager.default.fileExists(atPath: unetFolder + "/config.json") else {
-            throw PipelineError("\(modelFolder) has no config.json (nor unet/config.json): not a diffusers UNet2DModel folder")
-        }
-        if requiresOutput { try checkOutputs() }
-        // The cheap checks first, before the weights load.
-        guard steps >= 1 else { throw PipelineError("the number of sampling steps must be at least 1, got \(steps)") }
-        if let batchSize, batchSize < 1 { throw PipelineError("the batch size must be at least 1, got \(batchSize)") }
-        let model = try UNet2DModel.load(folder: modelFolder)
-        model.eval()
-        notes.append("model \(unetFolder): UNet2DModel, \(model.parameterCount()) parameters")
-
-        var config: SchedulerConfig
-        let kind: SamplerKind
-        if let found = try DiffusersFolder.schedulerConfig(unetFolder) {
-            config = found
-            guard let k = sampler ?? SamplerKind(schedulerConfig: found) else {
-                throw PipelineError("the scheduler config names \(found.className), which has no sampler here; choose one with the sampler option")
-            }
-            kind = k
-            notes.append("scheduler config: \(found.className)" + (sampler == nil ? ", sampler \(k.rawValue)" : ""))
-        } else {
-            kind = sampler ?? .ddpm
-            config = SchedulerConfig(className: kind.diffusersSchedulerClass)
-            notes.append("no scheduler_config.json in \(unetFolder): using diffusers' \(config.className) defaults"
-                         + (sampler == nil ? " and the DDPM sampler" : ""))
-        }
-
+        let (model, config, kind, loadNotes) = try loadModel()
+        var notes = loadNotes
         var request: GenerationRequest
         if let noiseFile {
             let noise = try NPY.load(noiseFile)
@@ -165,6 +133,45 @@ public struct SampleJob: Sendable {
         let pipeline = GenerationPipeline(model: model, schedulerConfig: config)
         try pipeline.validate(request)
         return Prepared(model: model, pipeline: pipeline, request: request, notes: notes)
+    }
+
+    /// Loads the model folder and its scheduler config and picks the sampler (the job's, or
+    /// the one the config names); checks the folder, the outputs and the step count first.
+    public func loadModel() throws -> (model: UNet2DModel, schedulerConfig: SchedulerConfig, sampler: SamplerKind, notes: [String]) {
+        var notes: [String] = []
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: modelFolder, isDirectory: &isDirectory) else {
+            throw PipelineError("\(modelFolder): no such folder")
+        }
+        guard isDirectory.boolValue else { throw PipelineError("\(modelFolder) is a file, not a diffusers model folder") }
+        let unetFolder = FileManager.default.fileExists(atPath: modelFolder + "/config.json") ? modelFolder : modelFolder + "/unet"
+        guard FileManager.default.fileExists(atPath: unetFolder + "/config.json") else {
+            throw PipelineError("\(modelFolder) has no config.json (nor unet/config.json): not a diffusers UNet2DModel folder")
+        }
+        if requiresOutput { try checkOutputs() }
+        // The cheap checks first, before the weights load.
+        guard steps >= 1 else { throw PipelineError("the number of sampling steps must be at least 1, got \(steps)") }
+        if let batchSize, batchSize < 1 { throw PipelineError("the batch size must be at least 1, got \(batchSize)") }
+        let model = try UNet2DModel.load(folder: modelFolder)
+        model.eval()
+        notes.append("model \(unetFolder): UNet2DModel, \(model.parameterCount()) parameters")
+
+        let config: SchedulerConfig
+        let kind: SamplerKind
+        if let found = try DiffusersFolder.schedulerConfig(unetFolder) {
+            config = found
+            guard let k = sampler ?? SamplerKind(schedulerConfig: found) else {
+                throw PipelineError("the scheduler config names \(found.className), which has no sampler here; choose one with the sampler option")
+            }
+            kind = k
+            notes.append("scheduler config: \(found.className)" + (sampler == nil ? ", sampler \(k.rawValue)" : ""))
+        } else {
+            kind = sampler ?? .ddpm
+            config = SchedulerConfig(className: kind.diffusersSchedulerClass)
+            notes.append("no scheduler_config.json in \(unetFolder): using diffusers' \(config.className) defaults"
+                         + (sampler == nil ? " and the DDPM sampler" : ""))
+        }
+        return (model, config, kind, notes)
     }
 
     /// Generates and writes the outputs; returns the final samples. `log` receives the notes

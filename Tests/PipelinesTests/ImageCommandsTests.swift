@@ -1,6 +1,7 @@
 import Foundation
 import ImageIO
 import ModelIO
+import Pipelines
 import Testing
 import Tensors
 
@@ -59,22 +60,29 @@ import Tensors
     }
 
     /// An SR3 model trained for a few steps by `diffuse train --task super-resolution` upscales
-    /// a 4x4 PNG to the model's 8x8; a wrong size is refused with both sizes.
+    /// a 14x14 PNG to the model's 28x28 and is scored against bicubic on test images; a wrong
+    /// size is refused with both sizes.
     @Test func upscaleRunsAnSR3Model() throws {
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let train = try cli.diffuse(["train", "--data", "digits", "--model", "tiny", "--task", "super-resolution", "--sr-factor", "2",
+        let train = try cli.diffuse(["train", "--data", "fashion-mnist", "--limit", "64", "--model", "tiny", "--task", "super-resolution", "--sr-factor", "2",
                                      "--steps", "3", "--batch-size", "8", "--sample-every", "0", "--out", dir + "/run"])
         #expect(train.status == 0, "\(train.error)")
-        let small = Image(width: 4, height: 4, channels: 1, pixels: (0..<16).map { UInt8($0 * 16) })
+        let small = Image(width: 14, height: 14, channels: 1, pixels: (0..<196).map { UInt8($0) })
         try small.write(to: dir + "/small.png")
         let run = try cli.diffuse(["upscale", "--model", dir + "/run/checkpoint", "--image", dir + "/small.png", "--scale", "2",
                                    "--steps", "4", "--batch", "2", "--out-npy", dir + "/up.npy"])
         #expect(run.status == 0, "\(run.error)")
-        #expect(try NPY.load(dir + "/up.npy").shape == [2, 1, 8, 8])
+        #expect(try NPY.load(dir + "/up.npy").shape == [2, 1, 28, 28])
+        let scored = try cli.diffuse(["eval-upscale", "--model", dir + "/run/checkpoint", "--data", "fashion-mnist", "--images", "6",
+                                      "--scale", "2", "--steps", "3", "--batch-size", "4", "--json"])
+        #expect(scored.status == 0, "\(scored.error)")
+        let report = try JSONDecoder().decode(UpscaleEvaluation.Report.self, from: Data(scored.output.utf8))
+        #expect(report.images == 6 && report.scale == 2)
+        #expect(report.bicubic.psnr > 10 && report.bicubic.ssim > 0 && report.model.psnr.isFinite && report.consistency >= 0)
         let wrong = try cli.diffuse(["upscale", "--model", dir + "/run/checkpoint", "--image", dir + "/small.png", "--scale", "4",
                                      "--out", dir + "/x.png"])
-        #expect(wrong.status != 0 && wrong.error.contains("x4 makes 16x16, but the model generates 8x8"), "\(wrong.error)")
+        #expect(wrong.status != 0 && wrong.error.contains("x4 makes 56x56, but the model generates 28x28"), "\(wrong.error)")
     }
 
     /// Bad input: the reason on stderr, a non-zero exit, no output.
