@@ -1,14 +1,14 @@
 """Makes the README's image-editing figures with the built `diffuse` binary and the bundled
 Fashion-MNIST model: inpainting (RePaint) and image-to-image (SDEdit) on real test images.
 
-  python3 scripts/examples/editing_figures.py [--diffuse .build/release/diffuse] [--out docs]
+  python3 scripts/examples/editing_figures.py [--diffuse .build/release/diffuse] [--out docs] [--threads N]
 
 Writes docs/inpaint.png (per row: the test image, the image with the masked region grey,
 four inpaintings with seeds 0-3) and docs/img2img.png (per row: the test image, then the
-result at strengths 0.3, 0.5, 0.7 and 0.9), each scaled 3x, plus the inputs it made
+result at strengths 0.2, 0.3, 0.4 and 0.5), each scaled 3x, plus the inputs it made
 (docs/examples/*.png) so that the commands can be repeated. Only the standard library.
 """
-import argparse, gzip, os, struct, subprocess, sys, zlib
+import argparse, gzip, os, shutil, struct, subprocess, sys, zlib
 
 def write_png(path, w, h, rows):
     raw = b''.join(b'\x00' + bytes(r) for r in rows)
@@ -63,7 +63,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--diffuse', default='.build/release/diffuse')
     ap.add_argument('--out', default='docs')
+    ap.add_argument('--threads', default=None, help='passed to diffuse (1 on a busy machine)')
     args = ap.parse_args()
+    threads = ['--threads', args.threads] if args.threads else []
     ex = os.path.join(args.out, 'examples'); os.makedirs(ex, exist_ok=True)
     images = gzip.open('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz').read()[16:]
     picks = [0, 2, 7]             # an ankle boot, a trouser, a shirt
@@ -80,17 +82,19 @@ def main():
         tiles = []
         for seed in range(4):
             subprocess.run([args.diffuse, 'inpaint', '--image', src, '--mask', mpath, '--seed', str(seed),
-                            '--out-dir', outdir + f'-{seed}'], check=True, stdout=subprocess.DEVNULL)
+                            '--out-dir', outdir + f'-{seed}'] + threads, check=True, stdout=subprocess.DEVNULL)
             tiles.append(read_gray_png(outdir + f'-{seed}/sample-0000.png')[2])
         masked = [bytes(128 if m(x, y) else img[y][x] for x in range(28)) for y in range(28)]
         inpaint_rows.append(row_figure(None, [img, masked] + tiles))
         tiles = []
-        for strength in ['0.3', '0.5', '0.7', '0.9']:
+        for strength in ['0.2', '0.3', '0.4', '0.5']:
             d = os.path.join(ex, f'img2img-{i}-{strength}')
             subprocess.run([args.diffuse, 'sample', '--init-image', src, '--strength', strength, '--batch', '1',
-                            '--steps', '50', '--out-dir', d], check=True, stdout=subprocess.DEVNULL)
+                            '--steps', '50', '--out-dir', d] + threads, check=True, stdout=subprocess.DEVNULL)
             tiles.append(read_gray_png(d + '/sample-0000.png')[2])
         img2img_rows.append(row_figure(None, [img] + tiles))
+    for d in os.listdir(ex):                      # the runs' own outputs: only the figures are kept
+        if os.path.isdir(os.path.join(ex, d)): shutil.rmtree(os.path.join(ex, d))
     stack(os.path.join(args.out, 'inpaint.png'), inpaint_rows)
     stack(os.path.join(args.out, 'img2img.png'), img2img_rows)
     print('wrote', os.path.join(args.out, 'inpaint.png'), 'and', os.path.join(args.out, 'img2img.png'))
