@@ -25,11 +25,11 @@ public struct GenerationPipeline<Model: Denoiser> {
     /// whose generated region steps as DDIM with the request's eta (DDPM: eta 1).
     public func sampler(for request: GenerationRequest) throws -> any Sampler {
         do {
-            if let mask = request.mask, let image = request.initBatch, !inpaintsByItself(request) {
+            if let fill = request.fillMask, let image = request.initBatch, !inpaintsByItself(request) {
                 guard request.sampler == .ddim || request.sampler == .ddpm else {
                     throw PipelineError("inpainting with RePaint steps as DDIM (with eta) or DDPM, not \(request.sampler.rawValue)")
                 }
-                let keep = 1 - (mask.to(.float32) .>= 0.5).to(.float32)
+                let keep = 1 - fill.to(.float32)
                 return try RePaintSampler(schedulerConfig, steps: request.steps, known: image, keep: keep,
                                           jumpLength: request.resampling.jumpLength, jumpSamples: request.resampling.samples,
                                           eta: request.sampler == .ddpm ? 1 : request.eta)
@@ -44,12 +44,18 @@ public struct GenerationPipeline<Model: Denoiser> {
     /// Checks the request (and, for a `ValidatingDenoiser`, that the model can run it) without
     /// running anything: a bad request fails here, before any model evaluation.
     public func validate(_ request: GenerationRequest) throws {
+        _ = try checked(request)
+    }
+
+    /// The checks of `validate`, returning what passed them: the request as the model runs it
+    /// (an inpainting model's mask channels added) and its sampler.
+    func checked(_ request: GenerationRequest) throws -> (request: GenerationRequest, sampler: any Sampler) {
         try request.validate()
         let request = withMaskChannels(request)
         if let checked = model as? any ValidatingDenoiser {
             try checked.validate(request, schedulerConfig: schedulerConfig)
         }
-        _ = try sampler(for: request)
+        return (request, try sampler(for: request))
     }
 
     /// Whether the model inpaints by itself: it takes a mask and a masked image beside the
@@ -63,17 +69,16 @@ public struct GenerationPipeline<Model: Denoiser> {
     /// (the kept pixels, 0 where the mask is) as conditioning channels of both the conditional
     /// and the unconditional inputs; any other request as it is.
     func withMaskChannels(_ request: GenerationRequest) -> GenerationRequest {
-        guard inpaintsByItself(request), let mask = request.mask, let image = request.initBatch else { return request }
+        guard inpaintsByItself(request), let mask = request.fillMask, let image = request.initBatch else { return request }
         var r = request
         let spatial = Array(request.sampleShape.dropFirst())
-        let fill = (mask.to(.float32) .>= 0.5).to(.float32)
+        let fill = mask.to(.float32)
         let oneChannel = fill.shape[1] == 1 ? fill : fill.max(axes: [1], keepDims: true)
         let maskBatch = oneChannel.expanded([request.batchSize, 1] + spatial).contiguous()
         let channels = Tensor.concatenate([maskBatch, image * (1 - fill)], axis: 1)
-        r.conditioning = Conditioning(classLabels: request.conditioning?.classLabels, context: request.conditioning?.context, image: channels)
-        if let u = request.unconditional {
-            r.unconditional = Conditioning(classLabels: u.classLabels, context: u.context, image: channels)
-        }
+        r.conditioning = request.conditioning ?? Conditioning()
+        r.conditioning?.image = channels
+        r.unconditional?.image = channels
         return r
     }
 
@@ -82,9 +87,7 @@ public struct GenerationPipeline<Model: Denoiser> {
     /// With an initial image and a strength below 1 the run starts part way (SDEdit); with a
     /// mask it inpaints, and the kept pixels of the result are the initial image's.
     public func generate(_ request: GenerationRequest, onStep: ((GenerationStep) -> Void)? = nil) throws -> Tensor {
-        try validate(request)
-        let request = withMaskChannels(request)
-        let sampler = try sampler(for: request)
+        let (request, sampler) = try checked(request)
         let generator = request.rng.generator(seed: request.seed)
         let noise = request.noise?.to(.float32) ?? generator.normal(request.batchShape, mean: 0, std: 1)
         let first = request.firstEvaluation(order: sampler.order)
@@ -102,8 +105,8 @@ public struct GenerationPipeline<Model: Denoiser> {
                 model(x, timesteps: t, conditioning: conditioning)
             }
         }
-        if let mask = request.mask, let image = request.initBatch {
-            result = Tensor.where(mask.to(.float32) .>= 0.5, result, image)
+        if let fill = request.fillMask, let image = request.initBatch {
+            result = Tensor.where(fill, result, image)
         }
         return result
     }

@@ -123,6 +123,9 @@ extension GenerationRequest {
         return image.shape[0] == batchSize ? image : image.expanded(batchShape)
     }
 
+    /// `mask` binarised: true where to generate (values >= 0.5).
+    var fillMask: Tensor? { mask.map { $0.to(.float32) .>= 0.5 } }
+
     /// Checks strength, initial image and mask against the request.
     func validateImageInputs() throws {
         guard strength > 0 && strength <= 1 else {

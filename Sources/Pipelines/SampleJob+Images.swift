@@ -45,8 +45,9 @@ extension SampleJob {
         }
         let up = image.tensor().reshaped([1, shape[0], image.height, image.width]).upsampledNearest(scale: upscaleFactor)
         let batch = up.expanded([request.batchSize] + shape).contiguous()
-        request.conditioning = Conditioning(classLabels: request.conditioning?.classLabels, image: batch)
-        if let u = request.unconditional { request.unconditional = Conditioning(classLabels: u.classLabels, image: batch) }
+        request.conditioning = request.conditioning ?? Conditioning()
+        request.conditioning?.image = batch
+        request.unconditional?.image = batch
     }
 
     /// A PNG as an image of `channels` channels: transparency flattened onto black, colour

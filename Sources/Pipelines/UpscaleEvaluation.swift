@@ -55,11 +55,11 @@ public struct UpscaleEvaluation: Sendable {
         // Scored as the 8-bit images they would be saved as.
         let generated = Tensor.concatenate(outputs, axis: 0)
         let output = Tensor.stack((0..<n).map { i in Image(tensor: generated.sliced(axis: 0, start: i, end: i + 1)).tensor() }, axis: 0)
+        let truth = (0..<n).map { denormalize(originals.sliced(axis: 0, start: $0, end: $0 + 1)).scalars }
         func scores(_ x: Tensor) -> Scores {
             var (p, s) = (0.0, 0.0)
             for i in 0..<n {
-                let a = denormalize(x.sliced(axis: 0, start: i, end: i + 1)).scalars
-                let b = denormalize(originals.sliced(axis: 0, start: i, end: i + 1)).scalars
+                let a = denormalize(x.sliced(axis: 0, start: i, end: i + 1)).scalars, b = truth[i]
                 p += Swift.min(ImageQuality.psnr(a, b), 100)
                 s += ImageQuality.ssim(a, b, channels: c, height: h, width: w)
             }

@@ -103,9 +103,9 @@ public final class Trainer {
             let p = Float(configuration.labelDropout)
             labels = Tensor(integers: zip(l.integers, u).map { $1 < p ? null : $0 })
         }
-        let image = configuration.task?.conditioningImage(for: x0, factor: configuration.superResolutionFactor ?? 4, generator: generator)
+        let image = configuration.taskKind.conditioningImage(for: x0, factor: configuration.superResolutionScale, generator: generator)
         let noisy = objective.process.noised(x0, noise: noise, timesteps: timesteps)
-        let input = image.map { Tensor.concatenate([noisy, $0], axis: 1) } ?? noisy
+        let input = Conditioning(image: image).modelInput(noisy)
         let objective = self.objective
         var (loss, gradients) = valueAndGradient(of: model) { m in
             objective.loss(output: m(input, timesteps: timesteps, classLabels: labels), x0: x0, noise: noise, timesteps: timesteps)

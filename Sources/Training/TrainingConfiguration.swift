@@ -85,6 +85,11 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     /// Super-resolution: how much the conditioning image is downsampled (nil: 4).
     public var superResolutionFactor: Int?
 
+    /// `task`, plain generation when unset.
+    public var taskKind: TrainingTask { task ?? .generation }
+    /// `superResolutionFactor`, 4 when unset.
+    public var superResolutionScale: Int { superResolutionFactor ?? 4 }
+
     /// How the learning rate moves after the warm-up.
     public enum LRScheduleKind: String, Codable, Sendable, CaseIterable {
         case constant, cosine
@@ -127,7 +132,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
             }
             classes = n + 1
         }
-        defer { unet.inChannels = channels + (task ?? .generation).conditioningChannels(imageChannels: channels) }
+        defer { unet.inChannels = channels + taskKind.conditioningChannels(imageChannels: channels) }
         if let preset = ModelPreset(rawValue: model) {
             unet = preset.configuration(size: imageSize, channels: channels, classEmbeddings: classes)
         } else if model.hasSuffix(".json") || FileManager.default.fileExists(atPath: model) {
@@ -193,12 +198,12 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
             try check(numClasses != nil, "class conditioning needs labeled data; \(data) has no labels")
         }
         if task == .superResolution {
-            let f = superResolutionFactor ?? 4
+            let f = superResolutionScale
             try check(f >= 2 && imageSize % f == 0, "super_resolution_factor must be at least 2 and divide the image side \(imageSize), got \(f)")
         }
-        let expected = channels + (task ?? .generation).conditioningChannels(imageChannels: channels)
+        let expected = channels + taskKind.conditioningChannels(imageChannels: channels)
         try check(unet.inChannels == expected && unet.outChannels == channels,
-                  "the model takes \(unet.inChannels) channels and predicts \(unet.outChannels); \((task ?? .generation).rawValue) of "
+                  "the model takes \(unet.inChannels) channels and predicts \(unet.outChannels); \(taskKind.rawValue) of "
                   + "\(channels)-channel images needs \(expected) in and \(channels) out")
     }
 

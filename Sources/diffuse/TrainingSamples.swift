@@ -31,7 +31,7 @@ enum TrainingSamples {
             request.batchSize = x0.shape[0]
             let image: Tensor
             if task == .superResolution {
-                image = TrainingTask.lowResolution(x0, factor: c.superResolutionFactor ?? 4)
+                image = TrainingTask.lowResolution(x0, factor: c.superResolutionScale)
                 inputs = image
             } else {
                 let side = c.imageSize / 2, start = c.imageSize / 4
@@ -41,7 +41,8 @@ enum TrainingSamples {
                 image = TrainingTask.maskChannels(x0, mask: mask)
                 inputs = x0 * (1 - mask)
             }
-            request.conditioning = Conditioning(classLabels: request.conditioning?.classLabels, image: image)
+            request.conditioning = request.conditioning ?? Conditioning()
+            request.conditioning?.image = image
         }
         var samples = try pipeline.generate(request)
         if let inputs {
