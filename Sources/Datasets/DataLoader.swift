@@ -9,11 +9,13 @@ public struct LoaderPosition: Codable, Equatable, Sendable {
     public init(epoch: Int = 0, batch: Int = 0) { self.epoch = epoch; self.batch = batch }
 }
 
-/// One batch: images `[B, C, H, W]`, labels `[B]` (int64) where the data has them, and the
+/// One batch: images `[B, C, H, W]`, labels `[B]` (int64) where the data has them, the
+/// indices of its images in the data set (for captions and other per-image data), and the
 /// position this batch came from.
 public struct Batch: @unchecked Sendable {
     public let images: Tensor
     public let labels: Tensor?
+    public let indices: [Int]
     public let position: LoaderPosition
 }
 
@@ -123,7 +125,7 @@ public final class DataLoader: @unchecked Sendable {
             }
         }
         let labels = dataset.labels.map { all in Tensor(integers: picks.map { all[$0] }) }
-        return Batch(images: out, labels: labels, position: at)
+        return Batch(images: out, labels: labels, indices: picks, position: at)
     }
 }
 

@@ -58,9 +58,18 @@ public struct ImageDataset: @unchecked Sendable {
     /// Captions from the class names by a template ("a photo of a {}" gives "a photo of a
     /// sneaker"); class names are lowercased, "/" read as "or".
     public func withTemplateCaptions(_ template: String = "a {}") throws -> ImageDataset {
+        try withTemplateCaptions([template])
+    }
+
+    /// Captions from several templates in turn: image i takes template i mod their count
+    /// (so the words around the class name vary and a text encoder learns to find it).
+    public func withTemplateCaptions(_ templates: [String]) throws -> ImageDataset {
         guard let labels, let classNames else { throw DatasetError("\(name): template captions need class labels") }
+        guard !templates.isEmpty else { throw DatasetError("\(name): no caption template given") }
         let names = classNames.map { $0.lowercased().replacingOccurrences(of: "/", with: " or ") }
-        return try withCaptions(labels.map { template.replacingOccurrences(of: "{}", with: names[$0]) })
+        return try withCaptions(labels.enumerated().map { i, label in
+            templates[i % templates.count].replacingOccurrences(of: "{}", with: names[label])
+        })
     }
 }
 

@@ -1,17 +1,22 @@
 import Tensors
 
-/// What conditions a denoiser: class labels, a context sequence (text embeddings), and/or
-/// images concatenated to the sample along the channel axis.
+/// What conditions a denoiser: class labels, a context sequence (text embeddings) or the
+/// token ids of a text (for a model that encodes text itself), and/or images concatenated to
+/// the sample along the channel axis.
 public struct Conditioning: Sendable {
     public var classLabels: Tensor?
     public var context: Tensor?
     /// Channels the model sees beside the noisy sample, [B, C', H, W] at the sample's size:
     /// SR3's upsampled low-resolution image, an inpainting model's mask and masked image.
     public var image: Tensor?
-    public init(classLabels: Tensor? = nil, context: Tensor? = nil, image: Tensor? = nil) {
+    /// Token ids [B, L] of a caption per sample (integers), for a model with its own text
+    /// encoder (`TextToImageModel`).
+    public var tokens: Tensor?
+    public init(classLabels: Tensor? = nil, context: Tensor? = nil, image: Tensor? = nil, tokens: Tensor? = nil) {
         self.classLabels = classLabels
         self.context = context
         self.image = image
+        self.tokens = tokens
     }
 
     /// The two batches stacked (unconditional first), for one model call.
@@ -21,7 +26,7 @@ public struct Conditioning: Sendable {
             return Tensor.concatenate([a, b], axis: 0)
         }
         return Conditioning(classLabels: cat(classLabels, other.classLabels), context: cat(context, other.context),
-                            image: cat(image, other.image))
+                            image: cat(image, other.image), tokens: cat(tokens, other.tokens))
     }
 
     /// The sample with `image` appended along the channels (the sample itself without one).

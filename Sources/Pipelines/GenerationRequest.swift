@@ -92,15 +92,15 @@ public struct GenerationRequest: Sendable {
         guard (0...1).contains(guidanceRescale) else { throw PipelineError("the guidance rescale must be in [0, 1], got \(guidanceRescale)") }
         if guidanceScale != 1 {
             guard conditioning != nil else {
-                throw PipelineError("classifier-free guidance (scale \(guidanceScale)) needs a condition (class labels or context) to guide toward")
+                throw PipelineError("classifier-free guidance (scale \(guidanceScale)) needs a condition (class labels, context or a caption) to guide toward")
             }
             guard unconditional != nil else {
-                throw PipelineError("classifier-free guidance (scale \(guidanceScale)) needs the unconditional inputs (the null class or empty context)")
+                throw PipelineError("classifier-free guidance (scale \(guidanceScale)) needs the unconditional inputs (the null class, empty context or empty caption)")
             }
         }
         try validateImageInputs()
         for (name, c) in [("conditioning", conditioning), ("unconditional conditioning", unconditional)] {
-            for (part, t) in [("class labels", c?.classLabels), ("context", c?.context)] {
+            for (part, t) in [("class labels", c?.classLabels), ("context", c?.context), ("caption tokens", c?.tokens)] {
                 if let t, t.shape.first != batchSize {
                     throw PipelineError("the \(name)'s \(part) have shape \(t.shape): one per sample of the batch of \(batchSize) is needed")
                 }

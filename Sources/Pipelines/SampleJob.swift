@@ -44,6 +44,8 @@ public struct SampleJob: Sendable {
     /// (`sample-0000.png`, ...); both as 8-bit images of the model space [-1, 1].
     public var gridFile: String?
     public var imagesFolder: String?
+    /// Columns of the grid (nil: about square).
+    public var gridColumns: Int?
     /// Generate in chunks of at most this many samples (memory); nil: all at once. Chunk i
     /// draws its noise from the generator seeded `seed + i`.
     public var chunkSize: Int?
@@ -156,22 +158,24 @@ public struct SampleJob: Sendable {
         model.eval()
         notes.append("model \(unetFolder): UNet2DModel, \(model.parameterCount()) parameters")
 
-        let config: SchedulerConfig
-        let kind: SamplerKind
-        if let found = try DiffusersFolder.schedulerConfig(unetFolder) {
-            config = found
-            guard let k = sampler ?? SamplerKind(schedulerConfig: found) else {
-                throw PipelineError("the scheduler config names \(found.className), which has no sampler here; choose one with the sampler option")
-            }
-            kind = k
-            notes.append("scheduler config: \(found.className)" + (sampler == nil ? ", sampler \(k.rawValue)" : ""))
-        } else {
-            kind = sampler ?? .ddpm
-            config = SchedulerConfig(className: kind.diffusersSchedulerClass)
-            notes.append("no scheduler_config.json in \(unetFolder): using diffusers' \(config.className) defaults"
-                         + (sampler == nil ? " and the DDPM sampler" : ""))
-        }
+        let (config, kind, note) = try scheduler(besides: unetFolder)
+        notes.append(note)
         return (model, config, kind, notes)
+    }
+
+    /// The scheduler config beside a model folder (its own, or the pipeline's scheduler/) and
+    /// the sampler: the job's, or the one the config names; diffusers' defaults without one.
+    func scheduler(besides unetFolder: String) throws -> (SchedulerConfig, SamplerKind, note: String) {
+        guard let found = try DiffusersFolder.schedulerConfig(unetFolder) else {
+            let kind = sampler ?? .ddpm
+            let config = SchedulerConfig(className: kind.diffusersSchedulerClass)
+            return (config, kind, "no scheduler_config.json in \(unetFolder): using diffusers' \(config.className) defaults"
+                    + (sampler == nil ? " and the DDPM sampler" : ""))
+        }
+        guard let kind = sampler ?? SamplerKind(schedulerConfig: found) else {
+            throw PipelineError("the scheduler config names \(found.className), which has no sampler here; choose one with the sampler option")
+        }
+        return (found, kind, "scheduler config: \(found.className)" + (sampler == nil ? ", sampler \(kind.rawValue)" : ""))
     }
 
     /// Generates and writes the outputs; returns the final samples. `log` receives the notes
@@ -205,7 +209,7 @@ public struct SampleJob: Sendable {
         }
         let clamped = samples.clamped(min: -1, max: 1)
         if let gridFile {
-            try Image.grid(clamped).write(to: gridFile)
+            try Image.grid(clamped, columns: gridColumns).write(to: gridFile)
             log("wrote \(gridFile): a grid of \(samples.shape[0]) samples")
         }
         if let imagesFolder {

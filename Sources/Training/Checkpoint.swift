@@ -15,6 +15,9 @@ import Tensors
 ///     optimizer.safetensors                              AdamW's moments and step
 ///     training_state.json                                step, loader position, losses, config
 ///
+/// A text-to-image run's model (and raw/) is a pipeline folder instead (`TextToImageFolder`:
+/// unet/, text_encoder/, tokenizer/, model_index.json, and scheduler/scheduler_config.json).
+///
 /// Saving is atomic: everything is written into `checkpoint.tmp/`, read back and checked, marked
 /// complete (`COMPLETE`), and only then swapped in by renames (checkpoint -> checkpoint.old,
 /// checkpoint.tmp -> checkpoint, then checkpoint.old removed). Whatever step a crash interrupts,
@@ -47,11 +50,8 @@ public enum Checkpoint {
                                   smoothedLoss: trainer.smoothedLoss.isNaN ? nil : trainer.smoothedLoss, configuration: c)
         let optimizerState = trainer.optimizer.stateDict()
         do {
-            for (folder, weights) in [(temp, main), (temp + "/" + rawFolder, raw)] {
-                try c.unet.save(folder + "/config.json")
-                try Safetensors(tensors: weights, metadata: ["format": "pt"]).save(folder + "/" + DiffusersFolder.weightsFile)
-            }
-            try c.schedulerConfig.save(temp + "/scheduler_config.json")
+            try writeModel(main, of: c, to: temp, withScheduler: true)
+            try writeModel(raw, of: c, to: temp + "/" + rawFolder, withScheduler: false)
             try Safetensors(tensors: optimizerState).save(temp + "/" + optimizerFile)
             try writeAtomically(try JSONCoding.encode(state), to: temp + "/" + stateFile)
         } catch let e as TrainingError {
@@ -62,8 +62,8 @@ public enum Checkpoint {
         try afterWrite?(temp)
         // Read everything back before it may replace anything.
         let read = try Contents(folder: temp)
-        try expect(read.mainWeights, equalsShapesOf: main, file: temp + "/" + DiffusersFolder.weightsFile)
-        try expect(read.rawWeights, equalsShapesOf: raw, file: temp + "/" + rawFolder + "/" + DiffusersFolder.weightsFile)
+        try expect(read.mainWeights, equalsShapesOf: main, file: temp + " (model weights)")
+        try expect(read.rawWeights, equalsShapesOf: raw, file: temp + "/" + rawFolder + " (model weights)")
         try expect(read.optimizer, equalsShapesOf: optimizerState, file: temp + "/" + optimizerFile)
         guard read.state == state else { throw TrainingError("\(temp)/\(stateFile): reads back different from what was written") }
         do {
@@ -76,6 +76,47 @@ public enum Checkpoint {
             if fm.fileExists(atPath: old) { try fm.removeItem(atPath: old) }
         } catch {
             throw TrainingError("\(final): cannot put the new checkpoint in place: \(error.localizedDescription)")
+        }
+    }
+
+    /// Writes a model folder for the run's layout: a UNet2DModel folder (config.json,
+    /// weights, and scheduler_config.json when asked), or a text-to-image pipeline folder.
+    static func writeModel(_ weights: [String: Tensor], of c: TrainingConfiguration, to folder: String, withScheduler: Bool) throws {
+        if let text = c.text, let unet = c.conditionUNet {
+            try TextToImageFolder.write(folder, tokenizer: text.tokenizer, textEncoder: text.encoder, unet: unet, weights: weights,
+                                        scheduler: withScheduler ? c.schedulerConfig : nil)
+            return
+        }
+        try c.unet.save(folder + "/config.json")
+        try Safetensors(tensors: weights, metadata: ["format": "pt"]).save(folder + "/" + DiffusersFolder.weightsFile)
+        if withScheduler { try c.schedulerConfig.save(folder + "/scheduler_config.json") }
+    }
+
+    /// The model files `writeModel` writes, relative to the folder.
+    static func modelFiles(of c: TrainingConfiguration, withScheduler: Bool) -> [String] {
+        if c.text != nil {
+            return ["unet/config.json", "unet/" + DiffusersFolder.weightsFile, "text_encoder/config.json",
+                    "text_encoder/" + TextToImageFolder.encoderWeightsFile, "tokenizer/tokenizer.json"]
+                + (withScheduler ? ["scheduler/scheduler_config.json"] : [])
+        }
+        return ["config.json", DiffusersFolder.weightsFile] + (withScheduler ? ["scheduler_config.json"] : [])
+    }
+
+    /// The weights of a model folder `writeModel` wrote, its configs checked.
+    static func readModel(_ folder: String, of c: TrainingConfiguration) throws -> [String: Tensor] {
+        do {
+            if c.text != nil {
+                _ = try TextToImageFolder.configs(folder)
+                return try TextToImageFolder.weights(folder)
+            }
+            _ = try UNet2DConfig.load(folder + "/config.json")
+            return try Safetensors.load(folder + "/" + DiffusersFolder.weightsFile).tensors
+        } catch let e as SafetensorsError {
+            throw TrainingError("\(e.file): \(e.problem)")
+        } catch let e as TrainingError {
+            throw e
+        } catch {
+            throw TrainingError("\(folder): cannot read the model: \(error)")
         }
     }
 
@@ -112,26 +153,25 @@ public enum Checkpoint {
 
         public init(folder: String) throws {
             let fm = FileManager.default
-            let files = [stateFile, "config.json", DiffusersFolder.weightsFile, "scheduler_config.json",
-                         rawFolder + "/config.json", rawFolder + "/" + DiffusersFolder.weightsFile, optimizerFile]
+            guard fm.fileExists(atPath: folder + "/" + stateFile) else {
+                throw TrainingError("\(folder)/\(stateFile): missing; the checkpoint is incomplete")
+            }
+            state = try TrainingState.load(folder + "/" + stateFile)
+            let c = state.configuration
+            let files = modelFiles(of: c, withScheduler: true) + modelFiles(of: c, withScheduler: false).map { rawFolder + "/" + $0 }
+                + [optimizerFile]
             for f in files where !fm.fileExists(atPath: folder + "/" + f) {
                 throw TrainingError("\(folder)/\(f): missing; the checkpoint is incomplete")
             }
-            state = try TrainingState.load(folder + "/" + stateFile)
-            func tensors(_ f: String) throws -> [String: Tensor] {
-                do { return try Safetensors.load(folder + "/" + f).tensors } catch let e as SafetensorsError {
-                    throw TrainingError("\(e.file): \(e.problem)")
-                } catch {
-                    throw TrainingError("\(folder)/\(f): cannot read: \(error)")
-                }
+            mainWeights = try readModel(folder, of: c)
+            rawWeights = try readModel(folder + "/" + rawFolder, of: c)
+            do { optimizer = try Safetensors.load(folder + "/" + optimizerFile).tensors } catch let e as SafetensorsError {
+                throw TrainingError("\(e.file): \(e.problem)")
+            } catch {
+                throw TrainingError("\(folder)/\(optimizerFile): cannot read: \(error)")
             }
-            mainWeights = try tensors(DiffusersFolder.weightsFile)
-            rawWeights = try tensors(rawFolder + "/" + DiffusersFolder.weightsFile)
-            optimizer = try tensors(optimizerFile)
-            for f in ["config.json", rawFolder + "/config.json"] {
-                do { _ = try UNet2DConfig.load(folder + "/" + f) } catch { throw TrainingError("\(error)") }
-            }
-            do { _ = try SchedulerConfig.load(folder + "/scheduler_config.json") } catch { throw TrainingError("\(error)") }
+            let scheduler = folder + "/" + modelFiles(of: c, withScheduler: true).last!
+            do { _ = try SchedulerConfig.load(scheduler) } catch { throw TrainingError("\(error)") }
         }
     }
 }
@@ -155,7 +195,7 @@ extension Trainer {
         } catch let e as TrainingError {
             throw TrainingError("\(folder): \(e.message)")
         } catch {
-            throw TrainingError("\(folder)/\(Checkpoint.rawFolder)/\(DiffusersFolder.weightsFile): does not fit the model: \(error)")
+            throw TrainingError("\(folder)/\(Checkpoint.rawFolder): the weights do not fit the model: \(error)")
         }
     }
 }

@@ -5,23 +5,27 @@ import Models
 import NeuralNetworks
 import Tensors
 
-/// Trains a UNet2DModel to denoise (Ho et al. 2020, Algorithm 1), one optimizer step at a
-/// time:
+/// Trains a denoiser (Ho et al. 2020, Algorithm 1), one optimizer step at a time: a
+/// UNet2DModel, or for a text-to-image run a `TextToImageModel` (text encoder and U-Net
+/// together):
 ///
 ///     x0 = next batch;  t ~ U{0..T-1};  eps ~ N(0, I)
 ///     x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
 ///     loss = w(t) |model([x_t, c], t, y) - target|^2   (target eps, x0 or v; w: min-SNR;
-///                                                       c: the task's conditioning image)
+///                                                       c: the task's conditioning image;
+///                                                       y: class label or caption tokens)
 ///     g = grad loss;  clip |g| to clipNorm;  AdamW step at lr(step);  EMA update
 ///
-/// The randomness of step k (timesteps, noise, dropped labels) comes from a Philox generator
+/// The randomness of step k (timesteps, noise, dropped labels or captions) comes from a Philox generator
 /// seeded with a pure function of (seed, k), and the batches from a `DataLoader` whose
 /// position is saved: a run resumed from a checkpoint takes exactly the steps an
 /// uninterrupted run takes, bit for bit.
 public final class Trainer {
     public private(set) var configuration: TrainingConfiguration
+    /// The data, captioned as the run's text settings say.
     public let dataset: ImageDataset
-    public let model: UNet2DModel
+    /// The network trained: a UNet2DModel, or a TextToImageModel for a text-to-image run.
+    public let model: Module & Denoiser
     public let optimizer: Adam
     /// The moving average of the weights (nil without EMA).
     public let ema: ExponentialMovingAverage?
@@ -37,13 +41,18 @@ public final class Trainer {
     /// How much of the previous smoothed loss each step keeps.
     public static let lossSmoothing = 0.98
 
+    /// Token ids of every image's caption, image i at i * contextLength (text-to-image runs).
+    private let captionTokens: [Int]
+
     /// A fresh run: weights initialised from the seed, the loader at the first batch.
     public init(configuration: TrainingConfiguration, dataset: ImageDataset) throws {
         try configuration.validate()
+        let dataset = try configuration.text?.captioned(dataset) ?? dataset
         try Self.check(dataset, fits: configuration)
         self.configuration = configuration
         self.dataset = dataset
-        model = try UNet2DModel(configuration.unet, generator: PhiloxGenerator(seed: configuration.seed))
+        captionTokens = try Self.tokens(of: dataset, configuration.text)
+        model = try Self.makeModel(configuration, generator: PhiloxGenerator(seed: configuration.seed))
         if configuration.bf16 { model.setComputeType(.bfloat16) }
         model.train()
         optimizer = Adam.adamW(learningRate: configuration.learningRate, beta1: configuration.adamBeta1, beta2: configuration.adamBeta2,
@@ -55,6 +64,29 @@ public final class Trainer {
                                 horizontalFlip: configuration.horizontalFlip)
         objective = DiffusionObjective(schedule: try NoiseSchedule(configuration.schedulerConfig),
                                        prediction: configuration.predictionType, minSNRGamma: configuration.minSNRGamma)
+    }
+
+    /// The network a configuration describes, with fresh weights.
+    static func makeModel(_ c: TrainingConfiguration, generator: RandomGenerator) throws -> Module & Denoiser {
+        guard let text = c.text, let unet = c.conditionUNet else { return try UNet2DModel(c.unet, generator: generator) }
+        do {
+            return try TextToImageModel(tokenizer: text.tokenizer, textEncoder: text.encoder, unet: unet, generator: generator)
+        } catch { throw TrainingError("\(error)") }
+    }
+
+    /// The captions' token ids, flattened (empty without text conditioning); a caption the
+    /// tokenizer cannot hold is refused with its index.
+    static func tokens(of dataset: ImageDataset, _ text: TextConditioning?) throws -> [Int] {
+        guard let text else { return [] }
+        guard let captions = dataset.captions else {
+            throw TrainingError("data \(dataset.name) has no captions: text conditioning needs captioned data, or a caption template")
+        }
+        var ids = [Int]()
+        ids.reserveCapacity(captions.count * text.tokenizer.contextLength)
+        for (i, caption) in captions.enumerated() {
+            do { ids += try text.tokenizer.encode(caption) } catch { throw TrainingError("data \(dataset.name), caption \(i): \(error)") }
+        }
+        return ids
     }
 
     /// Checks that the data has the shape and classes the configuration was made for.
@@ -104,11 +136,13 @@ public final class Trainer {
             labels = Tensor(integers: zip(l.integers, u).map { $1 < p ? null : $0 })
         }
         let image = configuration.taskKind.conditioningImage(for: x0, factor: configuration.superResolutionScale, generator: generator)
+        let tokens = configuration.text.map { text in captionTokens(batch.indices, dropout: text.captionDropout, generator: generator) }
         let noisy = objective.process.noised(x0, noise: noise, timesteps: timesteps)
-        let input = Conditioning(image: image).modelInput(noisy)
+        let conditioning = Conditioning(classLabels: labels, image: image, tokens: tokens)
         let objective = self.objective
-        var (loss, gradients) = valueAndGradient(of: model) { m in
-            objective.loss(output: m(input, timesteps: timesteps, classLabels: labels), x0: x0, noise: noise, timesteps: timesteps)
+        let model = self.model
+        var (loss, gradients) = valueAndGradient(of: model as Module) { _ in
+            objective.loss(output: model(noisy, timesteps: timesteps, conditioning: conditioning), x0: x0, noise: noise, timesteps: timesteps)
         }
         if let c = configuration.clipNorm { clipGradientNorm(&gradients, maxNorm: c) }
         optimizer.learningRate = configuration.learningRateSchedule.learningRate(base: configuration.learningRate, step: step)
@@ -119,6 +153,20 @@ public final class Trainer {
         record(value)
         loss = Tensor.zeros([])
         return value
+    }
+
+    /// The token ids [B, L] of the images' captions, each replaced by the empty caption
+    /// with probability `dropout` (one uniform per image from the step's generator).
+    private func captionTokens(_ indices: [Int], dropout: Double, generator: RandomGenerator) -> Tensor {
+        let tokenizer = configuration.text!.tokenizer
+        let length = tokenizer.contextLength, empty = tokenizer.emptyCaption
+        let u = generator.uniform([indices.count], low: 0, high: 1).scalars
+        var ids = [Int]()
+        ids.reserveCapacity(indices.count * length)
+        for (i, index) in indices.enumerated() {
+            ids += u[i] < Float(dropout) ? empty : Array(captionTokens[(index * length)..<((index + 1) * length)])
+        }
+        return Tensor(integers: ids, shape: [indices.count, length])
     }
 
     private func record(_ value: Float) {
@@ -139,9 +187,9 @@ public final class Trainer {
     }
 
     /// A copy of the model with the EMA weights (the model itself without EMA), in eval mode,
-    /// computing in float32: the model to sample from.
-    public func samplingModel() throws -> UNet2DModel {
-        let copy = try UNet2DModel(configuration.unet, generator: PhiloxGenerator(seed: 0))
+    /// computing in float32: the model to sample from (a UNet2DModel, or a TextToImageModel).
+    public func samplingModel() throws -> Module & Denoiser {
+        let copy = try Self.makeModel(configuration, generator: PhiloxGenerator(seed: 0))
         try copy.load(stateDict: ema.map { $0.shadow } ?? model.stateDict())
         copy.eval()
         return copy

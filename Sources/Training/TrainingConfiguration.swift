@@ -84,6 +84,16 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     public var task: TrainingTask?
     /// Super-resolution: how much the conditioning image is downsampled (nil: 4).
     public var superResolutionFactor: Int?
+    /// Text-to-image: the tokenizer, text encoder and caption settings. With it the run
+    /// trains a `TextToImageModel`: the text encoder and the cross-attention version of `unet`
+    /// (`conditionUNet`), jointly.
+    public var text: TextConditioning?
+
+    /// The U-Net of a text-to-image run: `unet` with its attention blocks cross-attending to
+    /// the text encoder's vectors (nil for other runs).
+    public var conditionUNet: UNet2DConditionConfig? {
+        text.map { UNet2DConditionConfig(crossAttentionVersionOf: unet, crossAttentionDim: $0.encoder.hiddenSize) }
+    }
 
     /// `task`, plain generation when unset.
     public var taskKind: TrainingTask { task ?? .generation }
@@ -104,7 +114,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         case useEMA = "use_ema", emaDecay = "ema_decay", emaPower = "ema_power", clipNorm = "clip_norm", seed, bf16
         case horizontalFlip = "horizontal_flip", sampleEvery = "sample_every", checkpointEvery = "checkpoint_every"
         case classConditional = "class_conditional", labelDropout = "label_dropout"
-        case task, superResolutionFactor = "super_resolution_factor"
+        case task, superResolutionFactor = "super_resolution_factor", text
     }
 
     /// A configuration for `model` (a preset name or a config.json path) on data of the given
@@ -200,6 +210,14 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         if task == .superResolution {
             let f = superResolutionScale
             try check(f >= 2 && imageSize % f == 0, "super_resolution_factor must be at least 2 and divide the image side \(imageSize), got \(f)")
+        }
+        if let text {
+            try check(!classConditional, "a run conditions on text or on class labels, not both")
+            try text.validate()
+            let u = conditionUNet!
+            try check(u.downBlockTypes.contains { $0.hasPrefix("CrossAttn") } || u.midBlockType == "UNetMidBlock2DCrossAttn",
+                      "model \(model) has no attention blocks, so nothing would attend to the text: choose one with attention (e.g. small)")
+            do { try conditionUNet!.validate() } catch { throw TrainingError("model \(model) with cross-attention: \(error)") }
         }
         let expected = channels + taskKind.conditioningChannels(imageChannels: channels)
         try check(unet.inChannels == expected && unet.outChannels == channels,

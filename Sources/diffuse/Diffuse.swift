@@ -7,7 +7,7 @@ struct Diffuse: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "diffuse",
         abstract: "Diffusion models in Swift: train, sample and benchmark on the CPU.",
-        subcommands: [SampleCommand.self, InpaintCommand.self, UpscaleCommand.self, TrainCommand.self, EvalCommand.self, EvalUpscaleCommand.self, ClassifierCommand.self, Bench.self])
+        subcommands: [SampleCommand.self, GenerateCommand.self, InpaintCommand.self, UpscaleCommand.self, TrainCommand.self, EvalCommand.self, EvalUpscaleCommand.self, ClassifierCommand.self, Bench.self])
 }
 
 struct Bench: ParsableCommand {

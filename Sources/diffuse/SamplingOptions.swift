@@ -4,7 +4,7 @@ import Foundation
 import Pipelines
 import Tensors
 
-/// The options every generating command shares (`sample`, `inpaint`): the model, sampler,
+/// The options every generating command shares (`sample`, `inpaint`, `upscale`, `generate`): the model, sampler,
 /// noise, conditioning, guidance and outputs. `job(defaultSteps:)` turns them into a
 /// `SampleJob`; `run(_:)` runs it with a progress line per step.
 struct SamplingOptions: ParsableArguments {
@@ -47,8 +47,8 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "The label the model was trained with for \"no class\" (needed by --guidance).")
     var nullClass: Int?
 
-    @Option(help: "Classifier-free guidance scale (1: none).")
-    var guidance: Float = 1
+    @Option(help: "Classifier-free guidance scale (1: none; default 1, generate: 3).")
+    var guidance: Float?
 
     @Option(help: "Guidance rescale phi in [0, 1] (Lin et al. 2023).")
     var guidanceRescale: Float = 0
@@ -81,7 +81,7 @@ struct SamplingOptions: ParsableArguments {
         job.rng = rng
         job.classLabels = classLabels?.labels
         job.nullClass = nullClass
-        job.guidanceScale = guidance
+        job.guidanceScale = guidance ?? 1
         job.guidanceRescale = guidanceRescale
         job.samplesFile = outNpy
         job.gridFile = out ?? (outNpy == nil && outDir == nil ? defaultOut : nil)
@@ -91,9 +91,19 @@ struct SamplingOptions: ParsableArguments {
 
     /// Runs the job, printing what it loaded, a progress line per 2% of the steps, and the time.
     func run(_ job: SampleJob) throws {
+        try report { try job.run(log: { print($0) }, onStep: $0) }
+    }
+
+    /// Runs a text-to-image job the same way.
+    func run(_ job: TextToImageJob) throws {
+        try report { try job.run(log: { print($0) }, onStep: $0) }
+    }
+
+    /// Runs `work` with a progress line per 2% of the steps, then prints the time.
+    private func report(_ work: (@escaping (GenerationStep) -> Void) throws -> Void) throws {
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
-        try job.run(log: { print($0) }) { step in
+        try work { step in
             let every = Swift.max(step.count / 50, 1)
             guard step.index % every == 0 || step.index == step.count else { return }
             print(String(format: "step %d/%d  t=%g  %.2f s", step.index, step.count, step.timestep, elapsed()))

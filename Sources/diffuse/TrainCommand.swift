@@ -103,6 +103,21 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Probability of replacing a label by the null class (for classifier-free guidance).")
     var labelDropout: Double = 0.1
 
+    @Flag(help: "Text-to-image: condition on captions (the data's, or --caption-template's) through a text encoder trained with the model, whose attention blocks cross-attend to it.")
+    var textConditional = false
+
+    @Option(help: "Captions for labelled data from a template, {} standing for the class name (e.g. \"a {}\"; several separated by | are used in turn).")
+    var captionTemplate: String?
+
+    @Option(help: "Probability of replacing a caption by the empty one (for classifier-free guidance).")
+    var captionDropout: Double = 0.1
+
+    @Option(help: "Text encoder: the width of its token vectors (heads of 16).")
+    var textWidth: Int = 64
+
+    @Option(help: "Text encoder: transformer blocks.")
+    var textLayers: Int = 2
+
     @Option(help: "What the model learns: generation, super-resolution (conditioned on the image downsampled by --sr-factor), or inpainting (conditioned on a random mask and the masked image).")
     var task: TrainingTask = .generation
 
@@ -127,7 +142,8 @@ struct TrainCommand: ParsableCommand {
     func validate() throws {
         if resume != nil {
             for (name, given) in [("--data", data != nil), ("--model", model != nil), ("--out", out != nil), ("--epochs", epochs != nil),
-                                  ("--image-size", imageSize != nil), ("--channels", channels != nil), ("--limit", limit != nil)] where given {
+                                  ("--image-size", imageSize != nil), ("--channels", channels != nil), ("--limit", limit != nil),
+                                  ("--text-conditional", textConditional), ("--caption-template", captionTemplate != nil)] where given {
                 throw ValidationError("\(name) cannot be combined with --resume (the run's settings are in its checkpoint)")
             }
         } else {
@@ -140,6 +156,7 @@ struct TrainCommand: ParsableCommand {
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         if let imageSize, imageSize < 1 { throw ValidationError("--image-size must be at least 1, got \(imageSize)") }
         if let channels, ![1, 3].contains(channels) { throw ValidationError("--channels must be 1 or 3, got \(channels)") }
+        if captionTemplate != nil && !textConditional { throw ValidationError("--caption-template needs --text-conditional") }
         if let logEvery, logEvery < 1 { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
     }
 
@@ -199,6 +216,10 @@ struct TrainCommand: ParsableCommand {
             c.task = task
             c.superResolutionFactor = task == .superResolution ? srFactor : nil
             try c.resolveModel()
+        }
+        if textConditional {
+            c.text = try TextConditioning(captionsOf: dataset, hiddenSize: textWidth, layers: textLayers,
+                                          heads: Swift.max(textWidth / 16, 1), captionDropout: captionDropout, captionTemplate: captionTemplate)
         }
         let trainer = try Trainer(configuration: c, dataset: dataset)
         log("training \(c.model) (\(trainer.model.parameterCount()) parameters) on \(dataset.name): \(dataset.count) images "

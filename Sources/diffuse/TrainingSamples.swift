@@ -1,23 +1,29 @@
 import Diffusion
 import Foundation
 import ImageIO
+import Models
 import Pipelines
 import Tensors
 import Training
 
 /// The samples `diffuse train` writes while it trains: a 4x4 PNG grid of 16 images from the sampling (EMA)
 /// model, 50 DDIM steps from a fixed seed (the same noise every time, so grids from different
-/// steps compare), classes 0, 1, 2, ... in turn for a class-conditional model; for super-resolution and
+/// steps compare), classes 0, 1, 2, ... in turn for a class-conditional model, the data's first
+/// distinct captions in turn with guidance 3 for a text-to-image model; for super-resolution and
 /// inpainting runs, the first images of the data (low-resolution, or with a centre square masked)
 /// beside the model's outputs.
 enum TrainingSamples {
-    static let count = 16, steps = 50, seed: UInt64 = 0
+    static let count = 16, steps = 50, seed: UInt64 = 0, guidance: Float = 3
+
+    /// The pipeline's samples for any denoiser (the trainer's model is an existential).
+    static func generate<M: Denoiser>(_ model: M, schedulerConfig: SchedulerConfig, _ request: GenerationRequest) throws -> Tensor {
+        try GenerationPipeline(model: model, schedulerConfig: schedulerConfig).generate(request)
+    }
 
     /// Generates the samples and writes them into the run directory; returns the path.
     static func write(_ trainer: Trainer, runDirectory: String) throws -> String {
         let c = trainer.configuration
         let model = try trainer.samplingModel()
-        let pipeline = GenerationPipeline(model: model, schedulerConfig: c.schedulerConfig)
         var request = GenerationRequest(sampler: .ddim, steps: Swift.min(steps, c.numTrainTimesteps), batchSize: count,
                                         sampleShape: [c.channels, c.imageSize, c.imageSize])
         request.seed = seed
@@ -44,7 +50,16 @@ enum TrainingSamples {
             request.conditioning = request.conditioning ?? Conditioning()
             request.conditioning?.image = image
         }
-        var samples = try pipeline.generate(request)
+        if let model = model as? TextToImageModel, let captions = trainer.dataset.captions {
+            var prompts: [String] = []
+            for caption in captions where !prompts.contains(caption) && prompts.count < count { prompts.append(caption) }
+            let n = request.batchSize
+            request.conditioning = request.conditioning ?? Conditioning()
+            request.conditioning?.tokens = try model.tokens((0..<n).map { prompts[$0 % prompts.count] })
+            request.unconditional = Conditioning(image: request.conditioning?.image, tokens: model.emptyCaption(batch: n))
+            request.guidanceScale = guidance
+        }
+        var samples = try generate(model, schedulerConfig: c.schedulerConfig, request)
         if let inputs {
             // Inputs and outputs in alternate columns.
             samples = Tensor.stack([inputs, samples], axis: 1).reshaped([2 * samples.shape[0]] + Array(samples.shape.dropFirst()))

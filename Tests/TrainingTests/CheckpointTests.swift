@@ -117,7 +117,8 @@ import Training
         // The loaded model computes what the trainer's sampling model computes.
         let x = PhiloxGenerator(seed: 3).normal([2, 1, 8, 8], mean: 0, std: 1)
         let t = Tensor(integers: [5, 50])
-        let expected = try trainer.samplingModel()(x, timesteps: t)
+        let sampling = try #require(try trainer.samplingModel() as? UNet2DModel)
+        let expected = sampling(x, timesteps: t)
         model.eval()
         #expect(model(x, timesteps: t).scalars == expected.scalars)
     }

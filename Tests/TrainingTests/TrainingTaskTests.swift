@@ -75,7 +75,7 @@ import Training
         let losses = trainer.losses
         #expect(losses.allSatisfy { $0.isFinite })
         #expect(losses.suffix(10).reduce(0, +) < losses.prefix(10).reduce(0, +))
-        let model = try trainer.samplingModel()
+        let model = try #require(try trainer.samplingModel() as? UNet2DModel)
         let pipeline = GenerationPipeline(model: model, schedulerConfig: c.schedulerConfig)
         #expect(model.defaultSampleShape == [1, 8, 8])
         let x0 = data.images.sliced(axis: 0, start: 0, end: 2)

@@ -17,7 +17,7 @@ public struct WordTokenizer: Codable, Equatable, Sendable {
     private let index: [String: Int]
 
     public static let pad = 0, unknown = 1, start = 2, end = 3
-    static let specials = ["<pad>", "<unk>", "<start>", "<end>"]
+    public static let specials = ["<pad>", "<unk>", "<start>", "<end>"]
 
     enum CodingKeys: String, CodingKey { case vocabulary, contextLength = "context_length" }
 
@@ -84,6 +84,12 @@ public struct WordTokenizer: Codable, Equatable, Sendable {
         }
         let ids = [Self.start] + words.map { index[$0] ?? Self.unknown } + [Self.end]
         return ids + Array(repeating: Self.pad, count: contextLength - ids.count)
+    }
+
+    /// The empty caption's ids, <start> <end> <pad>...: what a dropped caption becomes in
+    /// training, and the unconditional input of classifier-free guidance.
+    public var emptyCaption: [Int] {
+        [Self.start, Self.end] + Array(repeating: Self.pad, count: contextLength - 2)
     }
 
     /// The text of `ids` (specials dropped).
