@@ -65,7 +65,7 @@ let package = Package(
                     swiftSettings: kernelFlags),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "Diffusion", "Models", "ModelIO", "ImageIO", "Pipelines"], resources: [.copy("Fixtures")],
                     swiftSettings: kernelFlags),
-        .testTarget(name: "PipelinesTests", dependencies: ["Pipelines"], resources: [.copy("Fixtures")],
+        .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Datasets"], resources: [.copy("Fixtures")],
                     swiftSettings: kernelFlags),
     ]
 )

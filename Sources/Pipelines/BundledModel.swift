@@ -11,7 +11,12 @@ public enum BundledModel {
     public static var names: [String] {
         guard let root = Bundle.module.url(forResource: "Resources", withExtension: nil),
               let entries = try? FileManager.default.contentsOfDirectory(atPath: root.path) else { return [] }
-        return entries.filter { FileManager.default.fileExists(atPath: root.path + "/" + $0 + "/config.json") }.sorted()
+        return entries.filter { isModel(root.path + "/" + $0) }.sorted()
+    }
+
+    /// A model folder (config.json) or a pipeline folder (unet/config.json).
+    static func isModel(_ folder: String) -> Bool {
+        FileManager.default.fileExists(atPath: folder + "/config.json") || FileManager.default.fileExists(atPath: folder + "/unet/config.json")
     }
 
     /// The folder of the bundled model `name`.
@@ -20,7 +25,7 @@ public enum BundledModel {
             throw PipelineError("the bundled models are missing: the Pipelines resource bundle was not found next to the executable")
         }
         let folder = root.appendingPathComponent(name).path
-        guard FileManager.default.fileExists(atPath: folder + "/config.json") else {
+        guard isModel(folder) else {
             let known = names
             throw PipelineError("no bundled model named \"\(name)\"" + (known.isEmpty ? "" : ": the bundled ones are \(known.joined(separator: ", "))"))
         }
