@@ -8,7 +8,7 @@ import Tensors
 /// noise, conditioning, guidance and outputs. `job(defaultSteps:)` turns them into a
 /// `SampleJob`; `run(_:)` runs it with a progress line per step.
 struct SamplingOptions: ParsableArguments {
-    @Option(help: "A diffusers UNet2DModel folder (config.json, diffusion_pytorch_model.safetensors, scheduler_config.json), or a pipeline folder with unet/ (default: the bundled Fashion-MNIST model).")
+    @Option(help: "A diffusers UNet2DModel folder (config.json, diffusion_pytorch_model.safetensors, scheduler_config.json), or a pipeline folder with unet/ (default: the bundled Fashion-MNIST model; upscale: the bundled SR3 model).")
     var model: String?
 
     @Option(help: "A bundled model by name, instead of --model.")
@@ -66,10 +66,10 @@ struct SamplingOptions: ParsableArguments {
     var threads: Int?
 
     /// The job the options describe.
-    func job(defaultSteps: Int, defaultBatch: Int, defaultOut: String) throws -> SampleJob {
+    func job(defaultSteps: Int, defaultBatch: Int, defaultOut: String, defaultModel: String = BundledModel.defaultName) throws -> SampleJob {
         try applyThreadsOption(threads)
         if model != nil && bundled != nil { throw ValidationError("give --model or --bundled, not both") }
-        let folder = try model ?? BundledModel.folder(bundled ?? BundledModel.defaultName)
+        let folder = try model ?? BundledModel.folder(bundled ?? defaultModel)
         var job = SampleJob(modelFolder: folder, steps: steps ?? defaultSteps)
         job.sampler = sampler
         job.eta = eta

@@ -10,7 +10,7 @@ struct UpscaleCommand: ParsableCommand {
         discussion: """
             The model generates an image of its own size conditioned on --image upsampled --scale times (SR3, \
             Saharia et al. 2021): the image's sides times the scale must be the model's sample size. --batch N draws \
-            N different upscalings.
+            N different upscalings. Without --model it uses the bundled fashion-mnist-sr (x4 from 7x7 Fashion-MNIST).
             """)
 
     @OptionGroup var options: SamplingOptions
@@ -22,10 +22,7 @@ struct UpscaleCommand: ParsableCommand {
     var scale: Int = 4
 
     func run() throws {
-        guard options.model != nil || options.bundled != nil else {
-            throw ValidationError("give the SR3 model with --model DIR (one trained with diffuse train --task super-resolution)")
-        }
-        var job = try options.job(defaultSteps: 50, defaultBatch: 1, defaultOut: "upscaled.png")
+        var job = try options.job(defaultSteps: 20, defaultBatch: 1, defaultOut: "upscaled.png", defaultModel: "fashion-mnist-sr")
         job.lowResolutionFile = image
         job.upscaleFactor = scale
         try options.run(job)
