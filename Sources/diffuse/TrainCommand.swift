@@ -47,49 +47,49 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Epochs instead of --steps (steps = epochs x images / batch size).")
     var epochs: Int?
 
-    @Option(help: "Images per step.")
-    var batchSize: Int = 64
+    @Option(help: "Images per step. (default: 64)")
+    var batchSize: Int?
 
-    @Option(help: "Peak learning rate (AdamW).")
-    var lr: Double = 1e-4
+    @Option(help: "Peak learning rate (AdamW). (default: 1e-4)")
+    var lr: Double?
 
-    @Option(help: "Learning-rate warm-up steps.")
-    var warmup: Int = 500
+    @Option(help: "Learning-rate warm-up steps. (default: 500)")
+    var warmup: Int?
 
-    @Option(help: "The learning rate after the warm-up: constant or cosine.")
-    var lrSchedule: TrainingConfiguration.LRScheduleKind = .constant
+    @Option(help: "The learning rate after the warm-up: constant or cosine. (default: constant)")
+    var lrSchedule: TrainingConfiguration.LRScheduleKind?
 
-    @Option(help: "The noise schedule: linear, scaled_linear, squaredcos_cap_v2 or sigmoid.")
-    var schedule: SchedulerConfig.BetaSchedule = .linear
+    @Option(help: "The noise schedule: linear, scaled_linear, squaredcos_cap_v2 or sigmoid. (default: linear)")
+    var schedule: SchedulerConfig.BetaSchedule?
 
-    @Option(help: "Diffusion timesteps T.")
-    var timesteps: Int = 1000
+    @Option(help: "Diffusion timesteps T. (default: 1000)")
+    var timesteps: Int?
 
-    @Option(help: "First and last beta (linear, scaled_linear, sigmoid).")
-    var betaStart: Double = 0.0001
-    @Option(help: "")
-    var betaEnd: Double = 0.02
+    @Option(help: "First beta (linear, scaled_linear, sigmoid). (default: 0.0001)")
+    var betaStart: Double?
+    @Option(help: "Last beta. (default: 0.02)")
+    var betaEnd: Double?
 
-    @Option(help: "What the model predicts: epsilon, v_prediction or sample.")
-    var prediction: PredictionType = .epsilon
+    @Option(help: "What the model predicts: epsilon, v_prediction or sample. (default: epsilon)")
+    var prediction: PredictionType?
 
     @Option(help: "Min-SNR-gamma loss weighting (e.g. 5; default: none).")
     var minSnrGamma: Double?
 
-    @Option(help: "Maximum decay of the weights' EMA.")
-    var emaDecay: Double = 0.9999
+    @Option(help: "Maximum decay of the weights' EMA. (default: 0.9999)")
+    var emaDecay: Double?
 
     @Flag(help: "No EMA: checkpoints and samples use the optimized weights.")
     var noEma = false
 
-    @Option(help: "Clip the gradient norm to this (0: no clipping).")
-    var clipNorm: Double = 1
+    @Option(help: "Clip the gradient norm to this (0: no clipping). (default: 1)")
+    var clipNorm: Double?
 
-    @Option(help: "AdamW weight decay.")
-    var weightDecay: Double = 1e-6
+    @Option(help: "AdamW weight decay. (default: 1e-6)")
+    var weightDecay: Double?
 
-    @Option(help: "Seed of the weights, data order, flips, timesteps and noise.")
-    var seed: UInt64 = 0
+    @Option(help: "Seed of the weights, data order, flips, timesteps and noise. (default: 0)")
+    var seed: UInt64?
 
     @Flag(help: "Compute convolutions and matmuls in bfloat16.")
     var bf16 = false
@@ -100,8 +100,8 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Condition on the data's class labels (embedding table of classes + 1 rows; the last is the null class).")
     var classConditional = false
 
-    @Option(help: "Probability of replacing a label by the null class (for classifier-free guidance).")
-    var labelDropout: Double = 0.1
+    @Option(help: "Probability of replacing a label by the null class (for classifier-free guidance). (default: 0.1)")
+    var labelDropout: Double?
 
     @Flag(help: "Text-to-image: condition on captions (the data's, or --caption-template's) through a text encoder trained with the model, whose attention blocks cross-attend to it.")
     var textConditional = false
@@ -109,26 +109,26 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Captions for labelled data from a template, {} standing for the class name (e.g. \"a {}\"; several separated by | are used in turn).")
     var captionTemplate: String?
 
-    @Option(help: "Probability of replacing a caption by the empty one (for classifier-free guidance).")
-    var captionDropout: Double = 0.1
+    @Option(help: "Probability of replacing a caption by the empty one (for classifier-free guidance). (default: 0.1)")
+    var captionDropout: Double?
 
-    @Option(help: "Text encoder: the width of its token vectors (heads of 16).")
-    var textWidth: Int = 64
+    @Option(help: "Text encoder: the width of its token vectors (heads of 16). (default: 64)")
+    var textWidth: Int?
 
-    @Option(help: "Text encoder: transformer blocks.")
-    var textLayers: Int = 2
+    @Option(help: "Text encoder: transformer blocks. (default: 2)")
+    var textLayers: Int?
 
-    @Option(help: "What the model learns: generation, super-resolution (conditioned on the image downsampled by --sr-factor), or inpainting (conditioned on a random mask and the masked image).")
-    var task: TrainingTask = .generation
+    @Option(help: "What the model learns: generation, super-resolution (conditioned on the image downsampled by --sr-factor), or inpainting (conditioned on a random mask and the masked image). (default: generation)")
+    var task: TrainingTask?
 
-    @Option(help: "Super-resolution: the downsampling factor of the conditioning image.")
-    var srFactor: Int = 4
+    @Option(help: "Super-resolution: the downsampling factor of the conditioning image. (default: 4)")
+    var srFactor: Int?
 
-    @Option(help: "Write a sample grid and the loss curve every N steps (0: only at the end).")
-    var sampleEvery: Int = 1000
+    @Option(help: "Write a sample grid and the loss curve every N steps (0: only at the end). (default: 1000)")
+    var sampleEvery: Int?
 
-    @Option(help: "Write a checkpoint every N steps (0: only at the end and on Ctrl-C).")
-    var checkpointEvery: Int = 1000
+    @Option(help: "Write a checkpoint every N steps (0: only at the end and on Ctrl-C). (default: 1000)")
+    var checkpointEvery: Int?
 
     @Option(help: "Use only the first N images.")
     var limit: Int?
@@ -141,10 +141,9 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         if resume != nil {
-            for (name, given) in [("--data", data != nil), ("--model", model != nil), ("--out", out != nil), ("--epochs", epochs != nil),
-                                  ("--image-size", imageSize != nil), ("--channels", channels != nil), ("--limit", limit != nil),
-                                  ("--text-conditional", textConditional), ("--caption-template", captionTemplate != nil)] where given {
-                throw ValidationError("\(name) cannot be combined with --resume (the run's settings are in its checkpoint)")
+            if let name = runSettingsGiven.first {
+                throw ValidationError("\(name) cannot be combined with --resume (the run's settings are in its checkpoint; "
+                                      + "only --steps, --log-every and --threads apply)")
             }
         } else {
             guard data != nil, model != nil, out != nil else {
@@ -156,8 +155,32 @@ struct TrainCommand: ParsableCommand {
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         if let imageSize, imageSize < 1 { throw ValidationError("--image-size must be at least 1, got \(imageSize)") }
         if let channels, ![1, 3].contains(channels) { throw ValidationError("--channels must be 1 or 3, got \(channels)") }
-        if captionTemplate != nil && !textConditional { throw ValidationError("--caption-template needs --text-conditional") }
+        for (name, given) in [("--caption-template", captionTemplate != nil), ("--caption-dropout", captionDropout != nil),
+                              ("--text-width", textWidth != nil), ("--text-layers", textLayers != nil)] where given && !textConditional {
+            throw ValidationError("\(name) needs --text-conditional")
+        }
+        if labelDropout != nil && !classConditional { throw ValidationError("--label-dropout needs --class-conditional") }
         if let logEvery, logEvery < 1 { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
+    }
+
+    /// The options that make a new run's settings and that the user gave (they cannot change
+    /// a resumed run: its settings come from its checkpoint).
+    var runSettingsGiven: [String] {
+        let options: [(String, Bool)] = [
+            ("--data", data != nil), ("--model", model != nil), ("--out", out != nil), ("--epochs", epochs != nil),
+            ("--image-size", imageSize != nil), ("--channels", channels != nil), ("--limit", limit != nil),
+            ("--batch-size", batchSize != nil), ("--lr", lr != nil), ("--warmup", warmup != nil), ("--lr-schedule", lrSchedule != nil),
+            ("--schedule", schedule != nil), ("--timesteps", timesteps != nil), ("--beta-start", betaStart != nil),
+            ("--beta-end", betaEnd != nil), ("--prediction", prediction != nil), ("--min-snr-gamma", minSnrGamma != nil),
+            ("--ema-decay", emaDecay != nil), ("--no-ema", noEma), ("--clip-norm", clipNorm != nil),
+            ("--weight-decay", weightDecay != nil), ("--seed", seed != nil), ("--bf16", bf16), ("--flip", flip),
+            ("--class-conditional", classConditional), ("--label-dropout", labelDropout != nil),
+            ("--text-conditional", textConditional), ("--caption-template", captionTemplate != nil),
+            ("--caption-dropout", captionDropout != nil), ("--text-width", textWidth != nil), ("--text-layers", textLayers != nil),
+            ("--task", task != nil), ("--sr-factor", srFactor != nil), ("--sample-every", sampleEvery != nil),
+            ("--checkpoint-every", checkpointEvery != nil),
+        ]
+        return options.filter(\.1).map(\.0)
     }
 
     func run() throws {
@@ -183,6 +206,7 @@ struct TrainCommand: ParsableCommand {
             throw TrainingError("\(out) already holds a run; resume it with --resume \(out) or choose another --out")
         }
         let dataset = try TrainingData.load(data!, size: imageSize, channels: channels, limit: limit)
+        let batchSize = batchSize ?? 64
         let totalSteps = steps ?? epochs! * Swift.max(dataset.count / batchSize, 1)
         var c = try TrainingConfiguration(data: data!, model: model!, imageSize: dataset.height, channels: dataset.channels,
                                           numClasses: dataset.classCount, classConditional: classConditional, totalSteps: totalSteps)
@@ -193,33 +217,37 @@ struct TrainCommand: ParsableCommand {
         c.dataSize = imageSize
         c.dataChannels = channels
         c.batchSize = batchSize
-        c.learningRate = lr
-        c.warmupSteps = warmup
-        c.lrSchedule = lrSchedule
-        c.betaSchedule = schedule
-        c.numTrainTimesteps = timesteps
-        c.betaStart = betaStart
-        c.betaEnd = betaEnd
-        c.predictionType = prediction
+        c.learningRate = lr ?? 1e-4
+        c.warmupSteps = warmup ?? 500
+        c.lrSchedule = lrSchedule ?? .constant
+        c.betaSchedule = schedule ?? .linear
+        c.numTrainTimesteps = timesteps ?? 1000
+        c.betaStart = betaStart ?? 0.0001
+        c.betaEnd = betaEnd ?? 0.02
+        c.predictionType = prediction ?? .epsilon
         c.minSNRGamma = minSnrGamma
         c.useEMA = !noEma
-        c.emaDecay = emaDecay
+        c.emaDecay = emaDecay ?? 0.9999
+        let clipNorm = clipNorm ?? 1
         c.clipNorm = clipNorm > 0 ? clipNorm : nil
-        c.weightDecay = weightDecay
-        c.seed = seed
+        c.weightDecay = weightDecay ?? 1e-6
+        c.seed = seed ?? 0
         c.bf16 = bf16
         c.horizontalFlip = flip
-        c.labelDropout = labelDropout
-        c.sampleEvery = sampleEvery
-        c.checkpointEvery = checkpointEvery
-        if task != .generation {
+        c.labelDropout = labelDropout ?? 0.1
+        c.sampleEvery = sampleEvery ?? 1000
+        c.checkpointEvery = checkpointEvery ?? 1000
+        if let task, task != .generation {
             c.task = task
-            c.superResolutionFactor = task == .superResolution ? srFactor : nil
+            c.superResolutionFactor = task == .superResolution ? srFactor ?? 4 : nil
             try c.resolveModel()
+        } else if srFactor != nil {
+            throw ValidationError("--sr-factor applies to --task super-resolution")
         }
         if textConditional {
-            c.text = try TextConditioning(captionsOf: dataset, hiddenSize: textWidth, layers: textLayers,
-                                          heads: Swift.max(textWidth / 16, 1), captionDropout: captionDropout, captionTemplate: captionTemplate)
+            let width = textWidth ?? 64
+            c.text = try TextConditioning(captionsOf: dataset, hiddenSize: width, layers: textLayers ?? 2, heads: Swift.max(width / 16, 1),
+                                          captionDropout: captionDropout ?? 0.1, captionTemplate: captionTemplate)
         }
         let trainer = try Trainer(configuration: c, dataset: dataset)
         log("training \(c.model) (\(trainer.model.parameterCount()) parameters) on \(dataset.name): \(dataset.count) images "

@@ -137,6 +137,12 @@ import Training
             (["--resume", dir], "no checkpoint to resume from"),
             (["--data", data, "--model", "tiny", "--out", dir + "/a"], "give one of --steps and --epochs"),
             (options(data, dir + "/a", steps: 2) + ["--batch-size", "100"], "fewer than the batch size 100"),
+            // A resumed run keeps its settings: changing one is refused, never silently ignored.
+            (["--resume", dir + "/a", "--lr", "1e-3"], "--lr cannot be combined with --resume"),
+            (["--resume", dir + "/a", "--task", "inpainting"], "--task cannot be combined with --resume"),
+            (options(data, dir + "/a", steps: 2) + ["--caption-template", "a {}"], "--caption-template needs --text-conditional"),
+            (options(data, dir + "/a", steps: 2) + ["--sr-factor", "2"], "--sr-factor applies to --task super-resolution"),
+            (options(data, dir + "/a", steps: 2) + ["--text-conditional"], "has no captions"),
         ]
         for (arguments, message) in cases {
             let run = try train(arguments)
