@@ -59,7 +59,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "The generator: philox, or torch.")
     var rng: RandomSource = .philox
 
-    @Option(help: "Class labels of a class-conditional model: 'cycle' (0, 1, ..., K-1, 0, ... over the classifier's K classes), one label, or a comma-separated list repeated over the samples.")
+    @Option(help: "Class labels of a class-conditional model: 'cycle' (0, 1, ..., K-1, 0, ... over the classifier's K classes), one label, or a comma-separated list repeated over the samples; with --images, the classes the samples were made for (reports how many the classifier assigns to them).")
     var classLabels: String?
 
     @Option(help: "The label the model was trained with for \"no class\" (needed by --guidance).")
@@ -131,6 +131,7 @@ struct EvalCommand: ParsableCommand {
             images = parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
             note("scoring \(images.shape[0]) samples from \(imageFiles.count) file(s)")
             evaluated = "samples"
+            requested = try labels(count: images.shape[0], classes: info.numClasses)
         } else if let n = realVsReal {
             let test = try Datasets.load(name: data, size: info.imageSize, channels: info.channels, split: .test)
             guard n <= test.count else { throw ValidationError("--real-vs-real \(n): the test split has only \(test.count) images") }
