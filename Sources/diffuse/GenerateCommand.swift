@@ -11,7 +11,8 @@ struct GenerateCommand: ParsableCommand {
         discussion: """
             Encodes each --prompt with the model's tokenizer and text encoder (a prompt longer than the encoder's \
             context is refused, never cut) and generates --batch images per prompt with classifier-free guidance \
-            against the empty caption (--guidance, default 3). The grid has one row per prompt.
+            against the empty caption (--guidance, default 3). The grid has one row per prompt. Without --model it uses \
+            the bundled fashion-mnist-text (Fashion-MNIST's ten classes, e.g. "a sneaker", "a photo of a bag").
             """)
 
     @Option(name: .customLong("prompt"), help: "A prompt (repeat for several).")
@@ -21,9 +22,6 @@ struct GenerateCommand: ParsableCommand {
 
     func validate() throws {
         if prompts.isEmpty { throw ValidationError("give at least one --prompt") }
-        if options.model == nil && options.bundled == nil {
-            throw ValidationError("give the text-to-image model folder with --model (diffuse train --text-conditional writes one)")
-        }
         if options.classLabels != nil || options.nullClass != nil {
             throw ValidationError("--class and --null-class are for class-conditional models; a text-to-image model takes --prompt")
         }
@@ -32,7 +30,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         let perPrompt = options.batch ?? 4
-        var sampling = try options.job(defaultSteps: 20, defaultBatch: perPrompt, defaultOut: "generated.png")
+        var sampling = try options.job(defaultSteps: 20, defaultBatch: perPrompt, defaultOut: "generated.png", defaultModel: "fashion-mnist-text")
         sampling.guidanceScale = options.guidance ?? 3
         try options.run(TextToImageJob(prompts: prompts, perPrompt: perPrompt, sampling: sampling))
     }

@@ -8,7 +8,7 @@ import Tensors
 /// noise, conditioning, guidance and outputs. `job(defaultSteps:)` turns them into a
 /// `SampleJob`; `run(_:)` runs it with a progress line per step.
 struct SamplingOptions: ParsableArguments {
-    @Option(help: "A diffusers UNet2DModel folder (config.json, diffusion_pytorch_model.safetensors, scheduler_config.json), or a pipeline folder with unet/ (default: the bundled Fashion-MNIST model; upscale: the bundled SR3 model).")
+    @Option(help: "A diffusers UNet2DModel folder (config.json, diffusion_pytorch_model.safetensors, scheduler_config.json), or a pipeline folder with unet/ (default: the bundled Fashion-MNIST model; upscale: the bundled SR3 model; generate: the bundled text-to-image model).")
     var model: String?
 
     @Option(help: "A bundled model by name, instead of --model.")

@@ -1,6 +1,7 @@
 import Datasets
 import Diffusion
 import Foundation
+import ImageIO
 import Models
 import Pipelines
 import Testing
@@ -9,7 +10,8 @@ import Tensors
 /// The models that ship with Diffuse load and sample as their README says.
 @Suite struct BundledModelTests {
     @Test func bundledModelsLoadAndSample() throws {
-        #expect(BundledModel.names.starts(with: ["fashion-mnist", "fashion-mnist-classes", "fashion-mnist-sr"]))
+        #expect(BundledModel.names == ["fashion-mnist", "fashion-mnist-classes", "fashion-mnist-inpaint", "fashion-mnist-sr",
+                                       "fashion-mnist-text"])
         var job = SampleJob(modelFolder: try BundledModel.folder("fashion-mnist-classes"), steps: 2)
         job.requiresOutput = false
         job.batchSize = 2
@@ -42,5 +44,36 @@ import Tensors
                                                     request: request, batchSize: 16)
         #expect(report.consistency < 0.02, "\(report)")
         #expect(report.model.psnr > report.bicubic.psnr && report.model.ssim > report.bicubic.ssim, "\(report)")
+    }
+
+    /// The bundled text-to-image model loads as a pipeline folder, with its SDE-DPM-Solver++
+    /// scheduler and the Fashion-MNIST class words, and generates; the bundled inpainting
+    /// model takes the mask and masked image as its 2 extra channels and keeps the known pixels.
+    @Test func bundledTextAndInpaintingModelsRun() throws {
+        var sampling = SampleJob(modelFolder: try BundledModel.folder("fashion-mnist-text"), steps: 2)
+        sampling.requiresOutput = false
+        sampling.guidanceScale = 3
+        let prepared = try TextToImageJob(prompts: ["a sneaker", "a photo of a bag"], perPrompt: 1, sampling: sampling).prepare()
+        #expect(prepared.request.sampler == .dpmSolverSDE2M)
+        #expect(["sneaker", "bag", "ankle", "boot", "photo"].allSatisfy(prepared.model.tokenizer.vocabulary.contains))
+        let samples = try prepared.pipeline.generate(prepared.request)
+        #expect(samples.shape == [2, 1, 28, 28] && samples.scalars.allSatisfy { $0.isFinite })
+
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("diffuse-bundled-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let test = try Datasets.load(name: "fashion-mnist", split: .test)
+        let image = Image(tensor: test.images.sliced(axis: 0, start: 0, end: 1))
+        try image.write(to: dir + "/in.png")
+        try Image(width: 28, height: 28, channels: 1, pixels: (0..<784).map { $0 % 28 >= 14 ? 255 : 0 }).write(to: dir + "/mask.png")
+        var job = SampleJob(modelFolder: try BundledModel.folder("fashion-mnist-inpaint"), steps: 4)
+        job.initImageFile = dir + "/in.png"
+        job.maskFile = dir + "/mask.png"
+        job.imagesFolder = dir + "/out"
+        let inpainting = try job.prepare()
+        #expect(inpainting.model.conditioningChannels == 2)
+        try job.run()
+        let out = try Image(contentsOf: dir + "/out/sample-0000.png")
+        #expect((0..<784).filter { $0 % 28 < 14 }.allSatisfy { out.pixels[$0] == image.pixels[$0] }, "kept pixels changed")
     }
 }

@@ -71,7 +71,7 @@ def main():
             src = os.path.join(ex, f'test-{i}.png'); write_png(src, 28, 28, img)
             mpath = os.path.join(ex, f'mask-{name}.png')
             write_png(mpath, 28, 28, [bytes(255 if m(x, y) else 0 for x in range(28)) for y in range(28)])
-            outs = [run(['inpaint', '--model', args.inpaint_model, '--image', src, '--mask', mpath, '--steps', '20',
+            outs = [run(['inpaint', '--model', args.inpaint_model, '--image', src, '--mask', mpath, '--steps', '20', '--sampler', 'dpm++2m-sde',
                          '--seed', str(s)], os.path.join(ex, f'inpaint-model-{i}-{s}'))[0] for s in range(3)]
             masked = [bytes(128 if m(x, y) else img[y][x] for x in range(28)) for y in range(28)]
             rows.append(row_figure(None, [img, masked] + outs))
