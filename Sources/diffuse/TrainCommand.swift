@@ -7,16 +7,18 @@ import Pipelines
 import Tensors
 import Training
 
-/// `diffuse train`: trains a UNet2DModel on a data set into a run directory, or resumes one.
+/// `diffuse train`: trains a UNet2DModel (or, with --text-conditional, a text encoder and a
+/// cross-attention U-Net) on a data set into a run directory, or resumes one.
 /// Parses the options into a `TrainingConfiguration`, runs `TrainingRun` and reports progress;
 /// the work is in Training (and sampling in Pipelines).
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a diffusion model (UNet2DModel) from scratch, or resume a run.",
+        abstract: "Train a diffusion model (UNet2DModel, or a text-to-image pipeline) from scratch, or resume a run.",
         discussion: """
             Writes RUN_DIR/training_config.json, a checkpoint in RUN_DIR/checkpoint/ (a diffusers model folder with the \
-            EMA weights, raw/ with the optimized ones, and the optimizer and loader state) every --checkpoint-every steps, \
+            EMA weights, raw/ with the optimized ones, and the optimizer and loader state; a text-to-image run's is a pipeline \
+            folder with unet/, text_encoder/ and tokenizer/) every --checkpoint-every steps, \
             at the end and on Ctrl-C, and a sample grid and loss.svg every --sample-every steps. \
             `diffuse train --resume RUN_DIR` continues exactly where the checkpoint left off (kill -9 loses only the \
             steps since the last checkpoint). For bit-identical losses across processes, pin the convolution \
