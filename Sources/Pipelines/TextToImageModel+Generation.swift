@@ -12,23 +12,14 @@ extension TextToImageModel: ValidatingDenoiser {
     /// Input channels beyond the sample's (conditioning images).
     public var conditioningChannels: Int { unet.config.inChannels - unet.config.outChannels }
 
-    /// Checks the sample shape, the conditioning images and the caption tokens (one row of
-    /// the tokenizer's context per sample, ids inside the vocabulary) of both inputs.
+    /// Checks the sample shape and conditioning images (`validateImages`) and the caption
+    /// tokens (one row of the tokenizer's context per sample, ids inside the vocabulary) of
+    /// both inputs.
     public func validate(_ request: GenerationRequest, schedulerConfig: SchedulerConfig) throws {
-        let shape = request.sampleShape, c = unet.config.outChannels
-        guard shape.count == 3, shape[0] == c else {
-            throw PipelineError("the model generates \(c)-channel samples [\(c), H, W], not samples of shape \(shape)")
-        }
-        let multiple = 1 << Swift.max(unet.config.blockOutChannels.count - 1, 0)
-        guard shape[1] % multiple == 0 && shape[2] % multiple == 0 else {
-            throw PipelineError("the model halves the resolution, so height and width must be multiples of \(multiple); got \(shape[1])x\(shape[2])")
-        }
+        try validateImages(request, modelName: "the text-to-image model", sampleChannels: unet.config.outChannels,
+                           inChannels: unet.config.inChannels, downsamplings: Swift.max(unet.config.blockOutChannels.count - 1, 0))
         for (name, conditioning) in [("conditioning", request.conditioning), ("unconditional conditioning", request.unconditional)] {
             guard let conditioning else { continue }
-            let given = conditioning.image?.shape[1] ?? 0
-            guard given == conditioningChannels else {
-                throw PipelineError("the model takes \(conditioningChannels) conditioning channels beside the sample; the \(name) gives \(given)")
-            }
             guard conditioning.classLabels == nil, conditioning.context == nil else {
                 throw PipelineError("the text-to-image model takes caption tokens, not class labels or a context; the \(name) has one")
             }

@@ -20,35 +20,8 @@ extension UNet2DModel: ValidatingDenoiser {
     /// connection must meet a tensor of its size on the way up), the output channels against
     /// the sampler, and the class labels against the class embedding.
     public func validate(_ request: GenerationRequest, schedulerConfig: SchedulerConfig) throws {
-        let shape = request.sampleShape
-        guard shape.count == 3 else {
-            throw PipelineError("UNet2DModel generates [C, H, W] samples (batch [B, C, H, W]), not samples of shape \(shape)")
-        }
-        guard shape[0] == sampleChannels else {
-            throw PipelineError("the model takes \(sampleChannels)-channel samples [B, \(sampleChannels), H, W], "
-                                + "not \(shape[0])-channel ones (batch shape \(request.batchShape))")
-        }
-        for (name, c) in [("conditioning", request.conditioning), ("unconditional conditioning", request.unconditional)]
-        where name == "conditioning" || c != nil {
-            let image = c?.image
-            let given = image?.shape[1] ?? 0
-            guard given == conditioningChannels else {
-                throw PipelineError(conditioningChannels == 0
-                    ? "the model takes no conditioning image, but the \(name) has one of \(given) channels"
-                    : "the model takes \(conditioningChannels) conditioning channels beside the sample (in_channels \(config.inChannels)); "
-                      + "the \(name) gives \(given)")
-            }
-            if let image {
-                guard image.rank == 4, image.shape[0] == request.batchSize, Array(image.shape.suffix(2)) == Array(shape.suffix(2)) else {
-                    throw PipelineError("the \(name)'s image has shape \(image.shape); [\(request.batchSize), \(given)] + \(Array(shape.suffix(2))) is needed")
-                }
-            }
-        }
-        let multiple = 1 << downsamplings
-        guard shape[1] % multiple == 0 && shape[2] % multiple == 0 else {
-            throw PipelineError("the model halves the resolution \(downsamplings) times, so height and width must be multiples of "
-                                + "\(multiple); got \(shape[1])x\(shape[2])")
-        }
+        try validateImages(request, modelName: "UNet2DModel", sampleChannels: sampleChannels, inChannels: config.inChannels,
+                           downsamplings: downsamplings)
         let learned = schedulerConfig.varianceType == "learned" || schedulerConfig.varianceType == "learned_range"
         if config.outChannels != sampleChannels {
             guard config.outChannels == 2 * sampleChannels && learned && request.sampler == .ddpm else {

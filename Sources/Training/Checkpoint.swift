@@ -94,29 +94,40 @@ public enum Checkpoint {
 
     /// The model files `writeModel` writes, relative to the folder.
     static func modelFiles(of c: TrainingConfiguration, withScheduler: Bool) -> [String] {
-        if c.text != nil {
-            return ["unet/config.json", "unet/" + DiffusersFolder.weightsFile, "text_encoder/config.json",
-                    "text_encoder/" + TextToImageFolder.encoderWeightsFile, "tokenizer/tokenizer.json"]
-                + (withScheduler ? ["scheduler/scheduler_config.json"] : [])
-        }
-        return ["config.json", DiffusersFolder.weightsFile] + (withScheduler ? ["scheduler_config.json"] : [])
+        let files = c.text != nil
+            ? ["unet/config.json", "unet/" + DiffusersFolder.weightsFile, "text_encoder/config.json",
+               "text_encoder/" + TextToImageFolder.encoderWeightsFile, "tokenizer/tokenizer.json"]
+            : ["config.json", DiffusersFolder.weightsFile]
+        return files + (withScheduler ? [schedulerFile(of: c)] : [])
+    }
+
+    /// Where `writeModel` puts the scheduler config: beside a UNet2DModel's config, or in a
+    /// pipeline's scheduler/.
+    static func schedulerFile(of c: TrainingConfiguration) -> String {
+        c.text != nil ? "scheduler/scheduler_config.json" : "scheduler_config.json"
     }
 
     /// The weights of a model folder `writeModel` wrote, its configs checked.
     static func readModel(_ folder: String, of c: TrainingConfiguration) throws -> [String: Tensor] {
-        do {
+        try reading(folder) {
             if c.text != nil {
                 _ = try TextToImageFolder.configs(folder)
                 return try TextToImageFolder.weights(folder)
             }
             _ = try UNet2DConfig.load(folder + "/config.json")
             return try Safetensors.load(folder + "/" + DiffusersFolder.weightsFile).tensors
-        } catch let e as SafetensorsError {
+        }
+    }
+
+    /// `body`'s result, its errors as `TrainingError`s naming the file (`path` when the
+    /// error does not name one).
+    static func reading<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as SafetensorsError {
             throw TrainingError("\(e.file): \(e.problem)")
         } catch let e as TrainingError {
             throw e
         } catch {
-            throw TrainingError("\(folder): cannot read the model: \(error)")
+            throw TrainingError("\(path): cannot read: \(error)")
         }
     }
 
@@ -165,13 +176,8 @@ public enum Checkpoint {
             }
             mainWeights = try readModel(folder, of: c)
             rawWeights = try readModel(folder + "/" + rawFolder, of: c)
-            do { optimizer = try Safetensors.load(folder + "/" + optimizerFile).tensors } catch let e as SafetensorsError {
-                throw TrainingError("\(e.file): \(e.problem)")
-            } catch {
-                throw TrainingError("\(folder)/\(optimizerFile): cannot read: \(error)")
-            }
-            let scheduler = folder + "/" + modelFiles(of: c, withScheduler: true).last!
-            do { _ = try SchedulerConfig.load(scheduler) } catch { throw TrainingError("\(error)") }
+            optimizer = try reading(folder + "/" + optimizerFile) { try Safetensors.load(folder + "/" + optimizerFile).tensors }
+            do { _ = try SchedulerConfig.load(folder + "/" + schedulerFile(of: c)) } catch { throw TrainingError("\(error)") }
         }
     }
 }

@@ -35,7 +35,9 @@ public struct TextConditioning: Codable, Equatable, Sendable {
         }
         let tokenizer: WordTokenizer
         let longest = captions.map { WordTokenizer.tokens($0).count + 2 }.max() ?? 2
-        do { tokenizer = try WordTokenizer.build(from: captions, contextLength: Swift.max(longest, minimumContext)) } catch { throw TrainingError("\(dataset.name): captions: \(error)") }
+        do { tokenizer = try WordTokenizer.build(from: captions, contextLength: Swift.max(longest, minimumContext)) } catch {
+            throw TrainingError("\(dataset.name): captions: \(error)")
+        }
         self.init(tokenizer: tokenizer,
                   encoder: TextEncoderConfig(vocabSize: tokenizer.vocabulary.count, contextLength: tokenizer.contextLength,
                                              hiddenSize: hiddenSize, numLayers: layers, numHeads: heads),
@@ -66,8 +68,11 @@ public struct TextConditioning: Codable, Equatable, Sendable {
             throw TrainingError("the text encoder takes \(encoder.vocabSize) tokens in a context of \(encoder.contextLength); "
                                 + "the tokenizer has \(tokenizer.vocabulary.count) in \(tokenizer.contextLength)")
         }
-        if let list = captionTemplate, let t = Self.templates(list).first(where: { !$0.contains("{}") }) ?? (Self.templates(list).isEmpty ? list : nil) {
-            throw TrainingError("caption_template: each template must contain {} (where the class name goes), got \"\(t)\"")
+        if let list = captionTemplate {
+            let templates = Self.templates(list)
+            if let bad = templates.isEmpty ? list : templates.first(where: { !$0.contains("{}") }) {
+                throw TrainingError("caption_template: each template must contain {} (where the class name goes), got \"\(bad)\"")
+            }
         }
     }
 }

@@ -217,7 +217,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
             let u = conditionUNet!
             try check(u.downBlockTypes.contains { $0.hasPrefix("CrossAttn") } || u.midBlockType == "UNetMidBlock2DCrossAttn",
                       "model \(model) has no attention blocks, so nothing would attend to the text: choose one with attention (e.g. small)")
-            do { try conditionUNet!.validate() } catch { throw TrainingError("model \(model) with cross-attention: \(error)") }
+            do { try u.validate() } catch { throw TrainingError("model \(model) with cross-attention: \(error)") }
         }
         let expected = channels + taskKind.conditioningChannels(imageChannels: channels)
         try check(unet.inChannels == expected && unet.outChannels == channels,
