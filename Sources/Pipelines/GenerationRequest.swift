@@ -165,14 +165,28 @@ public enum RandomSource: String, CaseIterable, Sendable {
     /// Philox 4x32-10: counter based, the same draws whatever the thread count.
     case philox
     /// PyTorch's CPU generator, bit for bit: `torch.Generator().manual_seed(seed)`, so that a
-    /// seed gives diffusers' images.
+    /// seed gives diffusers' images. Its `randn` differs in the last bits between torch's
+    /// AVX2 build and its AVX-512/default build, so this draws as torch on this CPU draws.
     case torch
+    /// torch's generator as it draws on an AVX2-only CPU, whatever this CPU is: to repeat a
+    /// run made there.
+    case torchAVX2 = "torch-avx2"
+    /// torch's generator as it draws on an AVX-512 CPU (or with ATEN_CPU_CAPABILITY=default).
+    case torchAVX512 = "torch-avx512"
+
+    /// The source that draws as torch did at a `torch.backends.cpu.get_cpu_capability()`
+    /// value (what the fixtures record).
+    public static func torch(capability: String) -> RandomSource {
+        TorchGenerator.Kernel(torchCapability: capability) == .avx2 ? .torchAVX2 : .torchAVX512
+    }
 
     /// A fresh generator seeded with `seed`.
     public func generator(seed: UInt64) -> RandomGenerator {
         switch self {
         case .philox: return PhiloxGenerator(seed: seed)
         case .torch: return TorchGenerator(seed: seed)
+        case .torchAVX2: return TorchGenerator(seed: seed, kernel: .avx2)
+        case .torchAVX512: return TorchGenerator(seed: seed, kernel: .scalar)
         }
     }
 }

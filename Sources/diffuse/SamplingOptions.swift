@@ -38,7 +38,7 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Seed of the generator (initial noise without --noise, and the stochastic samplers' noise).")
     var seed: UInt64 = 0
 
-    @Option(help: "The generator: philox, or torch (torch's CPU generator, bit for bit).")
+    @Option(help: "The generator: philox, or torch (torch's CPU generator, bit for bit, as torch draws on this CPU); torch-avx2 / torch-avx512 draw as torch does on that kind of CPU (their randn differs in the last bits).")
     var rng: RandomSource = .philox
 
     @Option(name: .customLong("class"), help: "Class label(s) for a class-conditional model: one for the batch, or one per sample, comma-separated.")

@@ -15,6 +15,8 @@ struct SchedulerFixture: Decodable {
         let alphas_cumprod: [Float]
         let record: [Step]
     }
+    /// The CPU capability torch had when it made the fixture (its randn kernel).
+    let cpu_capability: String
     let shape: [Int]
     let cases: [Case]
 
@@ -86,12 +88,12 @@ func expectClose(_ a: [Float], _ b: [Float], atol: Float, rtol: Float, _ what: @
             expectClose(got, want, atol: 1e-7, rtol: 1e-6, "\(name) sigmas")
         }
         #expect(abs(sampler.initialNoiseSigma - c.init_noise_sigma) <= 1e-6 * c.init_noise_sigma, "\(name) init noise sigma")
-        try run(sampler, c, fixture.shape, name)
+        try run(sampler, c, fixture.shape, name, kernel: TorchGenerator.Kernel(torchCapability: fixture.cpu_capability))
     }
 
-    private func run<S: Sampler>(_ sampler: S, _ c: SchedulerFixture.Case, _ shape: [Int], _ name: String) throws {
+    private func run<S: Sampler>(_ sampler: S, _ c: SchedulerFixture.Case, _ shape: [Int], _ name: String, kernel: TorchGenerator.Kernel) throws {
         var state = sampler.makeState()
-        let generator = TorchGenerator(seed: 7)
+        let generator = TorchGenerator(seed: 7, kernel: kernel)
         for (i, step) in c.record.enumerated() {
             let sample = Tensor(step.sample, shape: shape)
             expectClose(sampler.modelInput(sample, step: i).scalars, step.input, atol: 1e-5, rtol: 1e-5, "\(name) step \(i) model input")

@@ -19,7 +19,7 @@ import Tensors
         model.eval()
         let request = c.request(shape: model.defaultSampleShape!)
         let noise = try c.array("noise")
-        #expect(TorchGenerator(seed: c.seed).normal(request.batchShape).scalars == noise.scalars, "\(c.name): initial noise")
+        #expect(TorchGenerator(seed: c.seed, kernel: c.torchKernel).normal(request.batchShape).scalars == noise.scalars, "\(c.name): initial noise")
         let pipeline = GenerationPipeline(model: model, schedulerConfig: try c.schedulerConfig())
         var steps: [GenerationStep] = []
         let samples = try pipeline.generate(request) { steps.append($0) }

@@ -22,7 +22,7 @@ import Tensors
         with: Data(contentsOf: URL(fileURLWithPath: fixturesFolder() + "/repaint-cases.json"))) as! [String: Any]
     static func array(_ name: String) -> Tensor { try! NPY.load(fixturesFolder() + "/repaint-\(name).npy") }
 
-    func request(steps: Int, sampler: SamplerKind = .ddim, eta: Float = 0, seed: UInt64, rng: RandomSource = .torch,
+    func request(steps: Int, sampler: SamplerKind = .ddim, eta: Float = 0, seed: UInt64, rng: RandomSource = .torch(capability: Self.fixture["cpu_capability"] as! String),
                  samples: Int = 1) -> GenerationRequest {
         var r = GenerationRequest(sampler: sampler, steps: steps, batchSize: 2, sampleShape: [3, 16, 16])
         (r.seed, r.rng, r.eta) = (seed, rng, eta)

@@ -17,7 +17,7 @@ import Tensors
         var job = SampleJob(modelFolder: c.folder, steps: c.steps)
         job.sampler = nil  // the folder's scheduler config names DDPMScheduler
         job.seed = c.seed
-        job.rng = .torch
+        job.rng = c.randomSource
         job.batchSize = c.batch
         job.samplesFile = dir + "/out.npy"
         var log: [String] = []
@@ -41,7 +41,7 @@ import Tensors
         var job = SampleJob(modelFolder: folder, steps: c.steps)
         job.sampler = .ddim
         job.seed = c.seed
-        job.rng = .torch
+        job.rng = c.randomSource
         job.samplesFile = dir + "/out.npy"
         var log: [String] = []
         try job.run(log: { log.append($0) })

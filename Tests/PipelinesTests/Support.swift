@@ -23,7 +23,14 @@ struct PipelineCase: Decodable, CustomTestStringConvertible, Sendable {
     let null_class: Int?
     let guidance: Float?
 
+    /// The CPU capability torch had when it made the case ("AVX2", "AVX512", "DEFAULT"):
+    /// its randn differs in the last bits between them.
+    let cpu_capability: String
+
     var testDescription: String { name }
+    /// The generator that draws what torch drew for this case, on any CPU.
+    var randomSource: RandomSource { rng == "torch" ? .torch(capability: cpu_capability) : RandomSource(rawValue: rng)! }
+    var torchKernel: TorchGenerator.Kernel { TorchGenerator.Kernel(torchCapability: cpu_capability) }
     var folder: String { fixturesFolder() + "/" + model }
     func array(_ kind: String) throws -> Tensor { try NPY.load(fixturesFolder() + "/\(name)-\(kind).npy") }
     var kind: SamplerKind { SamplerKind(rawValue: sampler)! }
@@ -38,7 +45,7 @@ struct PipelineCase: Decodable, CustomTestStringConvertible, Sendable {
     func request(shape: [Int]) -> GenerationRequest {
         var r = GenerationRequest(sampler: kind, steps: steps, batchSize: batch, sampleShape: shape)
         r.seed = seed
-        r.rng = RandomSource(rawValue: rng)!
+        r.rng = randomSource
         r.eta = eta ?? 0
         if let labels = class_labels { r.conditioning = Conditioning(classLabels: Tensor(integers: labels)) }
         if let null = null_class { r.unconditional = Conditioning(classLabels: Tensor(integers: Array(repeating: null, count: batch))) }

@@ -18,6 +18,13 @@ public final class TorchGenerator: RandomGenerator, @unchecked Sendable {
         /// torch's default and AVX-512 builds.
         case scalar
 
+        /// The kernel torch uses at a `torch.backends.cpu.get_cpu_capability()` value: "AVX2"
+        /// takes the AVX2 kernel, "AVX512", "DEFAULT" and others the scalar one. Fixtures
+        /// record the capability they were made at, so tests can draw as that CPU drew.
+        public init(torchCapability: String) {
+            self = torchCapability.uppercased() == "AVX2" ? .avx2 : .scalar
+        }
+
         /// What torch picks on this CPU (honours `ATEN_CPU_CAPABILITY` as torch does).
         public static var detected: Kernel {
             if let forced = ProcessInfo.processInfo.environment["ATEN_CPU_CAPABILITY"]?.lowercased() {
