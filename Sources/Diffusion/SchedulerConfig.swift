@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// A diffusers `scheduler_config.json`: the field names and, for each scheduler class, the
 /// defaults diffusers gives a field that the file leaves out. One config drives every
@@ -184,7 +185,7 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
     public static func load(_ path: String) throws -> SchedulerConfig {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw DiffusionError("\(path): cannot read: \(error.localizedDescription)")
+            throw DiffusionError("\(path): cannot read: \(ErrorText.describe(error))")
         }
         do {
             let decoder = JSONDecoder()
@@ -195,7 +196,7 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         } catch let e as DiffusionError {
             throw DiffusionError("\(path): \(e.message)")
         } catch {
-            throw DiffusionError("\(path): not a valid scheduler config: \(error)")
+            throw DiffusionError("\(path): not a valid scheduler config: \(ErrorText.describe(error))")
         }
     }
 

@@ -20,7 +20,7 @@ extension DiffusersFolder {
         do {
             try model.load(stateDict: weights(dir))
         } catch let e as StateDictError {
-            throw ModelError("\(dir)/\(weightsFile) does not fit config.json: \(e)")
+            throw ModelError("\(dir)/\(weightsFile)" + (e.onlyValuesRefused ? ": " : " does not fit config.json: ") + "\(e)")
         }
     }
 

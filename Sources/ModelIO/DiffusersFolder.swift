@@ -58,11 +58,7 @@ extension UNet2DModel {
         }
         let config = try UNet2DConfig.load(dir + "/config.json")
         let model = try UNet2DModel(config, generator: PhiloxGenerator(seed: 0))
-        do {
-            try model.load(stateDict: DiffusersFolder.weights(dir))
-        } catch let e as StateDictError {
-            throw ModelError("\(dir)/\(DiffusersFolder.weightsFile) does not fit config.json: \(e)")
-        }
+        try DiffusersFolder.loadWeights(model, from: dir)
         return model
     }
 

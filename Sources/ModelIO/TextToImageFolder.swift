@@ -67,7 +67,7 @@ public enum TextToImageFolder {
         } catch let e as ModelError {
             throw ModelError("\(encoderPath): \(e.message)")
         } catch {
-            throw ModelError("\(encoderPath): not a valid text encoder config: \(error)")
+            throw ModelError("\(encoderPath): not a valid text encoder config: \(ErrorText.describe(error))")
         }
         return (tokenizer, encoder, try UNet2DConditionConfig.load(folder + "/unet/config.json"))
     }
@@ -92,7 +92,7 @@ extension TextToImageModel {
         do {
             try model.load(stateDict: TextToImageFolder.weights(folder))
         } catch let e as StateDictError {
-            throw ModelError("\(folder): the weights do not fit the configs: \(e)")
+            throw ModelError("\(folder): " + (e.onlyValuesRefused ? "" : "the weights do not fit the configs: ") + "\(e)")
         }
         return model
     }
@@ -112,6 +112,6 @@ private func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
 
 private func writeData(_ data: Data, to path: String) throws {
     do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-        throw ModelError("\(path): cannot write: \(error.localizedDescription)")
+        throw ModelError("\(path): cannot write: \(ErrorText.describe(error))")
     }
 }

@@ -6,9 +6,16 @@ public struct StateDictError: Error, CustomStringConvertible, Equatable {
         case missing(key: String)
         case unexpected(key: String)
         case shapeMismatch(key: String, expected: [Int], found: [Int])
+        /// `count` NaN or infinite values, the first at row-major `index`.
+        case nonFinite(key: String, count: Int, index: Int)
     }
     public let problems: [Problem]
     public init(problems: [Problem]) { self.problems = problems }
+
+    /// Whether the keys and shapes fit and only the values are refused (NaN or infinity).
+    public var onlyValuesRefused: Bool {
+        problems.allSatisfy { if case .nonFinite = $0 { return true } else { return false } }
+    }
 
     public var description: String {
         problems.prefix(10).map { p -> String in
@@ -16,6 +23,7 @@ public struct StateDictError: Error, CustomStringConvertible, Equatable {
             case .missing(let k): return "missing key \(k)"
             case .unexpected(let k): return "unexpected key \(k)"
             case .shapeMismatch(let k, let e, let f): return "\(k): expected shape \(e), found \(f)"
+            case .nonFinite(let k, let n, let i): return "\(k) holds \(n) NaN or infinite value\(n == 1 ? "" : "s") (the first at element \(i))"
             }
         }.joined(separator: "; ") + (problems.count > 10 ? " (and \(problems.count - 10) more)" : "")
     }
@@ -28,8 +36,9 @@ extension Module {
     }
 
     /// Replaces the parameters with `state`'s tensors (converted to each parameter's dtype).
-    /// Strict loading refuses missing and unexpected keys; shapes must always match. Nothing
-    /// is changed unless everything fits. The problems are listed in path order.
+    /// Strict loading refuses missing and unexpected keys; shapes must always match and values
+    /// be finite (NaN weights would only show as NaN samples). Nothing is changed unless
+    /// everything fits. The problems are listed in path order.
     public func load(stateDict state: [String: Tensor], strict: Bool = true) throws {
         let params = namedParameters()
         var problems: [StateDictError.Problem] = []
@@ -40,6 +49,8 @@ extension Module {
                 continue
             }
             if t.shape != p.shape { problems.append(.shapeMismatch(key: path, expected: p.shape, found: t.shape)) }
+            let nonFinite = t.nonFiniteCount
+            if nonFinite > 0 { problems.append(.nonFinite(key: path, count: nonFinite, index: t.firstNonFiniteIndex ?? 0)) }
         }
         if strict {
             for key in state.keys.sorted() where !known.contains(key) { problems.append(.unexpected(key: key)) }

@@ -86,6 +86,9 @@ public struct GenerationRequest: Sendable {
                 throw PipelineError("the noise must be floating point, got \(noise.dtype)")
             }
         }
+        for (name, t) in [("noise", noise), ("initial image", initImage), ("mask", mask)] {
+            if let problem = t.flatMap(Self.nonFiniteProblem) { throw PipelineError("the \(name) \(problem)") }
+        }
         guard eta >= 0 else { throw PipelineError("eta must not be negative, got \(eta)") }
         guard eta == 0 || sampler == .ddim else { throw PipelineError("eta applies to the DDIM sampler only, not \(sampler.rawValue)") }
         guard guidanceScale.isFinite else { throw PipelineError("the guidance scale must be finite, got \(guidanceScale)") }
@@ -110,6 +113,14 @@ public struct GenerationRequest: Sendable {
 }
 
 extension GenerationRequest {
+    /// "holds 3 NaN or infinite values (the first at element 17)", or nil when all are finite:
+    /// such inputs would only show as NaN samples and a black image.
+    static func nonFiniteProblem(_ t: Tensor) -> String? {
+        let n = t.nonFiniteCount
+        guard n > 0 else { return nil }
+        return "holds \(n) NaN or infinite value\(n == 1 ? "" : "s") (the first at element \(t.firstNonFiniteIndex ?? 0))"
+    }
+
     /// The index of the first model evaluation that runs, for a sampler of `order` (diffusers'
     /// img2img: t_start = steps - min(Int(steps * strength), steps), times the order).
     public func firstEvaluation(order: Int) -> Int {

@@ -58,7 +58,7 @@ extension SampleJob {
         }
         let image: Image
         do { image = try Image(contentsOf: path) } catch {
-            throw PipelineError("\(path): cannot read the \(role) (\(error))")
+            throw PipelineError("\(path): cannot read the \(role): \(ErrorText.describe(error))")
         }
         let flat = channels == 2 || channels == 4 ? image : image.composited(on: .black)
         return flat.converted(channels: channels)

@@ -89,6 +89,7 @@ public struct SampleJob: Sendable {
             guard noise.dtype == .float32 else {
                 throw PipelineError("\(noiseFile): the noise must be floating point, got \(noise.dtype)")
             }
+            if let problem = GenerationRequest.nonFiniteProblem(noise) { throw PipelineError("\(noiseFile): the noise \(problem)") }
             guard noise.rank == 4 else {
                 throw PipelineError("\(noiseFile): the noise must be [B, C, H, W], got shape \(noise.shape)")
             }
@@ -146,6 +147,10 @@ public struct SampleJob: Sendable {
             throw PipelineError("\(modelFolder): no such folder")
         }
         guard isDirectory.boolValue else { throw PipelineError("\(modelFolder) is a file, not a diffusers model folder") }
+        if FileManager.default.fileExists(atPath: modelFolder + "/text_encoder") {
+            throw PipelineError("\(modelFolder) is a text-to-image pipeline (it has text_encoder/): generate from it with "
+                                + "diffuse generate --model \(modelFolder) --prompt TEXT")
+        }
         let unetFolder = FileManager.default.fileExists(atPath: modelFolder + "/config.json") ? modelFolder : modelFolder + "/unet"
         guard FileManager.default.fileExists(atPath: unetFolder + "/config.json") else {
             throw PipelineError("\(modelFolder) has no config.json (nor unet/config.json): not a diffusers UNet2DModel folder")
@@ -213,11 +218,33 @@ public struct SampleJob: Sendable {
             log("wrote \(gridFile): a grid of \(samples.shape[0]) samples")
         }
         if let imagesFolder {
-            for i in 0..<samples.shape[0] {
-                let path = imagesFolder + "/" + String(format: "sample-%04d.png", i)
+            try Self.writeAll(into: imagesFolder, names: (0..<samples.shape[0]).map { String(format: "sample-%04d.png", $0) }) { i, path in
                 try Image(tensor: clamped.sliced(axis: 0, i..<(i + 1))).write(to: path)
             }
             log("wrote \(samples.shape[0]) PNG images into \(imagesFolder)")
+        }
+    }
+
+    /// Writes a set of files into `folder` all or nothing: each is written by `write(index,
+    /// path)` into a temporary folder inside `folder`, and only when every one is written are
+    /// they renamed into place (renames need no space). On a failure (a full disk, say) the
+    /// temporary folder is removed and `folder` keeps what it had.
+    static func writeAll(into folder: String, names: [String], _ write: (Int, String) throws -> Void) throws {
+        let fm = FileManager.default
+        let temp = folder + "/.partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            try fm.createDirectory(atPath: temp, withIntermediateDirectories: false)
+        } catch {
+            throw PipelineError("\(folder): cannot write into the folder: \(ErrorText.describe(error))")
+        }
+        defer { try? fm.removeItem(atPath: temp) }
+        do {
+            for (i, name) in names.enumerated() { try write(i, temp + "/" + name) }
+        } catch {
+            throw PipelineError("\(folder): the images could not be written, none were kept: \(ErrorText.describe(error))")
+        }
+        for name in names where rename(temp + "/" + name, folder + "/" + name) != 0 {
+            throw PipelineError("\(folder)/\(name): cannot move into place: \(String(cString: strerror(errno)))")
         }
     }
 
@@ -233,7 +260,7 @@ public struct SampleJob: Sendable {
                 guard isDirectory.boolValue else { throw PipelineError("\(imagesFolder) is a file, not a folder for the images") }
             } else {
                 do { try FileManager.default.createDirectory(atPath: imagesFolder, withIntermediateDirectories: true) } catch {
-                    throw PipelineError("\(imagesFolder): cannot create the folder (\(error.localizedDescription))")
+                    throw PipelineError("\(imagesFolder): cannot create the folder: \(ErrorText.describe(error))")
                 }
             }
         }
@@ -243,9 +270,10 @@ public struct SampleJob: Sendable {
         for path in [samplesFile, gridFile].compactMap({ $0 }) {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) else {
                 throw PipelineError("\(path): the folder \(folder) does not exist")
             }
+            guard isDirectory.boolValue else { throw PipelineError("\(path): \(folder) is a file, not a folder") }
         }
     }
 }

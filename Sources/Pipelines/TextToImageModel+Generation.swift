@@ -17,7 +17,10 @@ extension TextToImageModel: ValidatingDenoiser {
     /// both inputs.
     public func validate(_ request: GenerationRequest, schedulerConfig: SchedulerConfig) throws {
         try validateImages(request, modelName: "the text-to-image model", sampleChannels: unet.config.outChannels,
-                           inChannels: unet.config.inChannels, downsamplings: Swift.max(unet.config.blockOutChannels.count - 1, 0))
+                           inChannels: unet.config.inChannels, downsamplings: Swift.max(unet.config.blockOutChannels.count - 1, 0),
+                           shape: .init(blockChannels: unet.config.blockOutChannels,
+                                        layersPerBlock: (0..<unet.config.blockCount).map { unet.config.layers(block: $0) },
+                                        attention: (0..<unet.config.blockCount).map { unet.config.hasCrossAttention(downBlock: $0) }))
         for (name, conditioning) in [("conditioning", request.conditioning), ("unconditional conditioning", request.unconditional)] {
             guard let conditioning else { continue }
             guard conditioning.classLabels == nil, conditioning.context == nil else {

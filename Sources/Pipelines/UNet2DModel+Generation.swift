@@ -21,7 +21,10 @@ extension UNet2DModel: ValidatingDenoiser {
     /// the sampler, and the class labels against the class embedding.
     public func validate(_ request: GenerationRequest, schedulerConfig: SchedulerConfig) throws {
         try validateImages(request, modelName: "UNet2DModel", sampleChannels: sampleChannels, inChannels: config.inChannels,
-                           downsamplings: downsamplings)
+                           downsamplings: downsamplings,
+                           shape: .init(blockChannels: config.blockOutChannels,
+                                        layersPerBlock: Array(repeating: config.layersPerBlock, count: config.blockOutChannels.count),
+                                        attention: config.downBlockTypes.map { $0.hasPrefix("Attn") }))
         let learned = schedulerConfig.varianceType == "learned" || schedulerConfig.varianceType == "learned_range"
         if config.outChannels != sampleChannels {
             guard config.outChannels == 2 * sampleChannels && learned && request.sampler == .ddpm else {

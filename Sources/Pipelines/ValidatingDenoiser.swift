@@ -19,9 +19,11 @@ extension ValidatingDenoiser {
     /// The checks every image denoiser shares: [C, H, W] samples of `sampleChannels`
     /// channels; conditioning images (of both inputs) with `conditioningChannels` channels,
     /// one per sample at the sample's height and width; height and width divisible by
-    /// 2^`downsamplings` (each skip connection must meet a tensor of its size on the way up).
+    /// 2^`downsamplings` (each skip connection must meet a tensor of its size on the way up);
+    /// and the memory a model evaluation of the U-Net `shape` takes at this batch
+    /// (`ActivationMemory`), before anything is allocated.
     func validateImages(_ request: GenerationRequest, modelName: String, sampleChannels: Int, inChannels: Int,
-                        downsamplings: Int) throws {
+                        downsamplings: Int, shape unet: ActivationMemory.UNetShape) throws {
         let shape = request.sampleShape
         guard shape.count == 3 else {
             throw PipelineError("\(modelName) generates [C, H, W] samples (batch [B, C, H, W]), not samples of shape \(shape)")
@@ -51,5 +53,6 @@ extension ValidatingDenoiser {
             throw PipelineError("the model halves the resolution \(downsamplings) times, so height and width must be multiples of "
                                 + "\(multiple); got \(shape[1])x\(shape[2])")
         }
+        try ActivationMemory.check(request, unet: unet)
     }
 }

@@ -18,8 +18,8 @@ struct ConvAlgorithmsBench: ParsableCommand {
 
     var sizes: [[Int]] { shapes.split(separator: ",").map { $0.split(separator: ":").compactMap { Int($0) } } }
 
-    func run() {
-        Parallel.setThreadCount(threads)
+    func run() throws {
+        try applyThreadsOption(threads)
         for (c, s) in sizes.map({ ($0[0], $0[1]) }) {
             for r in KernelBenchmarks.compareConvolutionAlgorithms(batch: 64, channels: c, size: s, iterations: iterations) {
                 print("64x\(c)x\(s)x\(s) \(r.pass.padding(toLength: 17, withPad: " ", startingAt: 0)) \(r.algorithm.padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(format: "%7.2f ms %6.1f GFLOP/s", r.ms, r.gflops))")

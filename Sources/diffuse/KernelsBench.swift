@@ -34,7 +34,7 @@ struct KernelsBench: ParsableCommand {
     }
 
     func run() throws {
-        Parallel.setThreadCount(threads)
+        try applyThreadsOption(threads)
         let suite = KernelBenchmarks.suite.filter { filter.isEmpty || $0.name.contains(filter) }
         let peerRunner = PeerRunner.resolve(peer)
         // The machine's speed drifts; the peak is the best of a measurement per round.

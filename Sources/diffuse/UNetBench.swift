@@ -44,7 +44,7 @@ struct UNetBench: ParsableCommand {
     var profile = false
 
     func run() throws {
-        Parallel.setThreadCount(threads)
+        try applyThreadsOption(threads)
         let cfg = try UNet2DConfig.load(config)
         let size = cfg.sampleSize ?? 32
         let model = try UNet2DModel(cfg, generator: PhiloxGenerator(seed: 0))

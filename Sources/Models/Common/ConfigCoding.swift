@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// A `config.json` value diffusers takes either once for every block or once per block
 /// (`"layers_per_block": 2` or `[2, 1]`); written back in the form it was read.
@@ -89,7 +90,7 @@ enum ConfigCoding {
     static func load<C: Decodable>(_ path: String, className: String, validate: (C) throws -> Void) throws -> C {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ModelError("\(path): cannot read: \(error.localizedDescription)")
+            throw ModelError("\(path): cannot read: \(ErrorText.describe(error))")
         }
         if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            let name = object["_class_name"] as? String, name != className {
@@ -97,7 +98,7 @@ enum ConfigCoding {
         }
         let config: C
         do { config = try JSONDecoder().decode(C.self, from: data) } catch {
-            throw ModelError("\(path): not a valid \(className) config: \(describe(error))")
+            throw ModelError("\(path): not a valid \(className) config: \(ErrorText.describe(error))")
         }
         do { try validate(config) } catch let e as ModelError { throw ModelError("\(path): \(e.message)") }
         return config
@@ -112,21 +113,5 @@ enum ConfigCoding {
         object["_class_name"] = className
         let out = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         try out.write(to: URL(fileURLWithPath: path), options: .atomic)
-    }
-
-    /// A decoding error as "field: problem".
-    static func describe(_ error: Error) -> String {
-        guard let e = error as? DecodingError else { return "\(error)" }
-        func path(_ c: DecodingError.Context) -> String {
-            c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-        }
-        switch e {
-        case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c):
-            return "\(path(c)): \(c.debugDescription)"
-        case .keyNotFound(let key, let c):
-            return "\(path(c)): missing \(key.stringValue)"
-        @unknown default:
-            return "\(error)"
-        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// A word-level tokenizer for short captions ("smiling face with heart-eyes", "a sneaker"):
 /// text is lowercased and split into words (runs of letters and digits) and punctuation
@@ -103,7 +104,7 @@ public struct WordTokenizer: Codable, Equatable, Sendable {
         do { return try JSONDecoder().decode(WordTokenizer.self, from: data) } catch let e as TokenizerError {
             throw TokenizerError("\(path): \(e.message)")
         } catch {
-            throw TokenizerError("\(path): not a tokenizer.json (\(error))")
+            throw TokenizerError("\(path): not a tokenizer.json: \(ErrorText.describe(error))")
         }
     }
 }

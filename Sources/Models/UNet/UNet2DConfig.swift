@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// A diffusers `UNet2DModel` `config.json`: its field names and defaults.
 public struct UNet2DConfig: Codable, Equatable, Sendable {
@@ -119,11 +120,16 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
     public static func load(_ path: String) throws -> UNet2DConfig {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ModelError("\(path): cannot read: \(error.localizedDescription)")
+            throw ModelError("\(path): cannot read: \(ErrorText.describe(error))")
+        }
+        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let name = object["_class_name"] as? String, name != "UNet2DModel" {
+            throw ModelError("\(path): _class_name is \(name), not UNet2DModel"
+                             + (name == "UNet2DConditionModel" ? " (a text-conditioned U-Net: generate with diffuse generate)" : ""))
         }
         let config: UNet2DConfig
         do { config = try JSONDecoder().decode(UNet2DConfig.self, from: data) } catch {
-            throw ModelError("\(path): not a valid UNet2DModel config: \(error)")
+            throw ModelError("\(path): not a valid UNet2DModel config: \(ErrorText.describe(error))")
         }
         do { try config.validate() } catch let e as ModelError { throw ModelError("\(path): \(e.message)") }
         return config
@@ -141,8 +147,25 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         try data.write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
+    /// Refuses what the model cannot build, by field name, before anything is allocated:
+    /// unsupported kinds, counts below 1, non-finite or non-positive epsilons, and weights
+    /// that would not fit in memory.
     public func validate() throws {
         guard !blockOutChannels.isEmpty else { throw ModelError("block_out_channels is empty") }
+        try ConfigChecks.atLeast(1, "in_channels", inChannels)
+        try ConfigChecks.atLeast(1, "out_channels", outChannels)
+        try ConfigChecks.atLeast(1, "sample_size", sampleSize)
+        try ConfigChecks.eachAtLeast(1, "block_out_channels", blockOutChannels)
+        try ConfigChecks.atLeast(1, "layers_per_block", layersPerBlock)
+        try ConfigChecks.atLeast(1, "norm_num_groups", normNumGroups)
+        try ConfigChecks.atLeast(1, "attn_norm_num_groups", attnNormNumGroups)
+        try ConfigChecks.atLeast(1, "attention_head_dim", attentionHeadDim)
+        try ConfigChecks.atLeast(1, "time_embedding_dim", timeEmbeddingDim)
+        try ConfigChecks.atLeast(1, "num_class_embeds", numClassEmbeds)
+        try ConfigChecks.atLeast(0, "downsample_padding", downsamplePadding)
+        try ConfigChecks.positive("norm_eps", normEps)
+        try ConfigChecks.positive("mid_block_scale_factor", midBlockScaleFactor)
+        try ConfigChecks.probability("dropout", dropout)
         guard downBlockTypes.count == blockOutChannels.count && upBlockTypes.count == blockOutChannels.count else {
             throw ModelError("down_block_types (\(downBlockTypes.count)), up_block_types (\(upBlockTypes.count)) and block_out_channels (\(blockOutChannels.count)) must have the same length")
         }
@@ -174,6 +197,15 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         if let type = classEmbedType, !["timestep", "identity"].contains(type) {
             throw ModelError("class_embed_type \(type) is not supported (timestep, identity)")
         }
+        if let groups = attnNormNumGroups {
+            let attended = zip(blockOutChannels, downBlockTypes).filter { $0.1.hasPrefix("Attn") }.map(\.0)
+                + (addAttention && midBlockType != nil ? [blockOutChannels.last!] : [])
+            for c in attended where c % groups != 0 {
+                throw ModelError("attn_norm_num_groups \(groups) does not divide block channels \(c)")
+            }
+        }
+        try ConfigChecks.weightsFit(ConfigChecks.estimatedUNetParameters(
+            blockOutChannels: blockOutChannels, resnets: { _ in layersPerBlock }, timeEmbedding: timeEmbedDim))
     }
 
     /// The timestep embedding width.

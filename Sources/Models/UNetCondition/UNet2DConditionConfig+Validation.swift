@@ -71,6 +71,19 @@ extension UNet2DConditionConfig {
         guard let groups = normNumGroups else {
             throw ModelError("norm_num_groups null (no output norm) is not supported")
         }
+        try ConfigChecks.atLeast(1, "norm_num_groups", groups)
+        try ConfigChecks.eachAtLeast(1, "block_out_channels", blockOutChannels)
+        try ConfigChecks.positive("norm_eps", normEps)
+        try ConfigChecks.positive("mid_block_scale_factor", midBlockScaleFactor)
+        try ConfigChecks.probability("dropout", dropout)
+        try ConfigChecks.atLeast(1, "time_embedding_dim", timeEmbeddingDim)
+        try ConfigChecks.atLeast(0, "downsample_padding", downsamplePadding)
+        if let size = sampleSize {
+            switch size {
+            case .one(let s): try ConfigChecks.atLeast(1, "sample_size", s)
+            case .many(let s): try ConfigChecks.eachAtLeast(1, "sample_size", s)
+            }
+        }
         for (i, c) in blockOutChannels.enumerated() where c < 1 || c % groups != 0 {
             throw ModelError("norm_num_groups \(groups) does not divide block_out_channels[\(i)] = \(c)")
         }
@@ -116,6 +129,8 @@ extension UNet2DConditionConfig {
         }
         if let k = numClassEmbeds, k < 1 { throw ModelError("num_class_embeds must be positive, got \(k)") }
         guard inChannels >= 1, outChannels >= 1 else { throw ModelError("in_channels and out_channels must be positive") }
+        try ConfigChecks.weightsFit(ConfigChecks.estimatedUNetParameters(
+            blockOutChannels: blockOutChannels, resnets: { layers(block: $0) }, timeEmbedding: timeEmbeddingDim ?? blockOutChannels[0] * 4))
     }
 
     private func refuse(_ field: String, _ value: String?) throws {
