@@ -31,16 +31,21 @@ public enum Checkpoint {
     static let completeMarker = "COMPLETE"
 
     /// Writes the trainer's state as `runDirectory/checkpoint`, atomically. `afterWrite` (for
-    /// tests) runs on the temporary folder before it is verified.
+    /// tests) runs on the temporary folder before it is verified. A save that fails removes
+    /// its temporary folder (unless it was complete) and says which file could not be written
+    /// and why (e.g. "no space left on device").
     public static func save(_ trainer: Trainer, runDirectory: String, afterWrite: ((String) throws -> Void)? = nil) throws {
         let fm = FileManager.default
         let final = runDirectory + "/" + folderName, temp = final + ".tmp", old = final + ".old"
+        // Until it is marked complete, the temporary folder is only in the way.
+        var complete = false
+        defer { if !complete { try? fm.removeItem(atPath: temp) } }
         do {
             try fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
             if fm.fileExists(atPath: temp) { try fm.removeItem(atPath: temp) }
             try fm.createDirectory(atPath: temp + "/" + rawFolder, withIntermediateDirectories: true)
         } catch {
-            throw TrainingError("\(temp): cannot prepare the checkpoint folder: \(error.localizedDescription)")
+            throw TrainingError("\(temp): cannot prepare the checkpoint folder: \(ErrorText.describe(error))")
         }
         let c = trainer.configuration
         let raw = trainer.model.stateDict()
@@ -57,7 +62,7 @@ public enum Checkpoint {
         } catch let e as TrainingError {
             throw e
         } catch {
-            throw TrainingError("\(temp): cannot write the checkpoint: \(error)")
+            throw TrainingError(writeFailure(error, folder: temp))
         }
         try afterWrite?(temp)
         // Read everything back before it may replace anything.
@@ -66,8 +71,9 @@ public enum Checkpoint {
         try expect(read.rawWeights, equalsShapesOf: raw, file: temp + "/" + rawFolder + " (model weights)")
         try expect(read.optimizer, equalsShapesOf: optimizerState, file: temp + "/" + optimizerFile)
         guard read.state == state else { throw TrainingError("\(temp)/\(stateFile): reads back different from what was written") }
+        try writeAtomically(Data("step \(trainer.step)\n".utf8), to: temp + "/" + completeMarker)
+        complete = true
         do {
-            try writeAtomically(Data("step \(trainer.step)\n".utf8), to: temp + "/" + completeMarker)
             if fm.fileExists(atPath: final) {
                 if fm.fileExists(atPath: old) { try fm.removeItem(atPath: old) }
                 try fm.moveItem(atPath: final, toPath: old)
@@ -75,7 +81,19 @@ public enum Checkpoint {
             try fm.moveItem(atPath: temp, toPath: final)
             if fm.fileExists(atPath: old) { try fm.removeItem(atPath: old) }
         } catch {
-            throw TrainingError("\(final): cannot put the new checkpoint in place: \(error.localizedDescription)")
+            throw TrainingError("\(final): cannot put the new checkpoint in place: \(ErrorText.describe(error))")
+        }
+    }
+
+    /// "FILE: why" for an error writing into `folder`: the file the error names, else the folder.
+    static func writeFailure(_ error: Error, folder: String) -> String {
+        switch error {
+        case let e as FileError: return "\(e.path): \(e.problem)"
+        case let e as SafetensorsError: return "\(e.file): \(e.problem)"
+        default:
+            let path = (error as NSError).userInfo[NSFilePathErrorKey] as? String
+                ?? ((error as NSError).userInfo[NSURLErrorKey] as? URL)?.path
+            return "\(path ?? folder): cannot write: \(ErrorText.describe(error))"
         }
     }
 
@@ -195,13 +213,19 @@ extension Trainer {
             d["optimization_step"] = Tensor(integers: [state.emaOptimizationStep ?? state.step], shape: [])
             emaState = d
         }
+        let c = state.configuration
+        let weightsFile = c.text != nil ? "" : "/" + DiffusersFolder.weightsFile
         do {
             try restore(step: state.step, losses: state.losses, loaderPosition: state.loaderPosition,
-                        weights: contents.rawWeights, optimizerState: contents.optimizer, emaState: emaState)
+                        weights: contents.rawWeights, optimizerState: contents.optimizer, emaState: emaState,
+                        files: (weights: folder + "/" + Checkpoint.rawFolder + weightsFile, optimizer: folder + "/" + Checkpoint.optimizerFile,
+                                ema: folder + weightsFile))
+        } catch let e as TrainingError where e.message.hasPrefix(folder) {
+            throw e
         } catch let e as TrainingError {
             throw TrainingError("\(folder): \(e.message)")
         } catch {
-            throw TrainingError("\(folder)/\(Checkpoint.rawFolder): the weights do not fit the model: \(error)")
+            throw TrainingError("\(folder)/\(Checkpoint.stateFile): \(ErrorText.describe(error))")
         }
     }
 }

@@ -60,9 +60,14 @@ public struct TextConditioning: Codable, Equatable, Sendable {
         list.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
     }
 
+    /// Refuses a caption dropout outside [0, 1) (NaN included), naming the field.
+    public static func validate(captionDropout: Double) throws {
+        guard (0..<1).contains(captionDropout) else { throw TrainingError(field: "caption_dropout", "must be in [0, 1), got \(captionDropout)") }
+    }
+
     /// Refuses settings no run can use, naming the field.
     func validate() throws {
-        guard (0..<1).contains(captionDropout) else { throw TrainingError("caption_dropout must be in [0, 1), got \(captionDropout)") }
+        try Self.validate(captionDropout: captionDropout)
         do { try encoder.validate() } catch { throw TrainingError("text encoder: \(error)") }
         guard encoder.vocabSize == tokenizer.vocabulary.count, encoder.contextLength == tokenizer.contextLength else {
             throw TrainingError("the text encoder takes \(encoder.vocabSize) tokens in a context of \(encoder.contextLength); "

@@ -106,10 +106,11 @@ public final class Trainer {
         }
     }
 
-    /// Changes the length of the run (e.g. `--resume --steps N`); a cosine schedule
-    /// stretches to the new end.
+    /// Changes the length of the run (e.g. `--resume --steps N`) to a total beyond the steps
+    /// taken; a cosine schedule stretches to the new end.
     public func setTotalSteps(_ total: Int) throws {
         guard total >= 1 else { throw TrainingError("total_steps must be at least 1, got \(total)") }
+        guard total > step else { throw TrainingError("total_steps \(total) is not beyond the \(step) steps already taken") }
         configuration.totalSteps = total
     }
 
@@ -195,14 +196,24 @@ public final class Trainer {
         return copy
     }
 
-    /// Restores the state a checkpoint saved (used by `Checkpoint.load`).
+    /// Restores the state a checkpoint saved (used by `Trainer(checkpoint:dataset:)`). Every
+    /// tensor must be there, of the model's shape, and nothing else: errors are
+    /// `TrainingError`s naming the file of `files` at fault and the tensor.
     func restore(step: Int, losses: [Float], loaderPosition: LoaderPosition,
-                 weights: [String: Tensor], optimizerState: [String: Tensor], emaState: [String: Tensor]?) throws {
-        try model.load(stateDict: weights)
-        try optimizer.load(stateDict: optimizerState)
+                 weights: [String: Tensor], optimizerState: [String: Tensor], emaState: [String: Tensor]?,
+                 files: (weights: String, optimizer: String, ema: String)) throws {
+        do { try model.load(stateDict: weights) } catch {
+            throw TrainingError("\(files.weights): the weights do not fit the model: \(ErrorText.describe(error))")
+        }
+        do { try optimizer.load(stateDict: optimizerState, parameters: model.trainableParameters()) } catch {
+            throw TrainingError("\(files.optimizer): \(error)")
+        }
+        guard optimizer.step == step else {
+            throw TrainingError("\(files.optimizer): the optimizer is at step \(optimizer.step), the training state at step \(step)")
+        }
         if let ema {
             guard let emaState else { throw TrainingError("the checkpoint has no EMA weights, but the run uses EMA") }
-            try ema.load(stateDict: emaState)
+            do { try ema.load(stateDict: emaState) } catch { throw TrainingError("\(files.ema): EMA weights: \(error)") }
         }
         loader = try DataLoader(dataset: dataset, batchSize: configuration.batchSize, seed: configuration.seed,
                                 horizontalFlip: configuration.horizontalFlip, start: loaderPosition)

@@ -2,6 +2,7 @@ import Diffusion
 import Foundation
 import Models
 import NeuralNetworks
+import Tensors
 
 /// Everything that decides a training run, saved as `training_config.json` in the run
 /// directory and inside every checkpoint, so that `diffuse train --resume` needs nothing else.
@@ -185,20 +186,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {
             if !ok { throw TrainingError(message()) }
         }
-        try check(totalSteps >= 1, "total_steps must be at least 1, got \(totalSteps)")
-        try check(batchSize >= 1, "batch_size must be at least 1, got \(batchSize)")
-        try check(learningRate > 0 && learningRate.isFinite, "learning_rate must be positive, got \(learningRate)")
-        try check(warmupSteps >= 0, "warmup_steps must be at least 0, got \(warmupSteps)")
-        try check(weightDecay >= 0, "weight_decay must be at least 0, got \(weightDecay)")
-        try check((0..<1).contains(adamBeta1) && (0..<1).contains(adamBeta2), "adam betas must be in [0, 1), got \(adamBeta1), \(adamBeta2)")
-        try check(emaDecay > 0 && emaDecay < 1, "ema_decay must be in (0, 1), got \(emaDecay)")
-        if let c = clipNorm { try check(c > 0, "clip_norm must be positive, got \(c)") }
-        if let g = minSNRGamma { try check(g > 0, "min_snr_gamma must be positive, got \(g)") }
-        try check(sampleEvery >= 0, "sample_every must be at least 0, got \(sampleEvery)")
-        try check(checkpointEvery >= 0, "checkpoint_every must be at least 0, got \(checkpointEvery)")
-        try check((0..<1).contains(labelDropout), "label_dropout must be in [0, 1), got \(labelDropout)")
-        try check(numTrainTimesteps >= 2, "num_train_timesteps must be at least 2, got \(numTrainTimesteps)")
-        if let limit { try check(limit >= 1, "limit must be at least 1, got \(limit)") }
+        try validateSettings()
         do { try schedulerConfig.validate() } catch { throw TrainingError("noise schedule: \(error)") }
         do { try unet.validate() } catch { throw TrainingError("model \(model): \(error)") }
         let halvings = Swift.max(unet.blockOutChannels.count - 1, 0)
@@ -209,7 +197,9 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         }
         if task == .superResolution {
             let f = superResolutionScale
-            try check(f >= 2 && imageSize % f == 0, "super_resolution_factor must be at least 2 and divide the image side \(imageSize), got \(f)")
+            guard f >= 2 && imageSize % f == 0 else {
+                throw TrainingError(field: "super_resolution_factor", "must be at least 2 and divide the image side \(imageSize), got \(f)")
+            }
         }
         if let text {
             try check(!classConditional, "a run conditions on text or on class labels, not both")
@@ -225,11 +215,46 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
                   + "\(channels)-channel images needs \(expected) in and \(channels) out")
     }
 
+    /// Refuses numbers no run can use (NaN, infinity, out of range), naming the field and the
+    /// value: the checks of `validate` that need neither the data nor the model, so that a
+    /// front end can run them before it loads anything. Errors carry the field
+    /// (`TrainingError.field`).
+    public func validateSettings() throws {
+        func check(_ ok: Bool, _ field: String, _ problem: @autoclosure () -> String) throws {
+            if !ok { throw TrainingError(field: field, problem()) }
+        }
+        try check(totalSteps >= 1, "total_steps", "must be at least 1, got \(totalSteps)")
+        try check(batchSize >= 1, "batch_size", "must be at least 1, got \(batchSize)")
+        try check(learningRate > 0 && learningRate.isFinite, "learning_rate", "must be positive and finite, got \(learningRate)")
+        try check(warmupSteps >= 0, "warmup_steps", "must be at least 0, got \(warmupSteps)")
+        try check(weightDecay >= 0 && weightDecay.isFinite, "weight_decay", "must be finite and at least 0, got \(weightDecay)")
+        try check(weightDecay * learningRate < 1, "weight_decay",
+                  "times the learning rate must be below 1 (AdamW scales the weights by 1 - lr x wd each step), got \(weightDecay) x \(learningRate)")
+        try check((0..<1).contains(adamBeta1), "adam_beta1", "must be in [0, 1), got \(adamBeta1)")
+        try check((0..<1).contains(adamBeta2), "adam_beta2", "must be in [0, 1), got \(adamBeta2)")
+        try check(adamEpsilon > 0 && adamEpsilon.isFinite, "adam_epsilon", "must be positive and finite, got \(adamEpsilon)")
+        try check(emaDecay > 0 && emaDecay < 1, "ema_decay", "must be in (0, 1), got \(emaDecay)")
+        try check(emaPower > 0 && emaPower.isFinite, "ema_power", "must be positive and finite, got \(emaPower)")
+        if let c = clipNorm { try check(c > 0 && c.isFinite, "clip_norm", "must be positive and finite, got \(c)") }
+        if let g = minSNRGamma { try check(g > 0 && g.isFinite, "min_snr_gamma", "must be positive and finite, got \(g)") }
+        try check(sampleEvery >= 0, "sample_every", "must be at least 0, got \(sampleEvery)")
+        try check(checkpointEvery >= 0, "checkpoint_every", "must be at least 0, got \(checkpointEvery)")
+        try check((0..<1).contains(labelDropout), "label_dropout", "must be in [0, 1), got \(labelDropout)")
+        try check(numTrainTimesteps >= 2, "num_train_timesteps", "must be at least 2, got \(numTrainTimesteps)")
+        if betaSchedule != .squaredCosCapV2 {
+            try check(betaStart > 0 && betaStart < 1, "beta_start", "must be in (0, 1), got \(betaStart)")
+            try check(betaEnd > 0 && betaEnd < 1, "beta_end", "must be in (0, 1), got \(betaEnd)")
+        }
+        if let limit { try check(limit >= 1, "limit", "must be at least 1, got \(limit)") }
+        if let f = superResolutionFactor { try check(f >= 2, "super_resolution_factor", "must be at least 2, got \(f)") }
+        if let text { try TextConditioning.validate(captionDropout: text.captionDropout) }
+    }
+
     /// Reads a `training_config.json`.
     public static func load(_ path: String) throws -> TrainingConfiguration {
         let bytes: Data
         do { bytes = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw TrainingError("\(path): cannot read: \(error.localizedDescription)")
+            throw TrainingError("\(path): cannot read: \(ErrorText.describe(error))")
         }
         do {
             let config = try JSONDecoder().decode(TrainingConfiguration.self, from: bytes)
@@ -238,7 +263,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         } catch let e as TrainingError {
             throw TrainingError("\(path): \(e.message)")
         } catch {
-            throw TrainingError("\(path): not a valid training configuration: \(error)")
+            throw TrainingError("\(path): not a valid training configuration: \(ErrorText.describe(error))")
         }
     }
 
@@ -262,6 +287,6 @@ enum JSONCoding {
 /// reader sees the old file or the new one, never a part.
 func writeAtomically(_ data: Data, to path: String) throws {
     do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-        throw TrainingError("\(path): cannot write: \(error.localizedDescription)")
+        throw TrainingError("\(path): cannot write: \(ErrorText.describe(error))")
     }
 }

@@ -45,10 +45,14 @@ public final class TrainingRun {
     public var log: (String) -> Void = { _ in }
     /// Polled between steps; true stops the run after a checkpoint.
     public var shouldStop: () -> Bool = { false }
+    /// The step of the last checkpoint in the run directory (nil: none yet).
+    public private(set) var lastCheckpoint: Int?
 
     public init(trainer: Trainer, runDirectory: String) {
         self.trainer = trainer
         self.runDirectory = runDirectory
+        lastCheckpoint = (try? Checkpoint.locate(runDirectory: runDirectory))
+            .flatMap { try? TrainingState.load($0 + "/" + Checkpoint.stateFile).step }
     }
 
     /// How the loop ended.
@@ -61,10 +65,9 @@ public final class TrainingRun {
     @discardableResult
     public func run() throws -> Outcome {
         let c = trainer.configuration
-        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        try RunDirectoryLock.createDirectory(runDirectory)
         try c.save(runDirectory + "/training_config.json")
         var trainingSeconds = 0.0, stepsThisSession = 0
-        var lastCheckpoint = trainer.step
         while trainer.step < trainer.configuration.totalSteps {
             if shouldStop() {
                 try checkpoint()
@@ -75,8 +78,8 @@ public final class TrainingRun {
             trainingSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             stepsThisSession += 1
             guard loss.isFinite else {
-                throw TrainingError("the loss is \(loss) at step \(trainer.step): training diverged (lower the learning rate, "
-                                    + "or keep gradient clipping on); the last checkpoint is step \(lastCheckpoint)")
+                throw TrainingError("the loss is \(loss) at step \(trainer.step): training diverged (a learning rate too high? "
+                                    + "gradient clipping off?) or the data or weights hold NaN or infinity; \(lastCheckpointText)")
             }
             let perStep = trainingSeconds / Double(stepsThisSession)
             let total = trainer.configuration.totalSteps
@@ -86,7 +89,6 @@ public final class TrainingRun {
             let done = trainer.step == total
             if c.checkpointEvery > 0 && trainer.step % c.checkpointEvery == 0 || done {
                 try checkpoint()
-                lastCheckpoint = trainer.step
             }
             if c.sampleEvery > 0 && trainer.step % c.sampleEvery == 0 || done {
                 try writeLossCurve()
@@ -96,9 +98,19 @@ public final class TrainingRun {
         return .finished
     }
 
-    /// Writes the checkpoint now.
+    /// "the last checkpoint is step N (RUN_DIR/checkpoint)", or that there is none.
+    var lastCheckpointText: String {
+        lastCheckpoint.map { "the last checkpoint is step \($0) (\(runDirectory)/\(Checkpoint.folderName))" }
+            ?? "no checkpoint has been written yet"
+    }
+
+    /// Writes the checkpoint now; a failure says which file could not be written and why, and
+    /// which checkpoint remains.
     public func checkpoint() throws {
-        try Checkpoint.save(trainer, runDirectory: runDirectory)
+        do { try Checkpoint.save(trainer, runDirectory: runDirectory) } catch let e as TrainingError {
+            throw TrainingError("checkpoint at step \(trainer.step) not written: \(e.message); \(lastCheckpointText)")
+        }
+        lastCheckpoint = trainer.step
         log("checkpoint at step \(trainer.step): \(runDirectory)/\(Checkpoint.folderName)")
     }
 

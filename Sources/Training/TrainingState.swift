@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import Tensors
 
 /// The non-tensor part of a checkpoint, `training_state.json`: where the run stands and
 /// what it has seen. With the weights and optimizer moments beside it, it brings a run back
@@ -33,7 +34,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public static func load(_ path: String) throws -> TrainingState {
         let bytes: Data
         do { bytes = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw TrainingError("\(path): cannot read: \(error.localizedDescription)")
+            throw TrainingError("\(path): cannot read: \(ErrorText.describe(error))")
         }
         let state: TrainingState
         do {
@@ -41,10 +42,14 @@ public struct TrainingState: Codable, Equatable, Sendable {
             decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
             state = try decoder.decode(TrainingState.self, from: bytes)
         } catch {
-            throw TrainingError("\(path): not a valid training state (truncated or edited?): \(error)")
+            throw TrainingError("\(path): not a valid training state (truncated or edited?): \(ErrorText.describe(error))")
         }
         guard state.format == currentFormat else {
             throw TrainingError("\(path): checkpoint format \(state.format), this version reads format \(currentFormat)")
+        }
+        guard state.step >= 0 else { throw TrainingError("\(path): step \(state.step) is negative") }
+        guard state.step <= state.configuration.totalSteps else {
+            throw TrainingError("\(path): step \(state.step) is past the end of the run (total_steps \(state.configuration.totalSteps))")
         }
         guard state.losses.count == state.step else {
             throw TrainingError("\(path): \(state.losses.count) losses recorded for \(state.step) steps")

@@ -163,6 +163,36 @@ struct TrainCommand: ParsableCommand {
         }
         if labelDropout != nil && !classConditional { throw ValidationError("--label-dropout needs --class-conditional") }
         if let logEvery, logEvery < 1 { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
+        if resume == nil { try validateSettings() }
+    }
+
+    /// Refuses a new run's numbers that no run can use (NaN, infinity, out of range) before
+    /// anything is loaded: `TrainingConfiguration.validateSettings` on the options, with the
+    /// option named.
+    func validateSettings() throws {
+        do {
+            var c = try TrainingConfiguration(data: data!, model: ModelPreset.tiny.rawValue, imageSize: 8, channels: 1, totalSteps: steps ?? 1)
+            applySettings(to: &c)
+            try c.validateSettings()
+            if let captionDropout { try TextConditioning.validate(captionDropout: captionDropout) }
+        } catch let e as TrainingError {
+            throw ValidationError(Self.namingOption(e).message)
+        }
+    }
+
+    /// The command-line options of the configuration's fields.
+    static let optionOfField = [
+        "total_steps": "--steps", "batch_size": "--batch-size", "learning_rate": "--lr", "warmup_steps": "--warmup",
+        "weight_decay": "--weight-decay", "ema_decay": "--ema-decay", "clip_norm": "--clip-norm", "min_snr_gamma": "--min-snr-gamma",
+        "sample_every": "--sample-every", "checkpoint_every": "--checkpoint-every", "label_dropout": "--label-dropout",
+        "num_train_timesteps": "--timesteps", "beta_start": "--beta-start", "beta_end": "--beta-end", "limit": "--limit",
+        "super_resolution_factor": "--sr-factor", "caption_dropout": "--caption-dropout",
+    ]
+
+    /// `error` with the option in place of the configuration field it names.
+    static func namingOption(_ error: TrainingError) -> TrainingError {
+        guard let field = error.field, let option = optionOfField[field] else { return error }
+        return error.naming(option)
     }
 
     /// The options that make a new run's settings and that the user gave (they cannot change
@@ -187,8 +217,17 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         try applyThreadsOption(threads)
-        let (trainer, runDirectory) = try makeTrainer()
-        try train(trainer, in: runDirectory)
+        // Before anything is checked or written: one process per run directory.
+        let lock = try RunDirectoryLock(resume ?? out!, create: resume == nil)
+        try withExtendedLifetime(lock) {
+            let made: (trainer: Trainer, runDirectory: String)
+            do { made = try makeTrainer() } catch {
+                lock.releaseAndRemoveIfUnused()
+                if let e = error as? TrainingError, resume == nil { throw Self.namingOption(e) }
+                throw error
+            }
+            try train(made.trainer, in: made.runDirectory)
+        }
     }
 
     /// A fresh trainer from the options, or the resumed one.
@@ -196,6 +235,9 @@ struct TrainCommand: ParsableCommand {
         if let resume {
             let folder = try Checkpoint.locate(runDirectory: resume)
             let state = try TrainingState.load(folder + "/" + Checkpoint.stateFile)
+            if let steps, steps <= state.step {
+                throw TrainingError("\(resume)'s checkpoint is at step \(state.step); --steps \(steps) is not beyond it")
+            }
             let c = state.configuration
             let dataset = try TrainingData.load(c.data, size: c.dataSize, channels: c.dataChannels, limit: c.limit)
             let trainer = try Trainer(checkpoint: folder, dataset: dataset)
@@ -215,33 +257,8 @@ struct TrainCommand: ParsableCommand {
         guard dataset.height == dataset.width else {
             throw TrainingError("data \(data!) holds \(dataset.height)x\(dataset.width) images; training needs square ones")
         }
-        c.limit = limit
-        c.dataSize = imageSize
-        c.dataChannels = channels
-        c.batchSize = batchSize
-        c.learningRate = lr ?? 1e-4
-        c.warmupSteps = warmup ?? 500
-        c.lrSchedule = lrSchedule ?? .constant
-        c.betaSchedule = schedule ?? .linear
-        c.numTrainTimesteps = timesteps ?? 1000
-        c.betaStart = betaStart ?? 0.0001
-        c.betaEnd = betaEnd ?? 0.02
-        c.predictionType = prediction ?? .epsilon
-        c.minSNRGamma = minSnrGamma
-        c.useEMA = !noEma
-        c.emaDecay = emaDecay ?? 0.9999
-        let clipNorm = clipNorm ?? 1
-        c.clipNorm = clipNorm > 0 ? clipNorm : nil
-        c.weightDecay = weightDecay ?? 1e-6
-        c.seed = seed ?? 0
-        c.bf16 = bf16
-        c.horizontalFlip = flip
-        c.labelDropout = labelDropout ?? 0.1
-        c.sampleEvery = sampleEvery ?? 1000
-        c.checkpointEvery = checkpointEvery ?? 1000
+        applySettings(to: &c)
         if let task, task != .generation {
-            c.task = task
-            c.superResolutionFactor = task == .superResolution ? srFactor ?? 4 : nil
             try c.resolveModel()
         } else if srFactor != nil {
             throw ValidationError("--sr-factor applies to --task super-resolution")
@@ -255,6 +272,40 @@ struct TrainCommand: ParsableCommand {
         log("training \(c.model) (\(trainer.model.parameterCount()) parameters) on \(dataset.name): \(dataset.count) images "
             + "\(c.channels)x\(c.imageSize)x\(c.imageSize), \(c.totalSteps) steps of \(c.batchSize) into \(out)")
         return (trainer, out)
+    }
+
+    /// The options' settings (the defaults where not given) on `c`, all but the data's shape,
+    /// the model and the text settings.
+    func applySettings(to c: inout TrainingConfiguration) {
+        c.limit = limit
+        c.dataSize = imageSize
+        c.dataChannels = channels
+        c.batchSize = batchSize ?? 64
+        c.learningRate = lr ?? 1e-4
+        c.warmupSteps = warmup ?? 500
+        c.lrSchedule = lrSchedule ?? .constant
+        c.betaSchedule = schedule ?? .linear
+        c.numTrainTimesteps = timesteps ?? 1000
+        c.betaStart = betaStart ?? 0.0001
+        c.betaEnd = betaEnd ?? 0.02
+        c.predictionType = prediction ?? .epsilon
+        c.minSNRGamma = minSnrGamma
+        c.useEMA = !noEma
+        c.emaDecay = emaDecay ?? 0.9999
+        // 0 turns clipping off; anything else must be a usable norm (validation refuses NaN and negatives).
+        let clipNorm = clipNorm ?? 1
+        c.clipNorm = clipNorm == 0 ? nil : clipNorm
+        c.weightDecay = weightDecay ?? 1e-6
+        c.seed = seed ?? 0
+        c.bf16 = bf16
+        c.horizontalFlip = flip
+        c.labelDropout = labelDropout ?? 0.1
+        c.sampleEvery = sampleEvery ?? 1000
+        c.checkpointEvery = checkpointEvery ?? 1000
+        if let task, task != .generation {
+            c.task = task
+            c.superResolutionFactor = task == .superResolution ? srFactor ?? 4 : nil
+        }
     }
 
     func train(_ trainer: Trainer, in runDirectory: String) throws {

@@ -94,6 +94,36 @@ public final class Adam: Optimizer {
     }
 }
 
+extension Adam {
+    /// Restores `stateDict()`'s output as a run's optimizer over `parameters` (path,
+    /// parameter) saved it: the step, and after the first step both moments (and with
+    /// amsgrad the maximum) of every trainable parameter, float32, of its shape. Refuses a
+    /// missing, mis-shaped or unexpected tensor by name, rather than starting it afresh.
+    public func load(stateDict: [String: Tensor], parameters: [(String, Parameter)]) throws {
+        func fail(_ text: String) -> OptimizerStateError { OptimizerStateError(description: text) }
+        guard let s = stateDict["step"] else { throw fail("tensor step is missing") }
+        guard s.shape.isEmpty || s.shape == [1], s.dtype == .int64 || s.dtype == .int32, let n = s.integers.first, n >= 0 else {
+            throw fail("tensor step must be one integer at least 0, found \(s.dtype) of shape \(s.shape)")
+        }
+        var expected: [String: [Int]] = [:]
+        if n > 0 {
+            let kinds = ["exp_avg.", "exp_avg_sq."] + (amsgrad ? ["max_exp_avg_sq."] : [])
+            for (path, p) in parameters where p.isTrainable {
+                for kind in kinds { expected[kind + path] = p.shape }
+            }
+        }
+        for key in expected.keys.sorted() {
+            guard let t = stateDict[key] else { throw fail("tensor \(key) is missing (step \(n) has moments for every parameter)") }
+            guard t.shape == expected[key]! else { throw fail("tensor \(key) has shape \(t.shape), expected \(expected[key]!)") }
+            guard t.dtype == .float32 else { throw fail("tensor \(key) is \(t.dtype), expected float32") }
+        }
+        if let extra = stateDict.keys.filter({ $0 != "step" && expected[$0] == nil }).sorted().first {
+            throw fail("unexpected tensor \(extra)" + (n == 0 ? " (no moments before the first step)" : " (the model has no such parameter)"))
+        }
+        try load(stateDict: stateDict)
+    }
+}
+
 /// A mutable float buffer shared by the threads of one kernel (each writes its own range).
 struct SendableBuffer: @unchecked Sendable {
     let b: UnsafeMutableBufferPointer<Float>

@@ -41,6 +41,7 @@ public final class ExponentialMovingAverage {
         let oneMinus = Float(1 - currentDecay)
         for (path, p) in model.namedParameters() {
             guard var s = shadow[path] else { continue }
+            precondition(s.shape == p.shape, "EMA: the shadow of \(path) has shape \(s.shape), the parameter \(p.shape)")
             let current = p.value.to(.float32)
             if p.isTrainable {
                 current.withUnsafeBytes { raw in
@@ -68,9 +69,25 @@ public final class ExponentialMovingAverage {
         return d
     }
 
+    /// Restores `stateDict()`'s output: the step and a shadow of every averaged parameter, of
+    /// its shape. Refuses a missing, mis-shaped or unexpected tensor by the parameter's path
+    /// (an average of the wrong shape would be trained on and saved again).
     public func load(stateDict: [String: Tensor]) throws {
-        guard let s = stateDict["optimization_step"] else { throw OptimizerStateError(description: "EMA state has no optimization_step") }
-        optimizationStep = s.integers[0]
-        for (k, v) in stateDict where k.hasPrefix("shadow.") { shadow[String(k.dropFirst(7))] = v }
+        func fail(_ text: String) -> OptimizerStateError { OptimizerStateError(description: text) }
+        guard let s = stateDict["optimization_step"] else { throw fail("EMA state has no optimization_step") }
+        guard s.shape.isEmpty || s.shape == [1], s.dtype == .int64 || s.dtype == .int32, let n = s.integers.first, n >= 0 else {
+            throw fail("optimization_step must be one integer at least 0, found \(s.dtype) of shape \(s.shape)")
+        }
+        var loaded: [String: Tensor] = [:]
+        for (path, current) in shadow.sorted(by: { $0.key < $1.key }) {
+            guard let t = stateDict["shadow." + path] else { throw fail("tensor \(path) is missing") }
+            guard t.shape == current.shape else { throw fail("tensor \(path) has shape \(t.shape), expected \(current.shape)") }
+            loaded[path] = t.to(.float32).copy()
+        }
+        if let extra = stateDict.keys.filter({ $0 != "optimization_step" && !($0.hasPrefix("shadow.") && loaded[String($0.dropFirst(7))] != nil) }).sorted().first {
+            throw fail("unexpected tensor \(extra.hasPrefix("shadow.") ? String(extra.dropFirst(7)) : extra) (the model has no such parameter)")
+        }
+        optimizationStep = n
+        shadow = loaded
     }
 }
