@@ -64,7 +64,7 @@ func referenceConv2d(_ x: Tensor, _ w: Tensor, bias: Tensor?, stride: Int2, padd
         let (x, w, b) = Self.inputs(c, seed: 1)
         let want = referenceConv2d(x, w, bias: b, stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups)
         for algorithm in [nil] + ConvolutionAlgorithm.allCases {
-            let y = ConvolutionAlgorithm.with(algorithm) {
+            let y = ConvolutionAlgorithm.with(order: algorithm.map { [$0, .onednn] } ?? []) {
                 conv2d(x, w, bias: b, stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups)
             }
             #expect(y.isChannelsLast)
@@ -79,7 +79,7 @@ func referenceConv2d(_ x: Tensor, _ w: Tensor, bias: Tensor?, stride: Int2, padd
                          kernel: c.kernel, stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups)
         let (x, w, b) = Self.inputs(small, seed: 7)
         for algorithm in [nil] + ConvolutionAlgorithm.allCases {
-            ConvolutionAlgorithm.with(algorithm) {
+            ConvolutionAlgorithm.with(order: algorithm.map { [$0, .onednn] } ?? []) {
                 checkGradients([x, w, b], "\(algorithm?.rawValue ?? "automatic")") {
                     conv2d($0[0], $0[1], bias: $0[2], stride: small.stride, padding: small.padding, dilation: small.dilation, groups: small.groups)
                 }
@@ -93,7 +93,7 @@ func referenceConv2d(_ x: Tensor, _ w: Tensor, bias: Tensor?, stride: Int2, padd
         let b = random([8], seed: 5), r = random([2, 8, 6, 6], seed: 6)
         let separate = (conv2d(x, w, bias: b, padding: 1) + r).silu()
         for algorithm in [nil] + ConvolutionAlgorithm.allCases {
-            expectClose(ConvolutionAlgorithm.with(algorithm) { conv2d(x, w, bias: b, padding: 1, residual: r, activation: .silu) },
+            expectClose(ConvolutionAlgorithm.with(order: algorithm.map { [$0, .onednn] } ?? []) { conv2d(x, w, bias: b, padding: 1, residual: r, activation: .silu) },
                         separate, atol: 1e-5, rtol: 1e-5)
         }
         checkGradients([random([1, 8, 4, 4], seed: 8), random([1, 8, 4, 4], seed: 9)], "residual + silu") {

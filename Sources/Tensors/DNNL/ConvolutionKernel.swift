@@ -142,17 +142,16 @@ enum ConvolutionKernel {
     /// forward kernels by up to 1.7x (measured); and LIBXSMM batch-reduce GEMMs.
     static func forward(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ g: ConvGeometry, _ type: DType,
                         residual: Tensor? = nil, silu: Bool = false) -> Tensor {
-        var candidates: [(Algorithm, () -> Tensor)] = [(.onednn, { direct(x, w, nil, g, type) })]
-        if let dual = g.dual {
-            candidates.append((.onednnDual, { backwardDataOneDNN(x, flippedTransposed(w, g), dual, type) }))
+        let candidates: [(Algorithm, () -> Tensor)] = candidateAlgorithms(.forward, g, type).map { algorithm in
+            switch algorithm {
+            case .onednn: return (algorithm, { direct(x, w, nil, g, type) })
+            case .onednnDual: return (algorithm, { backwardDataOneDNN(x, flippedTransposed(w, g), g.dual!, type) })
+            case .brgemm: return (algorithm, { BRGEMMConvolution.forward(x, w, nil, g) })
+            case .winograd:
+                return (algorithm, { WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), nil, g) })
+            }
         }
-        if type == .float32 && BRGEMMConvolution.supports(g) {
-            candidates.append((.brgemm, { BRGEMMConvolution.forward(x, w, nil, g) }))
-        }
-        if type == .float32 && WinogradConvolution.supports(g) && WinogradConvolution.worthItsMemory(g) {
-            candidates.append((.winograd, { WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), nil, g) }))
-        }
-        let choice = choose("forward", g, type, candidates, weights: w)
+        let choice = choose(.forward, g, type, candidates, weights: w)
         return OpProfiler.measure("conv fwd \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
         switch choice {
         case .brgemm:
@@ -173,16 +172,16 @@ enum ConvolutionKernel {
     /// dL/dx for dL/dy `gy` (channels-last, `type`): float32 channels-last. oneDNN's
     /// backward-data kernel, or (stride 1) the LIBXSMM forward of the dual convolution.
     static func backwardData(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry, _ type: DType) -> Tensor {
-        var candidates: [(Algorithm, () -> Tensor)] = [(.onednn, { backwardDataOneDNN(gy, w, g, type) })]
-        if type == .float32, let dual = g.dual, BRGEMMConvolution.supports(dual) {
-            candidates.append((.brgemm, { BRGEMMConvolution.forward(gy, blocked: BRGEMMConvolution.blockedForDual(w, g), nil, dual) }))
+        let candidates: [(Algorithm, () -> Tensor)] = candidateAlgorithms(.backwardData, g, type).map { algorithm in
+            switch algorithm {
+            case .brgemm:
+                return (algorithm, { BRGEMMConvolution.forward(gy, blocked: BRGEMMConvolution.blockedForDual(w, g), nil, g.dual!) })
+            case .winograd:
+                return (algorithm, { WinogradConvolution.forward(gy, transformed: WinogradConvolution.transformedDualWeights(w, g), nil, g.dual!) })
+            case .onednn, .onednnDual: return (algorithm, { backwardDataOneDNN(gy, w, g, type) })
+            }
         }
-        if type == .float32, let dual = g.dual, WinogradConvolution.supports(dual), WinogradConvolution.worthItsMemory(dual) {
-            candidates.append((.winograd, {
-                WinogradConvolution.forward(gy, transformed: WinogradConvolution.transformedDualWeights(w, g), nil, dual)
-            }))
-        }
-        let choice = choose("backward-data", g, type, candidates, weights: w)
+        let choice = choose(.backwardData, g, type, candidates, weights: w)
         return OpProfiler.measure("conv bwd-data \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
             candidates.first { $0.0 == choice }!.1()
         }
@@ -191,11 +190,11 @@ enum ConvolutionKernel {
     /// dL/dw (float32, OIHW row-major) and dL/dbias for input x and dL/dy `gy`: oneDNN's
     /// backward-weights kernel or LIBXSMM batch-reduce GEMMs over output rows.
     static func backwardWeights(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, _ type: DType, bias: Bool) -> (Tensor, Tensor?) {
-        var candidates: [(Algorithm, () -> (Tensor, Tensor?))] = [(.onednn, { backwardWeightsOneDNN(x, gy, g, type, bias: bias) })]
-        if type == .float32 && BRGEMMConvolution.supports(g) {
-            candidates.append((.brgemm, { BRGEMMConvolution.backwardWeights(x, gy, g, bias: bias) }))
+        let candidates: [(Algorithm, () -> (Tensor, Tensor?))] = candidateAlgorithms(.backwardWeights, g, type).map { algorithm in
+            algorithm == .brgemm ? (algorithm, { BRGEMMConvolution.backwardWeights(x, gy, g, bias: bias) })
+                                 : (algorithm, { backwardWeightsOneDNN(x, gy, g, type, bias: bias) })
         }
-        let choice = choose("backward-weights", g, type, candidates)
+        let choice = choose(.backwardWeights, g, type, candidates)
         return OpProfiler.measure("conv bwd-weights \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
             candidates.first { $0.0 == choice }!.1()
         }
@@ -203,19 +202,55 @@ enum ConvolutionKernel {
 
     typealias Algorithm = ConvolutionAlgorithm
     private static let algorithms = Mutex<[String: Algorithm]>([:])
-    static let preference = Mutex<Algorithm?>(
-        ProcessInfo.processInfo.environment["DIFFUSE_CONV_ALGORITHM"].flatMap(Algorithm.init))
+    /// The forced algorithms, in order: `DIFFUSE_CONV_ALGORITHM` (one name, or a comma-
+    /// separated list) until `ConvolutionAlgorithm.preferredOrder` is set.
+    static let preference = Mutex<[Algorithm]>(ConvolutionAlgorithm.parseList(ProcessInfo.processInfo.environment["DIFFUSE_CONV_ALGORITHM"] ?? ""))
 
-    /// The algorithm for one pass of (g, type): the preferred one where it applies;
-    /// otherwise each candidate is timed (best of two after a warm-up) on first use and the
-    /// fastest kept.
-    private static func choose<R>(_ pass: String, _ g: ConvGeometry, _ type: DType,
-                                  _ candidates: [(Algorithm, () -> R)], weights: Tensor? = nil) -> Algorithm {
-        if candidates.count == 1 { return candidates[0].0 }
-        if let forced = ConvolutionAlgorithm.scoped ?? preference.withLock({ $0 }), candidates.contains(where: { $0.0 == forced }) {
-            return forced
+    /// The algorithms that can compute `pass` of (g, type), oneDNN's first: the one list
+    /// the passes, the timing and `ConvolutionAlgorithm.candidates` share.
+    static func candidateAlgorithms(_ pass: ConvolutionPass, _ g: ConvGeometry, _ type: DType) -> [Algorithm] {
+        var list: [Algorithm] = [.onednn]
+        let fp32 = type == .float32
+        switch pass {
+        case .forward:
+            if g.dual != nil { list.append(.onednnDual) }
+            if fp32 && BRGEMMConvolution.supports(g) { list.append(.brgemm) }
+            if fp32 && WinogradConvolution.supports(g) && WinogradConvolution.worthItsMemory(g) { list.append(.winograd) }
+        case .backwardData:
+            if fp32, let dual = g.dual, BRGEMMConvolution.supports(dual) { list.append(.brgemm) }
+            if fp32, let dual = g.dual, WinogradConvolution.supports(dual), WinogradConvolution.worthItsMemory(dual) { list.append(.winograd) }
+        case .backwardWeights:
+            if fp32 && BRGEMMConvolution.supports(g) { list.append(.brgemm) }
         }
-        let key = "\(pass) \(g) \(type)"
+        return list
+    }
+
+    /// The algorithm for one pass of (g, type): the first of the forced ones (a scoped
+    /// `ConvolutionAlgorithm.with`, else `preferredOrder`) that can compute it, an error
+    /// when none can; without a preference each candidate is timed (best of three after a
+    /// warm-up) on first use and the fastest kept. The choice is reported to any
+    /// `ConvolutionAlgorithm.recording` in progress.
+    private static func choose<R>(_ pass: ConvolutionPass, _ g: ConvGeometry, _ type: DType,
+                                  _ candidates: [(Algorithm, () -> R)], weights: Tensor? = nil) -> Algorithm {
+        let choice = timedOrForced(pass, g, type, candidates, weights: weights)
+        ConvolutionAlgorithm.recorder?.append(ConvolutionRun(pass: pass, shape: g.description, dtype: type, algorithm: choice,
+                                                             candidates: candidates.map(\.0)))
+        return choice
+    }
+
+    private static func timedOrForced<R>(_ pass: ConvolutionPass, _ g: ConvGeometry, _ type: DType,
+                                         _ candidates: [(Algorithm, () -> R)], weights: Tensor?) -> Algorithm {
+        let forced = ConvolutionAlgorithm.scoped ?? preference.withLock({ $0 })
+        if !forced.isEmpty {
+            guard let first = forced.first(where: { f in candidates.contains { $0.0 == f } }) else {
+                fatalError("Tensors.conv2d: \(forced.map(\.rawValue).joined(separator: ",")) was forced, but cannot compute the "
+                           + "\(pass.rawValue) pass of \(g) in \(type) (it can: \(candidates.map(\.0.rawValue).joined(separator: ", "))); "
+                           + "force a list such as \(forced[0].rawValue),onednn to fall back where it does not apply")
+            }
+            return first
+        }
+        if candidates.count == 1 { return candidates[0].0 }
+        let key = "\(pass.rawValue) \(g) \(type)"
         if let known = algorithms.withLock({ $0[key] }) { return known }
         // A warm-up each, then three rounds taking the candidates in turn (machine noise
         // then hits all alike); the best time of each counts.
@@ -392,19 +427,93 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
     /// backward-data): 4x fewer multiply-adds, rounding about 4e-6 of the output's scale.
     case winograd
 
-    /// The algorithm every convolution pass uses where it applies; nil (the default, or
-    /// `DIFFUSE_CONV_ALGORITHM` when set) times the candidates per shape and keeps the fastest.
+    /// The algorithm every convolution pass must use; nil (the default) times the candidates
+    /// per shape and keeps the fastest. A pass it cannot compute stops with an error naming
+    /// the pass, the shape and what can compute it: force a list (`preferredOrder`) to fall
+    /// back. Setting it replaces `DIFFUSE_CONV_ALGORITHM`.
     public static var preferred: ConvolutionAlgorithm? {
+        get { ConvolutionKernel.preference.withLock { $0.first } }
+        set { ConvolutionKernel.preference.withLock { $0 = newValue.map { [$0] } ?? [] } }
+    }
+
+    /// Forced algorithms in order of preference: each pass takes the first that can compute
+    /// it (an error when none can); empty times the candidates. `DIFFUSE_CONV_ALGORITHM`
+    /// sets it at start (`winograd,brgemm,onednn`).
+    public static var preferredOrder: [ConvolutionAlgorithm] {
         get { ConvolutionKernel.preference.withLock { $0 } }
         set { ConvolutionKernel.preference.withLock { $0 = newValue } }
     }
 
-    /// The algorithm preferred inside `with(_:_:)`, for the current task only.
-    @TaskLocal static var scoped: ConvolutionAlgorithm?
+    /// The algorithms forced inside `with(_:_:)`, for the current task only.
+    @TaskLocal static var scoped: [ConvolutionAlgorithm]?
 
-    /// Runs `body` with `algorithm` preferred (where it applies) for the convolutions this
-    /// task runs, leaving other tasks and threads alone (tests run in parallel).
+    /// Runs `body` with `algorithm` forced (nil: timed) for the convolutions this task runs,
+    /// leaving other tasks and threads alone (tests run in parallel). A pass `algorithm`
+    /// cannot compute stops with an error; use `with(order:_:)` to fall back.
     public static func with<R>(_ algorithm: ConvolutionAlgorithm?, _ body: () throws -> R) rethrows -> R {
-        try $scoped.withValue(algorithm, operation: body)
+        try $scoped.withValue(algorithm.map { [$0] } ?? [], operation: body)
     }
+
+    /// Runs `body` with each pass taking the first of `order` that can compute it.
+    public static func with<R>(order: [ConvolutionAlgorithm], _ body: () throws -> R) rethrows -> R {
+        try $scoped.withValue(order, operation: body)
+    }
+
+    /// The algorithms that can compute `pass` of `conv2d(input, weight, ...)` in `dtype`
+    /// (float32, or bfloat16 where the CPU has it), oneDNN's first: what timing chooses from
+    /// and what may be forced.
+    public static func candidates(_ pass: ConvolutionPass, input: [Int], weight: [Int], stride: Int2 = 1, padding: Int2 = 0,
+                                  dilation: Int2 = 1, groups: Int = 1, dtype: DType = .float32) -> [ConvolutionAlgorithm] {
+        let g = ConvGeometry(batch: input[0], inChannels: input[1], height: input[2], width: input[3],
+                             outChannels: weight[0], kernelH: weight[2], kernelW: weight[3],
+                             strideH: stride.h, strideW: stride.w, padH: padding.h, padW: padding.w,
+                             dilationH: dilation.h, dilationW: dilation.w, groups: groups)
+        let type: DType = dtype == .bfloat16 && ConvolutionKernel.bf16Supported ? .bfloat16 : .float32
+        return ConvolutionKernel.candidateAlgorithms(pass, g, type)
+    }
+
+    /// Runs `body` and returns, beside its result, every convolution pass it ran (in order)
+    /// with the algorithm that computed it, for this task only.
+    public static func recording<R>(_ body: () throws -> R) rethrows -> (R, [ConvolutionRun]) {
+        let recorder = ConvolutionRecorder()
+        let result = try $recorder.withValue(recorder, operation: body)
+        return (result, recorder.runs)
+    }
+
+    @TaskLocal static var recorder: ConvolutionRecorder?
+
+    /// "winograd,onednn" as algorithms; unknown names stop with the list of known ones.
+    static func parseList(_ text: String) -> [ConvolutionAlgorithm] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { name in
+            guard let a = ConvolutionAlgorithm(rawValue: name) else {
+                fatalError("DIFFUSE_CONV_ALGORITHM: \(name) is not an algorithm (\(allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return a
+        }
+    }
+}
+
+/// The three passes of a convolution.
+public enum ConvolutionPass: String, CaseIterable, Sendable {
+    case forward
+    case backwardData = "backward-data"
+    case backwardWeights = "backward-weights"
+}
+
+/// One convolution pass that ran: which, its shape (`NxCxHxW->O kKxK s p d g`), the dtype it
+/// computed in, the algorithm that computed it and the ones that could have.
+public struct ConvolutionRun: Hashable, Sendable, CustomStringConvertible {
+    public let pass: ConvolutionPass
+    public let shape: String
+    public let dtype: DType
+    public let algorithm: ConvolutionAlgorithm
+    public let candidates: [ConvolutionAlgorithm]
+    public var description: String { "\(pass.rawValue) \(shape) \(dtype): \(algorithm.rawValue)" }
+}
+
+/// Collects the passes a `recording` body runs (from any thread of its task).
+final class ConvolutionRecorder: @unchecked Sendable {
+    private let lock = Mutex<[ConvolutionRun]>([])
+    func append(_ run: ConvolutionRun) { lock.withLock { $0.append(run) } }
+    var runs: [ConvolutionRun] { lock.withLock { $0 } }
 }
