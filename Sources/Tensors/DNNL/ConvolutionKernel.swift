@@ -263,8 +263,14 @@ enum ConvolutionKernel {
                 best[i] = Swift.min(best[i], Double(DispatchTime.now().uptimeNanoseconds - start))
             }
         }
-        let choice = candidates[best.indices.min { best[$0] < best[$1] }!].0
-        algorithms.withLock { $0[key] = choice }
+        let fastest = candidates[best.indices.min { best[$0] < best[$1] }!].0
+        // Two tasks timing the same new shape at once may disagree: the first stored choice
+        // stands, so every later call of the shape (in either task) computes the same way.
+        let choice = algorithms.withLock { known in
+            if let first = known[key] { return first }
+            known[key] = fastest
+            return fastest
+        }
         // Each candidate cached its own form of the weights (Winograd's is 4x their size);
         // free them all, the chosen one rebuilds its own on the next call.
         weights?.storage.clearDerived()
