@@ -63,8 +63,12 @@ struct UNetBench: ParsableCommand {
         }
         let evalT = Tensor.full([batch], 500)
         func evaluate() { _ = model(x0, timesteps: evalT) }
-        func median(_ f: () -> Void) -> Double {
-            f(); f()
+        // The convolution passes of one evaluation and one training step, recorded on the second
+        // warm-up (after the first has let autotuning choose): what ran, and the FLOPs.
+        var evalRuns: [ConvolutionRun] = [], trainRuns: [ConvolutionRun] = []
+        func median(_ f: () -> Void, recordingInto runs: inout [ConvolutionRun]) -> Double {
+            f()
+            if runs.isEmpty { runs = ConvolutionAlgorithm.recording { f() }.1 } else { f() }
             let times = (0..<iterations).map { _ -> Double in
                 let start = DispatchTime.now().uptimeNanoseconds
                 f()
@@ -75,11 +79,13 @@ struct UNetBench: ParsableCommand {
         let runner = PeerRunner.resolve(peer)
         var ours: [(Double, Double)] = [], theirs: [(Double, Double)] = []
         var peerRSS = 0.0
+        var peak = 0.0  // the fp32 FMA peak, best of one measurement per round
         for _ in 0..<rounds {
             model.train()
-            let train = median(trainStep)
+            let train = median(trainStep, recordingInto: &trainRuns)
             model.eval()
-            ours.append((train, median(evaluate)))
+            ours.append((train, median(evaluate, recordingInto: &evalRuns)))
+            peak = Swift.max(peak, KernelBenchmarks.measuredPeakGFLOPs())
             if let runner, FileManager.default.fileExists(atPath: peerScript) {
                 var args = [config, "--batch", "\(batch)", "--iters", "\(iterations)", "--threads", "\(threads)"]
                 if bf16 { args.append("--bf16") }
@@ -112,8 +118,36 @@ struct UNetBench: ParsableCommand {
         var report: [String: Any] = ["config": config, "batch": batch, "threads": threads, "dtype": bf16 ? "bf16" : "fp32",
                                      "params": model.parameterCount(), "train_step_s": train, "denoise_eval_s": eval,
                                      "train_samples_per_s": Double(batch) / train, "peak_rss_mb": rss]
+        // FLOPs: the recorded convolutions (every pass of the training step as it ran) plus the
+        // linear layers and attention products from the config (3x their forward in training).
+        let other = UNetFLOPs(cfg, batch: batch, size: size)
+        let computeType = evalRuns.first?.dtype ?? (bf16 ? .bfloat16 : .float32)
+        let rowPeak = peak * MachinePeak.factor(for: computeType)
+        let flops = (forward: evalRuns.directFLOPs + other.forward, forwardAlgorithm: evalRuns.algorithmFLOPs + other.forward,
+                     train: trainRuns.directFLOPs + 3 * other.forward, trainAlgorithm: trainRuns.algorithmFLOPs + 3 * other.forward)
+        report["forward_gflop"] = flops.forward / 1e9
+        report["forward_algorithm_gflop"] = flops.forwardAlgorithm / 1e9
+        report["forward_conv_gflop"] = evalRuns.directFLOPs / 1e9
+        report["forward_linear_attention_gflop"] = other.forward / 1e9
+        report["train_step_gflop"] = flops.train / 1e9
+        report["train_step_algorithm_gflop"] = flops.trainAlgorithm / 1e9
+        report["eval_effective_gflops"] = flops.forward / eval / 1e9
+        report["eval_algorithm_gflops"] = flops.forwardAlgorithm / eval / 1e9
+        report["eval_percent_of_peak"] = 100 * flops.forwardAlgorithm / eval / 1e9 / rowPeak
+        report["train_effective_gflops"] = flops.train / train / 1e9
+        report["train_algorithm_gflops"] = flops.trainAlgorithm / train / 1e9
+        report["train_percent_of_peak"] = 100 * flops.trainAlgorithm / train / 1e9 / rowPeak
+        report["peak_gflops"] = rowPeak
+        report["fp32_peak_gflops"] = peak
+        report["compute_dtype"] = computeType.rawValue
+        report["eval_conv_algorithms"] = evalRuns.algorithmCounts
+        report["train_conv_algorithms"] = trainRuns.algorithmCounts
+        report["rounds"] = rounds
+        report["iterations"] = iterations
         if !theirs.isEmpty {
             let (ptrain, peval) = (mid(theirs.map(\.0)), mid(theirs.map(\.1)))
+            report["peer_train_effective_gflops"] = flops.train / ptrain / 1e9
+            report["peer_eval_effective_gflops"] = flops.forward / peval / 1e9
             report["peer_train_step_s"] = ptrain
             report["peer_denoise_eval_s"] = peval
             report["train_time_ratio"] = train / ptrain
@@ -127,11 +161,60 @@ struct UNetBench: ParsableCommand {
         print(String(format: "UNet2DModel %@, batch %d, %@, %d threads, %d parameters, peak RSS %.0f MB",
                      config as NSString, batch, (bf16 ? "bf16" : "fp32") as NSString, threads, model.parameterCount(), rss))
         print(String(format: "  Diffuse: training step %.3f s (%.1f samples/s), one evaluation %.3f s", train, Double(batch) / train, eval))
+        print(String(format: "  FLOPs: forward %.1f GFLOP (convolutions %.1f, linear + attention %.1f), training step %.1f GFLOP "
+                     + "(every convolution pass as run + 3x the rest)", flops.forward / 1e9, evalRuns.directFLOPs / 1e9,
+                     other.forward / 1e9, flops.train / 1e9))
+        print(String(format: "  GFLOP/s: training %.1f effective, %.1f by the algorithms' own FLOPs (%.0f%% of the %.0f GFLOP/s peak); "
+                     + "evaluation %.1f effective, %.1f own (%.0f%%)", flops.train / train / 1e9, flops.trainAlgorithm / train / 1e9,
+                     100 * flops.trainAlgorithm / train / 1e9 / rowPeak, rowPeak, flops.forward / eval / 1e9,
+                     flops.forwardAlgorithm / eval / 1e9, 100 * flops.forwardAlgorithm / eval / 1e9 / rowPeak))
+        print("  convolutions: evaluation \(evalRuns.algorithmCounts); training step \(trainRuns.algorithmCounts)")
         if let ptrain = report["peer_train_step_s"] as? Double, let peval = report["peer_denoise_eval_s"] as? Double {
             print(String(format: "  PyTorch: training step %.3f s, one evaluation %.3f s, peak RSS %.0f MB", ptrain, peval,
                          report["peer_peak_rss_mb"] as? Double ?? 0))
             print(String(format: "  time ratio (Diffuse / PyTorch): training %.2fx, evaluation %.2fx", train / ptrain, eval / peval))
+            print(String(format: "  PyTorch effective GFLOP/s: training %.1f, evaluation %.1f", flops.train / ptrain / 1e9, flops.forward / peval / 1e9))
         }
+    }
+}
+
+/// The FLOPs of a UNet2DModel forward pass outside its convolutions (which
+/// `ConvolutionAlgorithm.recording` counts as they run), from its config and diffusers'
+/// block structure: the time embedding's two linear layers and each ResNet's projection of it
+/// (one token per image), and each attention block's q, k, v and output projections (C x C
+/// on L = h w tokens: 8 B L C^2) and its two products QK^T and PV (4 B L^2 C, all heads
+/// together). A multiply-add is 2 FLOPs, as torch's FlopCounterMode counts; GroupNorm, SiLU,
+/// softmax and the other elementwise work are not counted (FlopCounterMode does not either).
+struct UNetFLOPs {
+    /// FLOPs of one forward pass at the batch and size given.
+    let forward: Double
+
+    init(_ cfg: UNet2DConfig, batch: Int, size: Int) {
+        let b = Double(batch), temb = Double(cfg.timeEmbedDim), blocks = cfg.blockOutChannels.count
+        var total = 2 * b * (Double(cfg.blockOutChannels[0]) * temb + temb * temb)  // time embedding MLP
+        let shift = cfg.resnetTimeScaleShift == "scale_shift" ? 2.0 : 1.0
+        func resnets(_ count: Int, _ channels: Int) { total += Double(count) * 2 * b * temb * Double(channels) * shift }
+        func attentions(_ count: Int, _ channels: Int, _ side: Int) {
+            let (l, c) = (Double(side * side), Double(channels))
+            total += Double(count) * (8 * b * l * c * c + 4 * b * l * l * c)
+        }
+        for (i, type) in cfg.downBlockTypes.enumerated() {
+            let side = size >> i, c = cfg.blockOutChannels[i]
+            resnets(cfg.layersPerBlock, c)
+            if type.contains("Attn") { attentions(cfg.layersPerBlock, c, side) }
+        }
+        if cfg.midBlockType != nil {
+            let c = cfg.blockOutChannels[blocks - 1]
+            resnets(2, c)
+            if cfg.addAttention { attentions(1, c, size >> (blocks - 1)) }
+        }
+        let reversed = Array(cfg.blockOutChannels.reversed())
+        for (i, type) in cfg.upBlockTypes.enumerated() {
+            let side = size >> (blocks - 1 - i), c = reversed[i]
+            resnets(cfg.layersPerBlock + 1, c)
+            if type.contains("Attn") { attentions(cfg.layersPerBlock + 1, c, side) }
+        }
+        forward = total
     }
 }
 

@@ -6,6 +6,7 @@ import Models
 import Pipelines
 import Testing
 import Tensors
+import Training
 
 /// The models that ship with Diffuse load and sample as their README says.
 @Suite struct BundledModelTests {
@@ -75,5 +76,50 @@ import Tensors
         try job.run()
         let out = try Image(contentsOf: dir + "/out/sample-0000.png")
         #expect((0..<784).filter { $0 % 28 < 14 }.allSatisfy { out.pixels[$0] == image.pixels[$0] }, "kept pixels changed")
+    }
+
+    /// The share of `samples` the shipped Fashion-MNIST classifier assigns to `requested`, as
+    /// `diffuse eval --class-labels` reports it (`SampleEvaluation.requestedClassAccuracy`).
+    static func requestedClassShare(_ samples: Tensor, _ requested: [Int]) throws -> Double {
+        let predicted = try FeatureClassifier.bundled(for: "fashion-mnist").predictions(samples)
+        #expect(predicted.count == requested.count)
+        return Double(zip(predicted, requested).filter { $0 == $1 }.count) / Double(requested.count)
+    }
+
+    /// The README's 98.7% (1000 samples, 20 steps, guidance 3, the default SDE-DPM-Solver++)
+    /// held to a floor: 64 samples cycling through the classes at 10 steps must be at least 70%
+    /// their requested class (chance: 10%). A model or sampler that lost its conditioning
+    /// falls to about 10-20%.
+    @Test func bundledClassModelSamplesAreTheirClass() throws {
+        var job = SampleJob(modelFolder: try BundledModel.folder("fashion-mnist-classes"), steps: 10)
+        job.requiresOutput = false
+        job.guidanceScale = 3
+        job.seed = 0
+        let requested = (0..<64).map { $0 % 10 }
+        job.classLabels = requested
+        let samples = try job.generate(count: 64, batchSize: 64, expectedShape: [1, 28, 28])
+        let share = try Self.requestedClassShare(samples, requested)
+        print("bundled fashion-mnist-classes, 64 samples, 10 steps, guidance 3: requested class \(share)")
+        #expect(share >= 0.7, "only \(share) of the samples are classified as their class")
+    }
+
+    /// The README's 97.0% for the text model (1000 samples of the ten prompts "a t-shirt or
+    /// top", "a trouser", ...: the class names as its training captions wrote them) held to the
+    /// same floor: 7 samples per prompt, 10 steps, guidance 3, at least 70% classified as the
+    /// class their prompt names.
+    @Test func bundledTextModelSamplesAreTheirPromptsClass() throws {
+        let names = FashionMNIST.classNames.map { $0.lowercased().replacingOccurrences(of: "/", with: " or ") }
+        var sampling = SampleJob(modelFolder: try BundledModel.folder("fashion-mnist-text"), steps: 10)
+        sampling.requiresOutput = false
+        sampling.guidanceScale = 3
+        sampling.seed = 0
+        let prepared = try TextToImageJob(prompts: names.map { "a \($0)" }, perPrompt: 7, sampling: sampling).prepare()
+        #expect(prepared.request.sampler == .dpmSolverSDE2M)
+        #expect(!prepared.notes.contains { $0.hasPrefix("words the model never saw") }, "\(prepared.notes)")
+        let samples = try prepared.pipeline.generate(prepared.request)
+        let requested = (0..<70).map { $0 / 7 }
+        let share = try Self.requestedClassShare(samples, requested)
+        print("bundled fashion-mnist-text, 70 samples, 10 steps, guidance 3: requested class \(share)")
+        #expect(share >= 0.7, "only \(share) of the samples are classified as the class their prompt names")
     }
 }

@@ -40,6 +40,55 @@ import Tensors
     }
 }
 
+/// `TorchGenerator.Kernel.detect`: torch's CPU capability rules (DispatchStub.cpp's
+/// `compute_cpu_capability`) on flag sets of the machines this project meets.
+@Suite struct TorchKernelDetectionTests {
+    typealias Kernel = TorchGenerator.Kernel
+    static let base: Set<String> = ["fpu", "sse", "sse2", "ssse3", "sse4_1", "sse4_2", "avx", "f16c"]
+    /// An AVX2-only AMD EPYC (Zen 3): avx2 + fma, no AVX-512.
+    static let avx2Only = base.union(["avx2", "fma", "bmi2"])
+    /// An AVX-512 AMD EPYC with bf16 (Zen 4).
+    static let avx512 = avx2Only.union(["avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512cd", "avx512_bf16", "avx512_vnni"])
+
+    @Test func cpuFlagsDecideAsTorchDoes() {
+        #expect(Kernel.detect(cpuFlags: Self.avx2Only, capability: nil) == .avx2)
+        #expect(Kernel.detect(cpuFlags: Self.avx512, capability: nil) == .scalar)
+        // No AVX2 (Sandy Bridge: avx only), or avx2 without fma: torch's DEFAULT.
+        #expect(Kernel.detect(cpuFlags: Self.base, capability: nil) == .scalar)
+        #expect(Kernel.detect(cpuFlags: Self.base.union(["avx2"]), capability: nil) == .scalar)
+        #expect(Kernel.detect(cpuFlags: [], capability: nil) == .scalar)
+        // AVX512 needs all of f, bw, vl and dq: with one missing (Knights Landing has f, no
+        // bw/vl/dq) torch falls back to AVX2.
+        for missing in ["avx512f", "avx512bw", "avx512vl", "avx512dq"] {
+            #expect(Kernel.detect(cpuFlags: Self.avx512.subtracting([missing]), capability: nil) == .avx2, "without \(missing)")
+        }
+    }
+
+    @Test func environmentOverrides() {
+        for flags in [Self.avx2Only, Self.avx512, Self.base] {
+            #expect(Kernel.detect(cpuFlags: flags, capability: "avx2") == .avx2)
+            #expect(Kernel.detect(cpuFlags: flags, capability: "default") == .scalar)
+            #expect(Kernel.detect(cpuFlags: flags, capability: "avx512") == .scalar)
+        }
+        // torch compares with strcmp and ignores (with a warning) what it does not know: the
+        // CPU decides.
+        for ignored in ["AVX2", "avx", "sse4", "", "avx2 "] {
+            #expect(Kernel.detect(cpuFlags: Self.avx2Only, capability: ignored) == .avx2, "\(ignored)")
+            #expect(Kernel.detect(cpuFlags: Self.avx512, capability: ignored) == .scalar, "\(ignored)")
+        }
+    }
+
+    @Test func readsProcCpuinfo() {
+        let text = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu avx avx2 fma avx512f\nbugs\t\t: sysret_ss_attrs\n"
+            + "processor\t: 1\nflags\t\t: fpu\n"
+        #expect(Kernel.cpuFlags(cpuinfo: text) == ["fpu", "avx", "avx2", "fma", "avx512f"])
+        #expect(Kernel.cpuFlags(cpuinfo: "processor: 0\n").isEmpty && Kernel.cpuFlags(cpuinfo: nil).isEmpty)
+        // This machine: the detected kernel is the rule applied to its own flags.
+        let env = ProcessInfo.processInfo.environment["ATEN_CPU_CAPABILITY"]
+        #expect(Kernel.detected == Kernel.detect(cpuFlags: Kernel.cpuFlags(), capability: env))
+    }
+}
+
 @Suite struct PhiloxTests {
     /// The Random123 known-answer vectors for philox4x32-10.
     @Test func knownAnswers() {

@@ -135,21 +135,13 @@ import Training
     func trainOnTmpfs(kilobytes: Int, _ arguments: [String], in dir: String) throws -> (CommandLineTests.Run, [String]) {
         let mountPoint = dir + "/disk"
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
         let script = """
             disk=$1; shift; mount -t tmpfs -o size=\(kilobytes)k tmpfs "$disk" || exit 99
             "$@"; status=$?
             echo "LEFT: $(ls -A "$disk/run" | tr '\\n' ' ')" >&2; exit $status
             """
-        process.arguments = ["-m", "sh", "-c", script, "sh", mountPoint, CommandLineTests.binary, "train"]
-            + arguments.map { $0.replacingOccurrences(of: "DISK", with: mountPoint) } + ["--threads", "1"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["DIFFUSE_CONV_ALGORITHM"] = "onednn"
-        process.environment = environment
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = FileHandle.nullDevice
+        let (process, err) = CommandLineTests.process(arguments.map { $0.replacingOccurrences(of: "DISK", with: mountPoint) },
+                                                      launcher: ["unshare", "-m", "sh", "-c", script, "sh", mountPoint])
         try process.run()
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()

@@ -15,12 +15,14 @@ import Training
     }
 
     /// The convolution algorithm is pinned so that separate processes compute the same bits.
-    static func process(_ arguments: [String]) -> (Process, Pipe) {
+    /// `launcher` (a command line ending where the binary's path goes) runs the binary
+    /// through another program, e.g. `unshare -m sh -c SCRIPT sh`.
+    static func process(_ arguments: [String], launcher: [String] = []) -> (Process, Pipe) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: launcher.isEmpty ? binary : "/usr/bin/env")
         // One thread: the test machines are shared, and a 2-thread team on a busy 2-core
         // machine waits on its descheduled partner at every op (the results are the same).
-        process.arguments = ["train"] + arguments + ["--threads", "1"]
+        process.arguments = (launcher.isEmpty ? [] : launcher + [binary]) + ["train"] + arguments + ["--threads", "1"]
         var environment = ProcessInfo.processInfo.environment
         environment["DIFFUSE_CONV_ALGORITHM"] = "onednn"
         process.environment = environment

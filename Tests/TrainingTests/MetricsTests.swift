@@ -178,4 +178,25 @@ func close(_ a: Double, _ b: Double, relative: Double, absolute: Double = 0) -> 
         #expect(abs(same.mean) < 0.05 * different.mean, "same \(same.mean), different \(different.mean)")
         #expect(throws: MetricError.self) { try KernelInceptionDistance.compute(a, Tensor.zeros([10, 3])) }
     }
+
+    /// SSIM against scikit-image's `structural_similarity` (Gaussian 11x11 window, sigma 1.5,
+    /// population covariance, K1 0.01, K2 0.03, data range 1, mean over RGB channels) on random
+    /// gray and RGB pairs: scripts/fixtures/ssim_skimage.py. Both compute in float64 from the
+    /// same float32 pixels and average the same positions (skimage crops (11 - 1) / 2 pixels of
+    /// each edge after filtering, Diffuse visits only windows inside the image), so they agree
+    /// to rounding: 1e-9 here, far inside the 1e-5 a float32 implementation could claim.
+    @Test func ssimMatchesScikitImage() throws {
+        struct Case: Decodable { let name: String, channels: Int, height: Int, width: Int, a: [Float], b: [Float], ssim: Double }
+        struct Fixture: Decodable { let skimage_version: String, cases: [Case] }
+        let url = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("ssim/expected.json")
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
+        #expect(fixture.cases.count == 6 && fixture.cases.contains { $0.channels == 3 } && fixture.cases.contains { $0.channels == 1 })
+        for c in fixture.cases {
+            let found = ImageQuality.ssim(c.a, c.b, channels: c.channels, height: c.height, width: c.width)
+            #expect(abs(found - c.ssim) < 1e-9, "\(c.name): Diffuse \(found), scikit-image \(fixture.skimage_version) \(c.ssim)")
+        }
+        // Identical images score exactly 1.
+        let one = fixture.cases[0]
+        #expect(abs(ImageQuality.ssim(one.a, one.a, channels: one.channels, height: one.height, width: one.width) - 1) < 1e-12)
+    }
 }

@@ -11,21 +11,82 @@ public struct KernelBenchmark: Sendable {
     /// Bytes a run must at least read and write (for memory-bound kernels).
     public let bytes: Double
     /// How the work is computed on this machine (e.g. bf16 widened to fp32 without native support).
+    /// For convolutions, what may run; `KernelBenchmarks.measure` reports what did.
     public let path: String
+    /// The algorithm, for kernels that have one way to run (convolutions: "conv", resolved by
+    /// `KernelBenchmarks.measure` from what ran).
+    public let algorithm: String
     public let prepare: @Sendable () -> (() -> Void)
+
+    init(name: String, dtype: DType, flops: Double, bytes: Double, path: String, algorithm: String,
+         prepare: @escaping @Sendable () -> (() -> Void)) {
+        (self.name, self.dtype, self.flops, self.bytes, self.path, self.algorithm, self.prepare)
+            = (name, dtype, flops, bytes, path, algorithm, prepare)
+    }
+}
+
+/// What one benchmark measured and what ran in it.
+public struct KernelMeasurement: Sendable {
+    /// Seconds of each timed run.
+    public let seconds: [Double]
+    /// The convolution passes one run computed (empty for other kernels).
+    public let convolutionRuns: [ConvolutionRun]
+    /// The algorithm that ran: the convolution algorithm(s) recorded, else the benchmark's own.
+    public let algorithm: String
+    /// The dtype the arithmetic ran in (bf16 data is computed in fp32 on CPUs without bf16).
+    public let computeDType: DType
+    /// Direct FLOPs per run (the benchmark's count).
+    public let flops: Double
+    /// FLOPs the algorithm really performs per run (Winograd: about 1/4 of `flops`; see
+    /// `ConvolutionRun.algorithmFLOPs`).
+    public let algorithmFLOPs: Double
+    /// How the work was computed, in words.
+    public let path: String
 }
 
 /// The kernels `diffuse bench kernels` times, and the timing itself.
 public enum KernelBenchmarks {
-    /// Median seconds of `iterations` runs after two warm-up runs.
+    /// Seconds of `iterations` runs after two warm-up runs.
     public static func time(_ benchmark: KernelBenchmark, iterations: Int) -> [Double] {
+        measure(benchmark, iterations: iterations).seconds
+    }
+
+    /// Times `iterations` runs after two warm-up runs, the second recorded with
+    /// `ConvolutionAlgorithm.recording` (after the first has let autotuning choose), so the
+    /// report names the algorithm and dtype that computed the timed runs.
+    public static func measure(_ benchmark: KernelBenchmark, iterations: Int) -> KernelMeasurement {
         let run = benchmark.prepare()
         run()
-        run()
-        return (0..<iterations).map { _ in
+        let (_, runs) = ConvolutionAlgorithm.recording { run() }
+        let seconds = (0..<iterations).map { _ in
             let start = DispatchTime.now().uptimeNanoseconds
             run()
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        guard !runs.isEmpty else {
+            return KernelMeasurement(seconds: seconds, convolutionRuns: [], algorithm: benchmark.algorithm,
+                                     computeDType: benchmark.dtype, flops: benchmark.flops, algorithmFLOPs: benchmark.flops,
+                                     path: benchmark.path)
+        }
+        var algorithms: [ConvolutionAlgorithm] = []
+        for r in runs where !algorithms.contains(r.algorithm) { algorithms.append(r.algorithm) }
+        let dtype = runs[0].dtype
+        // The benchmark's FLOPs are the direct count of the passes it runs; scale by what the
+        // recorded algorithms really do.
+        let ratio = runs.directFLOPs > 0 ? runs.algorithmFLOPs / runs.directFLOPs : 1
+        var path = algorithms.map(describe).joined(separator: " + ") + ", \(dtype == .bfloat16 ? "bf16" : "fp32"), NHWC"
+        if benchmark.dtype == .bfloat16 && dtype != .bfloat16 { path += " (bf16 data computed in fp32: no native bf16 on this CPU)" }
+        return KernelMeasurement(seconds: seconds, convolutionRuns: runs, algorithm: algorithms.map(\.rawValue).joined(separator: "+"),
+                                 computeDType: dtype, flops: benchmark.flops, algorithmFLOPs: benchmark.flops * ratio, path: path)
+    }
+
+    /// A convolution algorithm in words.
+    public static func describe(_ algorithm: ConvolutionAlgorithm) -> String {
+        switch algorithm {
+        case .onednn: return "oneDNN"
+        case .onednnDual: return "oneDNN (dual: its backward-data kernel)"
+        case .brgemm: return "LIBXSMM BRGEMM"
+        case .winograd: return "Winograd F(4x4,3x3), LIBXSMM GEMMs"
         }
     }
 
@@ -85,7 +146,8 @@ public enum KernelBenchmarks {
         let base = "conv3x3 \(channels)->\(channels) \(batch)x\(channels)x\(size)x\(size)"
         let native = type == .float32 || ConvolutionKernel.bf16Supported
         let compute: DType = native ? type : .float32
-        let path = type == .float32 ? "oneDNN fp32, NHWC" : native ? "oneDNN bf16, NHWC" : "bf16 data, fp32 compute (no native bf16 on this CPU)"
+        let path = "\(ConvolutionKernel.candidateAlgorithms(.forward, g, compute).map(\.rawValue).joined(separator: "|")) "
+            + (type == .float32 ? "fp32, NHWC" : native ? "bf16, NHWC" : "bf16 data, fp32 compute (no native bf16 on this CPU)")
         @Sendable func inputs() -> (Tensor, Tensor, Tensor) {
             let rng = PhiloxGenerator(seed: 1)
             let x = rng.normal(g.inputShape).channelsLast().to(type)
@@ -94,21 +156,21 @@ public enum KernelBenchmarks {
             return (x, w, gy)
         }
         return [
-            KernelBenchmark(name: base + " fwd", dtype: type, flops: g.flops, bytes: 0, path: path) {
+            KernelBenchmark(name: base + " fwd", dtype: type, flops: g.flops, bytes: 0, path: path, algorithm: "conv") {
                 let (x, w, _) = inputs()
                 return {
                     w.storage.markMutated()  // as in training: the weights changed since the last step
                     _ = ConvolutionKernel.forward(x.to(compute), w, nil, g, compute)
                 }
             },
-            KernelBenchmark(name: base + " bwd-data", dtype: type, flops: g.flops, bytes: 0, path: path) {
+            KernelBenchmark(name: base + " bwd-data", dtype: type, flops: g.flops, bytes: 0, path: path, algorithm: "conv") {
                 let (_, w, gy) = inputs()
                 return {
                     w.storage.markMutated()
                     _ = ConvolutionKernel.backwardData(gy.to(compute), w, g, compute)
                 }
             },
-            KernelBenchmark(name: base + " bwd-weights", dtype: type, flops: g.flops, bytes: 0, path: path) {
+            KernelBenchmark(name: base + " bwd-weights", dtype: type, flops: g.flops, bytes: 0, path: path, algorithm: "conv") {
                 let (x, _, gy) = inputs()
                 return { _ = ConvolutionKernel.backwardWeights(x.to(compute), gy.to(compute), g, compute, bias: false) }
             },
@@ -125,12 +187,12 @@ public enum KernelBenchmarks {
             return (0..<3).map { _ in rng.normal([batch, length, heads, dim]).permuted(0, 2, 1, 3) }
         }
         return [
-            KernelBenchmark(name: name + " fwd", dtype: .float32, flops: forward, bytes: 0, path: "fused, LIBXSMM GEMMs") {
+            KernelBenchmark(name: name + " fwd", dtype: .float32, flops: forward, bytes: 0, path: "fused, LIBXSMM GEMMs", algorithm: "fused-attention") {
                 let x = inputs()
                 return { _ = scaledDotProductAttention(query: x[0], key: x[1], value: x[2]) }
             },
             // The backward pass recomputes the scores: 5 products of the forward's size over 2.
-            KernelBenchmark(name: name + " fwd+bwd", dtype: .float32, flops: forward * 3.5, bytes: 0, path: "fused, LIBXSMM GEMMs") {
+            KernelBenchmark(name: name + " fwd+bwd", dtype: .float32, flops: forward * 3.5, bytes: 0, path: "fused, LIBXSMM GEMMs", algorithm: "fused-attention") {
                 let x = inputs()
                 return { _ = valueAndGradient(at: x) { t in scaledDotProductAttention(query: t[0], key: t[1], value: t[2]).sum() } }
             },
@@ -142,7 +204,8 @@ public enum KernelBenchmarks {
         let n = transposeB ? b[b.count - 2] : b[b.count - 1]
         let batch = a.dropLast(2).reduce(1, *)
         return KernelBenchmark(name: name, dtype: .float32, flops: 2.0 * Double(batch * m * n * k), bytes: 0,
-                               path: "oneDNN matmul fp32" + (transposeB ? ", B read transposed in place" : "")) {
+                               path: "oneDNN matmul fp32" + (transposeB ? ", B read transposed in place" : ""),
+                               algorithm: "onednn-matmul") {
             let rng = PhiloxGenerator(seed: 2)
             let x = rng.normal(a), y0 = rng.normal(b)
             let y = transposeB ? y0.transposed() : y0
@@ -155,7 +218,7 @@ public enum KernelBenchmarks {
         let shape = [64, 64, 32, 32]
         let n = Double(shape.reduce(1, *))
         func op(_ name: String, flops: Double, bytes: Double, _ make: @escaping @Sendable (PhiloxGenerator) -> () -> Void) -> KernelBenchmark {
-            KernelBenchmark(name: name, dtype: .float32, flops: flops, bytes: bytes, path: "Swift SIMD", prepare: { make(PhiloxGenerator(seed: 4)) })
+            KernelBenchmark(name: name, dtype: .float32, flops: flops, bytes: bytes, path: "Swift SIMD", algorithm: "swift-simd", prepare: { make(PhiloxGenerator(seed: 4)) })
         }
         return [
             op("add 64x64x32x32", flops: n, bytes: 12 * n) { rng in
@@ -194,7 +257,7 @@ public enum KernelBenchmarks {
         return [
             // Forward reads x twice (statistics, then normalise) and writes y.
             KernelBenchmark(name: name + " fwd", dtype: .float32, flops: 12 * elements, bytes: 12 * elements,
-                            path: "Swift SIMD, NHWC, fused SiLU") {
+                            path: "Swift SIMD, NHWC, fused SiLU", algorithm: "swift-simd") {
                 let (x, _, w, b) = inputs()
                 let y = Tensor.zeros(shape)
                 return {
@@ -204,7 +267,7 @@ public enum KernelBenchmarks {
             },
             // Backward reads x and dy twice each and writes dx.
             KernelBenchmark(name: name + " bwd", dtype: .float32, flops: 30 * elements, bytes: 20 * elements,
-                            path: "Swift SIMD, NHWC, fused SiLU") {
+                            path: "Swift SIMD, NHWC, fused SiLU", algorithm: "swift-simd") {
                 let (x, gy, w, b) = inputs()
                 let y = Tensor.zeros(shape), dx = Tensor.zeros(shape)
                 let stats = kernel.forward(x.pointer(as: Float.self), y.pointer(as: Float.self),

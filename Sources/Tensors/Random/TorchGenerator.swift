@@ -25,17 +25,39 @@ public final class TorchGenerator: RandomGenerator, @unchecked Sendable {
             self = torchCapability.uppercased() == "AVX2" ? .avx2 : .scalar
         }
 
-        /// What torch picks on this CPU (honours `ATEN_CPU_CAPABILITY` as torch does).
+        /// What torch picks on this CPU (honours `ATEN_CPU_CAPABILITY` as torch does):
+        /// `detect(cpuFlags:capability:)` on the first `flags` line of /proc/cpuinfo.
         public static var detected: Kernel {
-            if let forced = ProcessInfo.processInfo.environment["ATEN_CPU_CAPABILITY"]?.lowercased() {
-                return forced == "avx2" ? .avx2 : .scalar
+            detect(cpuFlags: cpuFlags(), capability: ProcessInfo.processInfo.environment["ATEN_CPU_CAPABILITY"])
+        }
+
+        /// torch's choice of CPU capability (`compute_cpu_capability` in
+        /// aten/src/ATen/native/DispatchStub.cpp), as the normal kernel it selects:
+        /// - `ATEN_CPU_CAPABILITY` set to exactly "avx512" or "default" selects the scalar
+        ///   kernel and "avx2" the AVX2 one (compared case-sensitively, as torch's `strcmp`
+        ///   does); any other value is ignored (torch warns) and the CPU decides.
+        /// - AVX512 when the CPU has avx512f, avx512bw, avx512vl and avx512dq (torch also asks
+        ///   for fma, which every AVX-512 CPU has): the scalar kernel.
+        /// - else AVX2 when it has avx2 and fma: the AVX2 kernel.
+        /// - else DEFAULT: the scalar kernel.
+        public static func detect(cpuFlags: Set<String>, capability: String?) -> Kernel {
+            switch capability {
+            case "avx2": return .avx2
+            case "avx512", "default": return .scalar
+            default: break
             }
-            guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-                  let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return .scalar }
-            let flags = Set(flagsLine.split(separator: " ").map(String.init))
-            let avx512 = ["avx512f", "avx512bw", "avx512vl", "avx512dq"].allSatisfy(flags.contains)
+            let avx512 = ["avx512f", "avx512bw", "avx512vl", "avx512dq", "fma"].allSatisfy(cpuFlags.contains)
             if avx512 { return .scalar }
-            return flags.contains("avx2") && flags.contains("fma") ? .avx2 : .scalar
+            return cpuFlags.contains("avx2") && cpuFlags.contains("fma") ? .avx2 : .scalar
+        }
+
+        /// The flags of the first processor in `cpuinfo` (the text of /proc/cpuinfo); empty
+        /// when there is none.
+        public static func cpuFlags(cpuinfo: String? = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) -> Set<String> {
+            guard let info = cpuinfo,
+                  let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+                  let colon = line.firstIndex(of: ":") else { return [] }
+            return Set(line[line.index(after: colon)...].split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init))
         }
     }
 
