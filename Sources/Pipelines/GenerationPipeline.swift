@@ -44,18 +44,18 @@ public struct GenerationPipeline<Model: Denoiser> {
     /// Checks the request (and, for a `ValidatingDenoiser`, that the model can run it) without
     /// running anything: a bad request fails here, before any model evaluation.
     public func validate(_ request: GenerationRequest) throws {
-        _ = try checked(request)
+        _ = try prepare(request)
     }
 
-    /// The checks of `validate`, returning what passed them: the request as the model runs it
+    /// Checks the request once and builds what runs it: the request as the model runs it
     /// (an inpainting model's mask channels added) and its sampler.
-    func checked(_ request: GenerationRequest) throws -> (request: GenerationRequest, sampler: any Sampler) {
+    public func prepare(_ request: GenerationRequest) throws -> PreparedGeneration {
         try request.validate()
         let request = withMaskChannels(request)
         if let checked = model as? any ValidatingDenoiser {
             try checked.validate(request, schedulerConfig: schedulerConfig)
         }
-        return (request, try sampler(for: request))
+        return PreparedGeneration(request: request, sampler: try sampler(for: request))
     }
 
     /// Whether the model inpaints by itself: it takes a mask and a masked image beside the
@@ -67,27 +67,31 @@ public struct GenerationPipeline<Model: Denoiser> {
 
     /// For an inpainting model, the request with the mask (1 = generate) and the masked image
     /// (the kept pixels, 0 where the mask is) as conditioning channels of both the conditional
-    /// and the unconditional inputs; any other request as it is.
+    /// and the unconditional inputs (`ConditioningImages.maskChannels`); any other request as it is.
     func withMaskChannels(_ request: GenerationRequest) -> GenerationRequest {
         guard inpaintsByItself(request), let mask = request.fillMask, let image = request.initBatch else { return request }
         var r = request
-        let spatial = Array(request.sampleShape.dropFirst())
-        let fill = mask.to(.float32)
-        let oneChannel = fill.shape[1] == 1 ? fill : fill.max(axes: [1], keepDims: true)
-        let maskBatch = oneChannel.expanded([request.batchSize, 1] + spatial).contiguous()
-        let channels = Tensor.concatenate([maskBatch, image * (1 - fill)], axis: 1)
+        let channels = ConditioningImages.maskChannels(image: image, mask: mask.to(.float32))
         r.conditioning = request.conditioning ?? Conditioning()
         r.conditioning?.image = channels
         r.unconditional?.image = channels
         return r
     }
 
-    /// Runs the request and returns the final samples, shape [batchSize] + sampleShape, in the
-    /// model's space (images in [-1, 1]: see `postprocess`). `onStep` sees every step.
-    /// With an initial image and a strength below 1 the run starts part way (SDEdit); with a
-    /// mask it inpaints, and the kept pixels of the result are the initial image's.
+    /// Checks and runs the request (`prepare`, then `generate(_:)` of the prepared run).
     public func generate(_ request: GenerationRequest, onStep: ((GenerationStep) -> Void)? = nil) throws -> Tensor {
-        let (request, sampler) = try checked(request)
+        try generate(prepare(request), onStep: onStep)
+    }
+
+    /// Runs a prepared request and returns the final samples, shape [batchSize] + sampleShape,
+    /// in the model's space (images in [-1, 1]: see `postprocess`), through the denoising loop
+    /// (`Sampler.denoise`). `onStep` sees every model evaluation; `isCancelled` is asked before
+    /// each (a cancelled run throws `DenoisingCancelled`). With an initial image and a strength
+    /// below 1 the run starts part way (SDEdit); with a mask it inpaints, and the kept pixels
+    /// of the result are the initial image's.
+    public func generate(_ prepared: PreparedGeneration, onStep: ((GenerationStep) -> Void)? = nil,
+                         isCancelled: (() -> Bool)? = nil) throws -> Tensor {
+        let (request, sampler) = (prepared.request, prepared.sampler)
         let generator = request.rng.generator(seed: request.seed)
         let noise = request.noise?.to(.float32) ?? generator.normal(request.batchShape, mean: 0, std: 1)
         let first = request.firstEvaluation(order: sampler.order)
@@ -97,11 +101,11 @@ public struct GenerationPipeline<Model: Denoiser> {
         if request.guidanceScale != 1, let unconditional = request.unconditional {
             let guided = ClassifierFreeGuidance(model, scale: request.guidanceScale, rescale: request.guidanceRescale,
                                                 unconditional: unconditional)
-            result = Self.denoise(sampler, from: start, firstStep: first, generator: generator, onStep: onStep) { x, t in
+            result = try sampler.denoise(from: start, firstStep: first, generator: generator, progress: onStep, isCancelled: isCancelled) { x, t in
                 guided(x, timesteps: t, conditioning: conditioning)
             }
         } else {
-            result = Self.denoise(sampler, from: start, firstStep: first, generator: generator, onStep: onStep) { x, t in
+            result = try sampler.denoise(from: start, firstStep: first, generator: generator, progress: onStep, isCancelled: isCancelled) { x, t in
                 model(x, timesteps: t, conditioning: conditioning)
             }
         }
@@ -110,41 +114,19 @@ public struct GenerationPipeline<Model: Denoiser> {
         }
         return result
     }
-
-    /// The loop itself from x (already scaled or noised for step `firstStep`): per timestep
-    /// the model on the sampler's scaled input and the sampler's step (its state kept across
-    /// steps).
-    static func denoise<S: Sampler>(_ sampler: S, from start: Tensor, firstStep: Int = 0, generator: RandomGenerator,
-                                    onStep: ((GenerationStep) -> Void)?, model: (Tensor, Tensor) -> Tensor) -> Tensor {
-        var x = start
-        var state = sampler.makeState()
-        let batch = start.shape[0]
-        let timesteps = sampler.timesteps
-        for i in firstStep..<timesteps.count {
-            let t = timesteps[i]
-            let output = model(sampler.modelInput(x, step: i), Tensor.full([batch], Float(t)))
-            let result = sampler.step(output, step: i, sample: x, state: &state, generator: generator)
-            x = result.sample
-            onStep?(GenerationStep(index: i + 1 - firstStep, count: timesteps.count - firstStep, timestep: t, sample: x,
-                                   predictedOriginal: result.predictedOriginal))
-        }
-        return x
-    }
 }
 
-/// What a pipeline reports after each step (for progress bars and previews).
-public struct GenerationStep {
-    /// Steps done so far, 1...count.
-    public let index: Int
-    /// Model evaluations in the run (the sampler's timesteps: Heun's 2 N - 1 for N steps).
-    public let count: Int
-    /// The timestep the model was evaluated at.
-    public let timestep: Double
-    /// The sample after the step.
-    public let sample: Tensor
-    /// The step's estimate of the clean sample x0, where the sampler forms one.
-    public let predictedOriginal: Tensor?
+/// A request checked against a model, with the sampler built for it: what
+/// `GenerationPipeline.generate(_:)` runs.
+public struct PreparedGeneration {
+    /// The request as the model runs it (an inpainting model's mask channels added).
+    public let request: GenerationRequest
+    /// The sampler, built once from the scheduler config.
+    public let sampler: any Sampler
 }
+
+/// What a pipeline reports after each model evaluation (the denoising loop's progress).
+public typealias GenerationStep = DenoisingProgress
 
 /// diffusers' image post-processing (`VaeImageProcessor.denormalize`): samples in [-1, 1] to
 /// [0, 1] as (x / 2 + 0.5) clamped to [0, 1], as its pipelines do before `output_type` "pt",

@@ -51,7 +51,7 @@ public struct GenerationRequest: Sendable {
 
     /// RePaint's resampling schedule (Lugmayr et al. 2022): every `jumpLength` steps, go back
     /// up `jumpLength` steps, `samples - 1` times; samples 1 turns resampling off.
-    public struct Resampling: Sendable {
+    public struct Resampling: Codable, Equatable, Sendable {
         public var jumpLength: Int = 10
         public var samples: Int = 10
         public init(jumpLength: Int = 10, samples: Int = 10) { (self.jumpLength, self.samples) = (jumpLength, samples) }
@@ -172,7 +172,7 @@ extension GenerationRequest {
 }
 
 /// The random number generators a request can draw from.
-public enum RandomSource: String, CaseIterable, Sendable {
+public enum RandomSource: String, CaseIterable, Codable, Sendable {
     /// Philox 4x32-10: counter based, the same draws whatever the thread count.
     case philox
     /// PyTorch's CPU generator, bit for bit: `torch.Generator().manual_seed(seed)`, so that a

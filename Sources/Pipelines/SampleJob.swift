@@ -5,9 +5,9 @@ import ModelIO
 import Models
 import Tensors
 
-/// `diffuse sample`'s work, as a library call: load a diffusers UNet2DModel folder and its
-/// scheduler config, build the request (noise from a .npy file or a seeded generator, class
-/// labels, guidance), generate, and write the samples (.npy) and an image grid (PNG), each
+/// `diffuse sample`'s flags, as a library value: translated into a `SamplingRequest`
+/// (`request()`, the noise file beside it), validated once (`prepare()`), run, and written as
+/// the front end writes samples (.npy, a PNG grid, a PNG folder all or nothing), each
 /// atomically. Every input is checked before the first model evaluation.
 public struct SampleJob: Sendable {
     /// A diffusers UNet2DModel folder (config.json + diffusion_pytorch_model.safetensors), or a
@@ -69,6 +69,9 @@ public struct SampleJob: Sendable {
         (self.modelFolder, self.steps) = (modelFolder, steps)
     }
 
+    /// The store the job loads its model through; nil: a store of its own.
+    public var store: ModelStore? = nil
+
     /// What the job loaded and built, ready to run.
     public struct Prepared {
         public let model: UNet2DModel
@@ -76,111 +79,81 @@ public struct SampleJob: Sendable {
         public let request: GenerationRequest
         /// Facts worth telling the user (defaults taken, what was loaded).
         public let notes: [String]
+        /// The validated run (request as tensors and sampler, built once).
+        public let run: PreparedRun
     }
 
-    /// Loads the model and the scheduler config and builds the request; throws with the reason
-    /// on any input that cannot run.
+    /// The job's request: its flags as a `SamplingRequest` (image files read when prepared;
+    /// the noise file stays the job's, passed to `prepare(in:noiseFile:)`).
+    public func request() throws -> SamplingRequest {
+        var r = SamplingRequest(model: modelFolder, steps: steps)
+        r.sampler = sampler
+        r.eta = eta
+        r.karras = karrasSigmas
+        r.batch = batchSize
+        r.chunkSize = chunkSize
+        r.seed = seed
+        r.rng = rng
+        r.classLabels = classLabels
+        r.nullClass = nullClass
+        r.guidance = guidanceScale
+        r.guidanceRescale = guidanceRescale
+        r.images = try imageInput()
+        return r
+    }
+
+    /// The one image input the job's files describe.
+    func imageInput() throws -> ImageInput {
+        if let lowResolutionFile {
+            guard initImageFile == nil && maskFile == nil else {
+                throw PipelineError("super-resolution takes the low-resolution image alone: no initial image or mask beside it")
+            }
+            return .upscale(image: EncodedImage(file: lowResolutionFile), factor: upscaleFactor)
+        }
+        guard let initImageFile else {
+            if maskFile != nil { throw PipelineError("a mask needs the image to inpaint beside it") }
+            guard strength > 0 && strength <= 1 else {
+                throw PipelineError("the strength must be in (0, 1] (the share of the steps run on the initial image), got \(strength)")
+            }
+            if strength < 1 { throw PipelineError("a strength below 1 needs an initial image to start from") }
+            return .none
+        }
+        if let maskFile {
+            guard strength == 1 else { throw PipelineError("inpainting runs the whole reverse process: strength must be 1, got \(strength)") }
+            return .inpaint(image: EncodedImage(file: initImageFile), mask: EncodedImage(file: maskFile), resampling: resampling)
+        }
+        return .imageToImage(image: EncodedImage(file: initImageFile), strength: strength)
+    }
+
+    /// Checks the outputs, then validates the job's request once (`SamplingRequest.prepare`);
+    /// throws with the reason on any input that cannot run.
     public func prepare() throws -> Prepared {
-        let (model, config, kind, loadNotes) = try loadModel()
-        var notes = loadNotes
-        var request: GenerationRequest
-        if let noiseFile {
-            let noise = try NPY.load(noiseFile)
-            guard noise.dtype == .float32 else {
-                throw PipelineError("\(noiseFile): the noise must be floating point, got \(noise.dtype)")
-            }
-            if let problem = GenerationRequest.nonFiniteProblem(noise) { throw PipelineError("\(noiseFile): the noise \(problem)") }
-            guard noise.rank == 4 else {
-                throw PipelineError("\(noiseFile): the noise must be [B, C, H, W], got shape \(noise.shape)")
-            }
-            if let batchSize, batchSize != noise.shape[0] {
-                throw PipelineError("\(noiseFile) holds a batch of \(noise.shape[0]), but a batch of \(batchSize) was asked for")
-            }
-            request = GenerationRequest(sampler: kind, steps: steps, noise: noise)
-            notes.append("noise \(noiseFile): shape \(noise.shape)")
-        } else {
-            guard let shape = model.defaultSampleShape else {
-                throw PipelineError("config.json gives no sample_size: pass the initial noise as a .npy file to set the sample shape")
-            }
-            request = GenerationRequest(sampler: kind, steps: steps, batchSize: batchSize ?? 1, sampleShape: shape)
+        if requiresOutput { try checkOutputs() }
+        let run = try request().prepare(in: store ?? ModelStore(), noiseFile: noiseFile)
+        guard case .unet(let model) = run.model.network else {
+            throw PipelineError("\(modelFolder) is a text-to-image pipeline: generate from it with diffuse generate")
         }
-        request.seed = seed
-        request.rng = rng
-        request.eta = eta
-        request.karrasSigmas = karrasSigmas
-        let batch = request.batchSize
-        if let labels = classLabels {
-            guard labels.count == 1 || labels.count == batch else {
-                throw PipelineError("\(labels.count) class labels for a batch of \(batch): give one label, or one per sample")
-            }
-            let perSample = labels.count == 1 ? Array(repeating: labels[0], count: batch) : labels
-            request.conditioning = Conditioning(classLabels: Tensor(integers: perSample))
-        }
-        var nullClass = self.nullClass
-        if guidanceScale != 1 && nullClass == nil, let rows = model.config.numClassEmbeds, model.config.classEmbedType == nil {
-            nullClass = rows - 1
-            notes.append("null class \(rows - 1): the last row of the class embedding, as diffuse train --class-conditional makes it")
-        }
-        if let nullClass {
-            request.unconditional = Conditioning(classLabels: Tensor(integers: Array(repeating: nullClass, count: batch)))
-        }
-        if guidanceScale != 1 {
-            guard classLabels != nil else { throw PipelineError("guidance (scale \(guidanceScale)) needs class labels to guide toward") }
-            guard nullClass != nil else {
-                throw PipelineError("guidance (scale \(guidanceScale)) needs the null class: the label the model was trained with for \"no class\"")
-            }
-        }
-        request.guidanceScale = guidanceScale
-        request.guidanceRescale = guidanceRescale
-        try addImageInputs(to: &request)
-        let pipeline = GenerationPipeline(model: model, schedulerConfig: config)
-        try pipeline.validate(request)
-        return Prepared(model: model, pipeline: pipeline, request: request, notes: notes)
+        return Prepared(model: model, pipeline: GenerationPipeline(model: model, schedulerConfig: run.schedulerConfig),
+                        request: run.request, notes: run.notes, run: run)
     }
 
     /// Loads the model folder and its scheduler config and picks the sampler (the job's, or
     /// the one the config names); checks the folder, the outputs and the step count first.
     public func loadModel() throws -> (model: UNet2DModel, schedulerConfig: SchedulerConfig, sampler: SamplerKind, notes: [String]) {
-        var notes: [String] = []
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: modelFolder, isDirectory: &isDirectory) else {
-            throw PipelineError("\(modelFolder): no such folder")
-        }
-        guard isDirectory.boolValue else { throw PipelineError("\(modelFolder) is a file, not a diffusers model folder") }
-        if FileManager.default.fileExists(atPath: modelFolder + "/text_encoder") {
+        if requiresOutput { try checkOutputs() }
+        var settings = SamplingRequest(model: modelFolder, steps: steps)
+        settings.batch = batchSize
+        try settings.checkSettings()
+        let store = self.store ?? ModelStore()
+        let folder = try store.folder(for: modelFolder)
+        if ModelStore.isTextToImage(folder) {
             throw PipelineError("\(modelFolder) is a text-to-image pipeline (it has text_encoder/): generate from it with "
                                 + "diffuse generate --model \(modelFolder) --prompt TEXT")
         }
-        let unetFolder = FileManager.default.fileExists(atPath: modelFolder + "/config.json") ? modelFolder : modelFolder + "/unet"
-        guard FileManager.default.fileExists(atPath: unetFolder + "/config.json") else {
-            throw PipelineError("\(modelFolder) has no config.json (nor unet/config.json): not a diffusers UNet2DModel folder")
-        }
-        if requiresOutput { try checkOutputs() }
-        // The cheap checks first, before the weights load.
-        guard steps >= 1 else { throw PipelineError("the number of sampling steps must be at least 1, got \(steps)") }
-        if let batchSize, batchSize < 1 { throw PipelineError("the batch size must be at least 1, got \(batchSize)") }
-        let model = try UNet2DModel.load(folder: modelFolder)
-        model.eval()
-        notes.append("model \(unetFolder): UNet2DModel, \(model.parameterCount()) parameters")
-
-        let (config, kind, note) = try scheduler(besides: unetFolder)
-        notes.append(note)
-        return (model, config, kind, notes)
-    }
-
-    /// The scheduler config beside a model folder (its own, or the pipeline's scheduler/) and
-    /// the sampler: the job's, or the one the config names; diffusers' defaults without one.
-    func scheduler(besides unetFolder: String) throws -> (SchedulerConfig, SamplerKind, note: String) {
-        guard let found = try DiffusersFolder.schedulerConfig(unetFolder) else {
-            let kind = sampler ?? .ddpm
-            let config = SchedulerConfig(className: kind.diffusersSchedulerClass)
-            return (config, kind, "no scheduler_config.json in \(unetFolder): using diffusers' \(config.className) defaults"
-                    + (sampler == nil ? " and the DDPM sampler" : ""))
-        }
-        guard let kind = sampler ?? SamplerKind(schedulerConfig: found) else {
-            throw PipelineError("the scheduler config names \(found.className), which has no sampler here; choose one with the sampler option")
-        }
-        return (found, kind, "scheduler config: \(found.className)" + (sampler == nil ? ", sampler \(kind.rawValue)" : ""))
+        let stored = try store.model(folder)
+        guard case .unet(let model) = stored.network else { throw PipelineError("\(modelFolder) holds no UNet2DModel") }
+        let (config, kind, note) = try stored.scheduler(sampler)
+        return (model, config, kind, [stored.note, note])
     }
 
     /// Generates and writes the outputs; returns the final samples. `log` receives the notes
@@ -196,7 +169,7 @@ public struct SampleJob: Sendable {
         } else {
             let prepared = try prepare()
             prepared.notes.forEach(log)
-            samples = try prepared.pipeline.generate(prepared.request, onStep: onStep)
+            samples = try prepared.run.run(onStep: onStep)
         }
         try write(samples, log: log)
         return samples

@@ -4,10 +4,9 @@ import ModelIO
 import Models
 import Tensors
 
-/// `diffuse generate`'s work: load a text-to-image pipeline folder (`TextToImageFolder`),
-/// encode the prompts (refusing one longer than the text encoder's context), and generate
-/// `perPrompt` samples per prompt with classifier-free guidance against the empty caption,
-/// written as `SampleJob` writes them (one grid row per prompt).
+/// `diffuse generate`'s flags as a library value: translated into a `SamplingRequest` with
+/// prompts (`perPrompt` samples each, guidance against the empty caption), validated once,
+/// run, and written as `SampleJob` writes them (one grid row per prompt).
 public struct TextToImageJob: Sendable {
     /// The prompts, each generated `perPrompt` times (prompt-major order).
     public var prompts: [String]
@@ -26,48 +25,37 @@ public struct TextToImageJob: Sendable {
         public let pipeline: GenerationPipeline<TextToImageModel>
         public let request: GenerationRequest
         public let notes: [String]
+        /// The validated run (request as tensors and sampler, built once).
+        public let run: PreparedRun
     }
 
-    /// Loads and checks everything before any model evaluation: the folder, the prompts, the
-    /// outputs and the request.
+    /// The job as a `SamplingRequest`: the prompts, `perPrompt` samples each.
+    public func request() -> SamplingRequest {
+        var r = SamplingRequest(model: sampling.modelFolder, steps: sampling.steps)
+        r.prompts = prompts
+        r.batch = perPrompt
+        r.classLabels = sampling.classLabels
+        r.sampler = sampling.sampler
+        r.eta = sampling.eta
+        r.karras = sampling.karrasSigmas
+        r.seed = sampling.seed
+        r.rng = sampling.rng
+        r.guidance = sampling.guidanceScale
+        r.guidanceRescale = sampling.guidanceRescale
+        return r
+    }
+
+    /// Checks the outputs, then validates the request once (`SamplingRequest.prepare`): the
+    /// folder, the prompts and the request, before any model evaluation.
     public func prepare() throws -> Prepared {
-        let folder = sampling.modelFolder
-        guard !prompts.isEmpty else { throw PipelineError("no prompt: give at least one") }
-        guard perPrompt >= 1 else { throw PipelineError("samples per prompt must be at least 1, got \(perPrompt)") }
-        guard sampling.steps >= 1 else { throw PipelineError("the number of sampling steps must be at least 1, got \(sampling.steps)") }
-        guard sampling.classLabels == nil, sampling.noiseFile == nil, sampling.initImageFile == nil, sampling.maskFile == nil else {
+        guard sampling.initImageFile == nil, sampling.maskFile == nil, sampling.lowResolutionFile == nil else {
             throw PipelineError("text-to-image generation takes prompts; class labels, a noise file, an initial image or a mask do not apply")
         }
-        guard TextToImageFolder.isTextToImage(folder) else {
-            throw PipelineError("\(folder) is not a text-to-image pipeline folder (no text_encoder/config.json); "
-                                + "train one with diffuse train --text-conditional")
-        }
-        if sampling.requiresOutput { try sampling.checkOutputs() }
-        let model: TextToImageModel
-        do { model = try TextToImageModel.load(folder: folder) } catch { throw PipelineError("\(error)") }
-        model.eval()
-        let prompted = prompts.flatMap { Array(repeating: $0, count: perPrompt) }
-        let tokens: Tensor
-        do { tokens = try model.tokens(prompted) } catch { throw PipelineError("prompt: \(error)") }
-        var notes = ["model \(folder): text encoder + UNet2DConditionModel, \(model.parameterCount()) parameters, "
-                     + "a vocabulary of \(model.tokenizer.vocabulary.count) words"]
-        let unknown = Set(prompts.flatMap { WordTokenizer.tokens($0) }).subtracting(model.tokenizer.vocabulary).sorted()
-        if !unknown.isEmpty { notes.append("words the model never saw (read as <unk>): \(unknown.joined(separator: ", "))") }
-        let (config, kind, note) = try sampling.scheduler(besides: folder + "/unet")
-        notes.append(note)
-        guard let shape = model.defaultSampleShape else { throw PipelineError("\(folder)/unet/config.json gives no sample_size") }
-        var request = GenerationRequest(sampler: kind, steps: sampling.steps, batchSize: prompted.count, sampleShape: shape)
-        request.seed = sampling.seed
-        request.rng = sampling.rng
-        request.eta = sampling.eta
-        request.karrasSigmas = sampling.karrasSigmas
-        request.conditioning = Conditioning(tokens: tokens)
-        request.unconditional = Conditioning(tokens: model.emptyCaption(batch: prompted.count))
-        request.guidanceScale = sampling.guidanceScale
-        request.guidanceRescale = sampling.guidanceRescale
-        let pipeline = GenerationPipeline(model: model, schedulerConfig: config)
-        try pipeline.validate(request)
-        return Prepared(model: model, pipeline: pipeline, request: request, notes: notes)
+        if sampling.requiresOutput && !prompts.isEmpty && perPrompt >= 1 { try sampling.checkOutputs() }
+        let run = try request().prepare(in: sampling.store ?? ModelStore(), noiseFile: sampling.noiseFile)
+        guard case .textToImage(let model) = run.model.network else { throw PipelineError("\(sampling.modelFolder) holds no text-to-image model") }
+        return Prepared(model: model, pipeline: GenerationPipeline(model: model, schedulerConfig: run.schedulerConfig),
+                        request: run.request, notes: run.notes, run: run)
     }
 
     /// Generates and writes the outputs (grid rows = prompts); returns the samples.
@@ -75,7 +63,7 @@ public struct TextToImageJob: Sendable {
     public func run(log: (String) -> Void = { _ in }, onStep: ((GenerationStep) -> Void)? = nil) throws -> Tensor {
         let prepared = try prepare()
         prepared.notes.forEach(log)
-        let samples = try prepared.pipeline.generate(prepared.request, onStep: onStep)
+        let samples = try prepared.run.run(onStep: onStep)
         var output = sampling
         output.gridColumns = output.gridColumns ?? perPrompt
         try output.write(samples, log: log)

@@ -1,7 +1,9 @@
+import Diffusion
 import Tensors
 
 /// What a run teaches the model beyond denoising: plain generation, or generation
-/// conditioned on image channels appended to the noisy sample (`Conditioning.image`).
+/// conditioned on image channels appended to the noisy sample (`Conditioning.image`, built
+/// by `ConditioningImages` as inference builds them).
 ///
 /// - `superResolution`: SR3 (Saharia et al. 2021): the clean image average-pooled by the
 ///   factor and upsampled back (nearest), C channels; the model learns p(x | low-res x).
@@ -28,22 +30,11 @@ public enum TrainingTask: String, Codable, CaseIterable, Sendable {
     public func conditioningImage(for x0: Tensor, factor: Int, generator: RandomGenerator) -> Tensor? {
         switch self {
         case .generation: return nil
-        case .superResolution: return Self.lowResolution(x0, factor: factor)
+        case .superResolution: return ConditioningImages.lowResolution(of: x0, factor: factor)
         case .inpainting:
             let mask = Self.randomMasks(batch: x0.shape[0], height: x0.shape[2], width: x0.shape[3], generator: generator)
-            return Self.maskChannels(x0, mask: mask)
+            return ConditioningImages.maskChannels(image: x0, mask: mask)
         }
-    }
-
-    /// x0 average-pooled by `factor` and upsampled back to its size (nearest): what SR3
-    /// conditions on, the low-resolution image at the output's resolution.
-    public static func lowResolution(_ x0: Tensor, factor: Int) -> Tensor {
-        x0.avgPooled(kernel: factor).upsampledNearest(scale: factor)
-    }
-
-    /// [mask, image * (1 - mask)] along the channels, mask [B, 1, H, W] with 1 = generate.
-    public static func maskChannels(_ x0: Tensor, mask: Tensor) -> Tensor {
-        Tensor.concatenate([mask, x0 * (1 - mask)], axis: 1)
     }
 
     /// Random masks [B, 1, H, W]: per image four uniforms u; u0 < 0.25 masks everything,

@@ -37,14 +37,14 @@ enum TrainingSamples {
             request.batchSize = x0.shape[0]
             let image: Tensor
             if task == .superResolution {
-                image = TrainingTask.lowResolution(x0, factor: c.superResolutionScale)
+                image = ConditioningImages.lowResolution(of: x0, factor: c.superResolutionScale)
                 inputs = image
             } else {
                 let side = c.imageSize / 2, start = c.imageSize / 4
                 var m = [Float](repeating: 0, count: c.imageSize * c.imageSize)
                 for y in start..<(start + side) { for x in start..<(start + side) { m[y * c.imageSize + x] = 1 } }
                 let mask = Tensor(m, shape: [1, 1, c.imageSize, c.imageSize]).expanded([x0.shape[0], 1, c.imageSize, c.imageSize]).contiguous()
-                image = TrainingTask.maskChannels(x0, mask: mask)
+                image = ConditioningImages.maskChannels(image: x0, mask: mask)
                 inputs = x0 * (1 - mask)
             }
             request.conditioning = request.conditioning ?? Conditioning()

@@ -35,7 +35,7 @@ import Diffusion
             let abar = 1 / (1 + sigma0 * sigma0)
             start = z * (abar * s * s + 1 - abar).squareRoot() + abar.squareRoot() * mu
         }
-        let out = sampler.sample(from: start) { x, t in exactEpsilon(x, t) }
+        let out = sampler.sample(from: start, generator: PhiloxGenerator(seed: 0)) { x, t in exactEpsilon(x, t) }
         let exact = z * s + mu
         return Double((out - exact).square().mean().item).squareRoot()
     }

@@ -35,7 +35,7 @@ enum ConditionalFixtures {
     /// A 10-step DDIM sample (DDIMScheduler's defaults) from the case's noise.
     static func ddim10(_ c: ConditionalCase, _ model: (Tensor, Tensor) -> Tensor) throws -> Tensor {
         let sampler = try DDIMSampler(SchedulerConfig(className: "DDIMScheduler"), steps: 10)
-        return sampler.sample(from: Tensor(c.ddim_noise!, shape: c.shape), model: model)
+        return sampler.sample(from: Tensor(c.ddim_noise!, shape: c.shape), generator: PhiloxGenerator(seed: 0), model: model)
     }
 
     /// A temporary copy of a fixture folder, removed by the caller.

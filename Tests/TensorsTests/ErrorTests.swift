@@ -63,4 +63,15 @@ import Tensors
         let text = String(decoding: r?.standardErrorContent ?? [], as: UTF8.self)
         #expect(text.contains("Tensors.concatenate: tensor 1 has shape [3, 3], tensor 0 has [2, 3]: they differ in dimension 0"), "\(text)")
     }
+
+    /// Forcing an algorithm that cannot compute a pass is an error naming the pass, the shape
+    /// and what can compute it, not a silent fallback (Winograd has no 1x1 convolutions).
+    @Test func forcedAlgorithmThatCannotComputeAPass() async {
+        let r = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = ConvolutionAlgorithm.with(.winograd) { conv2d(Tensor.zeros([1, 8, 4, 4]), Tensor.zeros([8, 8, 1, 1])) }
+        }
+        let text = String(decoding: r?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(text.contains("Tensors.conv2d: winograd was forced, but cannot compute the forward pass of 1x8x4x4->8 k1x1"), "\(text)")
+        #expect(text.contains("(it can: onednn"), "\(text)")
+    }
 }

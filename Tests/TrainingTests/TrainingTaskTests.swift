@@ -13,7 +13,7 @@ import Training
     /// The low-resolution image is the block mean, repeated over each block.
     @Test func lowResolutionIsTheBlockMean() {
         let x = Tensor((0..<16).map(Float.init), shape: [1, 1, 4, 4])
-        let low = TrainingTask.lowResolution(x, factor: 2).scalars
+        let low = ConditioningImages.lowResolution(of: x, factor: 2).scalars
         #expect(low == [2.5, 2.5, 4.5, 4.5, 2.5, 2.5, 4.5, 4.5, 10.5, 10.5, 12.5, 12.5, 10.5, 10.5, 12.5, 12.5])
     }
 
@@ -81,7 +81,7 @@ import Training
         let x0 = data.images.sliced(axis: 0, start: 0, end: 2)
         var r = GenerationRequest(sampler: .dpmSolver2M, steps: 5, batchSize: 2, sampleShape: [1, 8, 8])
         if task == .superResolution {
-            r.conditioning = Conditioning(image: TrainingTask.lowResolution(x0, factor: 2))
+            r.conditioning = Conditioning(image: ConditioningImages.lowResolution(of: x0, factor: 2))
             #expect(try pipeline.generate(r).shape == [2, 1, 8, 8])
             r.conditioning = nil
             #expect(errorText { _ = try pipeline.generate(r) }.contains("takes 1 conditioning channels"))

@@ -36,7 +36,7 @@ public struct DDIMSampler: Sampler {
         return x0 * abar.squareRoot() + noise * (1 - abar).squareRoot()
     }
 
-    public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout Void, generator: RandomGenerator?) -> SamplerStep {
+    public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout Void, generator: RandomGenerator) -> SamplerStep {
         let t = steps[i], prev = t - stride
         let at = schedule.alphasCumprod[t]
         let aPrev: Float = prev >= 0 ? schedule.alphasCumprod[prev] : (config.setAlphaToOne ? 1 : schedule.alphasCumprod[0])
@@ -51,7 +51,7 @@ public struct DDIMSampler: Sampler {
         let direction = eps * (1 - aPrev - std * std).squareRoot()
         var next = x0 * aPrev.squareRoot() + direction
         if eta > 0 {
-            let noise = (generator ?? PhiloxGenerator(seed: 0)).normal(modelOutput.shape, mean: 0, std: 1)
+            let noise = generator.normal(modelOutput.shape, mean: 0, std: 1)
             next = next + noise * std
         }
         return SamplerStep(sample: next, predictedOriginal: x0)

@@ -29,7 +29,7 @@ public struct DDPMSampler: Sampler {
         return x0 * abar.squareRoot() + noise * (1 - abar).squareRoot()
     }
 
-    public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout Void, generator: RandomGenerator?) -> SamplerStep {
+    public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout Void, generator: RandomGenerator) -> SamplerStep {
         let t = steps[i]
         let prev = i + 1 < steps.count ? steps[i + 1] : -1
         var output = modelOutput
@@ -48,7 +48,7 @@ public struct DDPMSampler: Sampler {
         let ct = currentAlpha.squareRoot() * betaProdPrev / betaProd
         var next = x0 * c0 + sample * ct
         if t > 0 {
-            let noise = (generator ?? PhiloxGenerator(seed: 0)).normal(output.shape, mean: 0, std: 1)
+            let noise = generator.normal(output.shape, mean: 0, std: 1)
             let small = Swift.max((1 - aPrev) / (1 - at) * currentBeta, 1e-20)
             switch config.varianceType ?? "fixed_small" {
             case "fixed_large": next = next + noise * currentBeta.squareRoot()

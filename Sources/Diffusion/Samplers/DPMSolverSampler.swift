@@ -59,7 +59,7 @@ public struct DPMSolverSampler: Sampler {
         return x0 * a + noise * s
     }
 
-    public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout State, generator: RandomGenerator?) -> SamplerStep {
+    public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout State, generator: RandomGenerator) -> SamplerStep {
         let n = timesteps.count
         let lowerFinal = i == n - 1 && (config.eulerAtFinal || (config.lowerOrderFinal && n < 15) || config.finalSigmasType == "zero")
         let lowerSecond = i == n - 2 && config.lowerOrderFinal && n < 15
@@ -72,7 +72,7 @@ public struct DPMSolverSampler: Sampler {
         state.outputs.append(x0)
         if state.outputs.count > config.solverOrder { state.outputs.removeFirst() }
         let sde = config.algorithmType == "sde-dpmsolver++"
-        let noise = sde ? (generator ?? PhiloxGenerator(seed: 0)).normal(modelOutput.shape, mean: 0, std: 1) : nil
+        let noise = sde ? generator.normal(modelOutput.shape, mean: 0, std: 1) : nil
         let next: Tensor
         if config.solverOrder == 1 || state.lowerOrderCount < 1 || lowerFinal {
             next = firstOrder(x0, i, sample, noise)

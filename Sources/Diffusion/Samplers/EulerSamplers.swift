@@ -44,13 +44,13 @@ public struct EulerSampler: Sampler {
         x0 + noise * sigmas[i]
     }
 
-    public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout Void, generator: RandomGenerator?) -> SamplerStep {
+    public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout Void, generator: RandomGenerator) -> SamplerStep {
         let sigma = sigmas[i]
         let gamma: Float = churnMin <= sigma && sigma <= churnMax ? Swift.min(churn / Float(sigmas.count - 1), Float(2).squareRoot() - 1) : 0
         let sigmaHat = sigma * (gamma + 1)
         var x = sample
         if gamma > 0 {
-            let noise = (generator ?? PhiloxGenerator(seed: 0)).normal(modelOutput.shape, mean: 0, std: 1) * churnNoise
+            let noise = generator.normal(modelOutput.shape, mean: 0, std: 1) * churnNoise
             x = x + noise * (sigmaHat * sigmaHat - sigma * sigma).squareRoot()
         }
         let x0: Tensor
@@ -101,7 +101,7 @@ public struct EulerAncestralSampler: Sampler {
         x0 + noise * sigmas[i]
     }
 
-    public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout Void, generator: RandomGenerator?) -> SamplerStep {
+    public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout Void, generator: RandomGenerator) -> SamplerStep {
         let sigma = sigmas[i], to = sigmas[i + 1]
         let x0 = config.predictionType == .epsilon ? sample - modelOutput * sigma
             : modelOutput * (-sigma / (sigma * sigma + 1).squareRoot()) + sample / (sigma * sigma + 1)
@@ -109,7 +109,7 @@ public struct EulerAncestralSampler: Sampler {
         let down = (to * to - up * up).squareRoot()
         let derivative = (sample - x0) / sigma
         var next = sample + derivative * (down - sigma)
-        let noise = (generator ?? PhiloxGenerator(seed: 0)).normal(modelOutput.shape, mean: 0, std: 1)
+        let noise = generator.normal(modelOutput.shape, mean: 0, std: 1)
         next = next + noise * up
         return SamplerStep(sample: next, predictedOriginal: x0)
     }
@@ -164,7 +164,7 @@ public struct HeunSampler: Sampler {
         x0 + noise * sigmas[i]
     }
 
-    public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout State, generator: RandomGenerator?) -> SamplerStep {
+    public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout State, generator: RandomGenerator) -> SamplerStep {
         let first = state.derivative == nil
         let (sigma, next) = first ? (sigmas[i], sigmas[i + 1]) : (sigmas[i - 1], sigmas[i])
         let at = first ? sigma : next

@@ -96,8 +96,7 @@ public struct RePaintSampler: Sampler {
         return x0 * a.squareRoot() + noise * (1 - a).squareRoot()
     }
 
-    public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout Void, generator: RandomGenerator?) -> SamplerStep {
-        let generator = generator ?? PhiloxGenerator(seed: 0)
+    public func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, state: inout Void, generator: RandomGenerator) -> SamplerStep {
         let t = Int(timesteps[i]), prev = t - stride
         let at = abar(t), aPrev = abar(prev)
         let (a, s) = (at.squareRoot(), (1 - at).squareRoot())

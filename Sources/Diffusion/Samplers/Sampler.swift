@@ -21,7 +21,7 @@ public protocol Sampler: Sendable {
     func makeState() -> State
     /// What the model sees at step i (sigma-space samplers scale by 1 / sqrt(sigma^2 + 1)).
     func modelInput(_ sample: Tensor, step: Int) -> Tensor
-    func step(_ modelOutput: Tensor, step: Int, sample: Tensor, state: inout State, generator: RandomGenerator?) -> SamplerStep
+    func step(_ modelOutput: Tensor, step: Int, sample: Tensor, state: inout State, generator: RandomGenerator) -> SamplerStep
     /// The sampler's x at step i for clean data x0 and unit Gaussian noise (diffusers'
     /// `add_noise` at timesteps[i]): sqrt(abar_t) x0 + sqrt(1 - abar_t) eps for the samplers
     /// that work in x_t, x0 + sigma_i eps for the sigma-space ones. Image-to-image starts here.
@@ -35,30 +35,20 @@ extension Sampler {
     public var initialNoiseSigma: Float { 1 }
     public var order: Int { 1 }
 
-    /// The sampling loop of diffusers' pipelines: x = noise * initialNoiseSigma, then for each
-    /// timestep, x = step(model(modelInput(x), t), x). `model` gets the input and the
-    /// timestep (a float tensor of the batch size). Stochastic steps draw from `generator`,
-    /// or without one from a single `PhiloxGenerator(seed: 0)` for the whole run (fresh noise
-    /// at every step, never the same draw repeated).
-    public func sample(from noise: Tensor, generator: RandomGenerator? = nil,
+    /// The sampling loop of diffusers' pipelines from pure noise: x = noise * initialNoiseSigma,
+    /// then `denoise` (one model evaluation per timestep). `model` gets the input and the
+    /// timestep (a float tensor of the batch size); stochastic steps draw from `generator`.
+    public func sample(from noise: Tensor, generator: RandomGenerator,
                        progress: ((Int, Int) -> Void)? = nil,
                        model: (Tensor, Tensor) -> Tensor) -> Tensor {
-        let generator = generator ?? PhiloxGenerator(seed: 0)
-        var x = noise * initialNoiseSigma
-        var state = makeState()
-        let batch = noise.shape.first ?? 1
-        for (i, t) in timesteps.enumerated() {
-            let input = modelInput(x, step: i)
-            let output = model(input, Tensor.full([batch], Float(t)))
-            x = step(output, step: i, sample: x, state: &state, generator: generator).sample
-            progress?(i + 1, timesteps.count)
-        }
-        return x
+        // Without a cancellation check the loop cannot throw.
+        try! denoise(from: noise * initialNoiseSigma, generator: generator,
+                     progress: progress.map { report in { report($0.index, $0.count) } }, model: model)
     }
 }
 
 /// The samplers, by name.
-public enum SamplerKind: String, CaseIterable, Sendable {
+public enum SamplerKind: String, CaseIterable, Codable, Sendable {
     case ddpm, ddim, dpmSolver1 = "dpm++1", dpmSolver2M = "dpm++2m", dpmSolver3M = "dpm++3m"
     case dpmSolverSDE2M = "dpm++2m-sde", euler, eulerAncestral = "euler-a", heun
 }

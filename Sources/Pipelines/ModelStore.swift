@@ -1,0 +1,155 @@
+import Diffusion
+import Foundation
+import ModelIO
+import Models
+
+/// The one place that opens model folders and keeps the loaded models, shared by the
+/// command-line tool and the server: each folder is loaded once (under a lock, so two
+/// threads asking for the same model wait for one load) and kept with what a front end
+/// lists about it (`ModelInfo`).
+public final class ModelStore: @unchecked Sendable {
+    private let lock = NSLock()
+    private var loaded: [String: StoredModel] = [:]
+
+    public init() {}
+
+    /// The folder a request's model names: an existing path, or a bundled model's name.
+    public func folder(for name: String) throws -> String {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: name, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw PipelineError("\(name) is a file, not a diffusers model folder") }
+            return name
+        }
+        if !name.contains("/"), BundledModel.names.contains(name) { return try BundledModel.folder(name) }
+        throw PipelineError("\(name): no such folder")
+    }
+
+    /// Whether the folder holds a text-to-image pipeline (text_encoder/ beside unet/).
+    public static func isTextToImage(_ folder: String) -> Bool {
+        FileManager.default.fileExists(atPath: folder + "/text_encoder")
+    }
+
+    /// The model `name` names (`folder(for:)`), loaded on first use and kept.
+    public func model(_ name: String) throws -> StoredModel {
+        let folder = try self.folder(for: name)
+        let key = URL(fileURLWithPath: folder).standardizedFileURL.path
+        lock.lock()
+        defer { lock.unlock() }
+        if let model = loaded[key] { return model }
+        let model = try Self.load(folder: folder)
+        loaded[key] = model
+        return model
+    }
+
+    /// What the store knows of every bundled model (loading each), for a front end to list.
+    public func bundledModels() throws -> [ModelInfo] {
+        try BundledModel.names.map { try model($0).info }
+    }
+
+    /// Loads a UNet2DModel folder (or a pipeline folder with unet/) or a text-to-image
+    /// pipeline folder, with its scheduler config.
+    static func load(folder: String) throws -> StoredModel {
+        if isTextToImage(folder) {
+            guard TextToImageFolder.isTextToImage(folder) else {
+                throw PipelineError("\(folder) has text_encoder/ but is not a text-to-image pipeline folder (no text_encoder/config.json)")
+            }
+            let model: TextToImageModel
+            do { model = try TextToImageModel.load(folder: folder) } catch { throw PipelineError("\(error)") }
+            model.eval()
+            let note = "model \(folder): text encoder + UNet2DConditionModel, \(model.parameterCount()) parameters, "
+                + "a vocabulary of \(model.tokenizer.vocabulary.count) words"
+            return StoredModel(folder: folder, unetFolder: folder + "/unet", network: .textToImage(model),
+                               schedulerConfig: try DiffusersFolder.schedulerConfig(folder + "/unet"), note: note)
+        }
+        let unetFolder = FileManager.default.fileExists(atPath: folder + "/config.json") ? folder : folder + "/unet"
+        guard FileManager.default.fileExists(atPath: unetFolder + "/config.json") else {
+            throw PipelineError("\(folder) has no config.json (nor unet/config.json): not a diffusers UNet2DModel folder")
+        }
+        let model = try UNet2DModel.load(folder: folder)
+        model.eval()
+        return StoredModel(folder: folder, unetFolder: unetFolder, network: .unet(model),
+                           schedulerConfig: try DiffusersFolder.schedulerConfig(unetFolder),
+                           note: "model \(unetFolder): UNet2DModel, \(model.parameterCount()) parameters")
+    }
+}
+
+/// What a model does, as a front end lists it.
+public enum ModelKind: String, Codable, Sendable {
+    /// Generation from noise alone.
+    case unconditional
+    /// Class-conditional generation (class labels, guidance against the null class).
+    case classConditional = "class"
+    /// Text-to-image generation (prompts).
+    case textToImage = "text"
+    /// A model that inpaints by itself (mask + masked image beside the sample).
+    case inpaint
+    /// SR3 super-resolution (the upsampled low-resolution image beside the sample).
+    case upscale
+}
+
+/// A model's description: what a front end lists.
+public struct ModelInfo: Codable, Equatable, Sendable {
+    /// The model's folder.
+    public let folder: String
+    public let kind: ModelKind
+    /// One sample's shape [C, H, W], where the config gives a sample size.
+    public let sampleShape: [Int]?
+    /// The sampler its scheduler config names (nil: none it names has a sampler here).
+    public let defaultSampler: SamplerKind?
+    /// Classes of a class-conditional model.
+    public let classes: Int?
+}
+
+/// A loaded model with its scheduler config, as the store keeps it.
+public final class StoredModel: @unchecked Sendable {
+    /// The networks a store loads.
+    public enum Network {
+        case unet(UNet2DModel)
+        case textToImage(TextToImageModel)
+    }
+
+    public let folder: String
+    /// The folder holding the U-Net's config.json (the folder itself, or its unet/).
+    public let unetFolder: String
+    public let network: Network
+    /// The folder's scheduler_config.json; nil when it has none.
+    public let schedulerConfig: SchedulerConfig?
+    /// What was loaded, for the user.
+    public let note: String
+
+    init(folder: String, unetFolder: String, network: Network, schedulerConfig: SchedulerConfig?, note: String) {
+        (self.folder, self.unetFolder, self.network, self.schedulerConfig, self.note) = (folder, unetFolder, network, schedulerConfig, note)
+    }
+
+    /// The model's description.
+    public var info: ModelInfo {
+        let found = schedulerConfig.map { SamplerKind(schedulerConfig: $0) } ?? .ddpm
+        switch network {
+        case .textToImage(let model):
+            return ModelInfo(folder: folder, kind: .textToImage, sampleShape: model.defaultSampleShape, defaultSampler: found, classes: nil)
+        case .unet(let model):
+            let kind: ModelKind
+            if model.conditioningChannels == model.sampleChannels { kind = .upscale }
+            else if model.conditioningChannels == model.sampleChannels + 1 { kind = .inpaint }
+            else if model.classEmbedding != nil { kind = .classConditional }
+            else { kind = .unconditional }
+            return ModelInfo(folder: folder, kind: kind, sampleShape: model.defaultSampleShape, defaultSampler: found,
+                             classes: model.config.classEmbedType == nil ? model.config.numClassEmbeds : nil)
+        }
+    }
+
+    /// The scheduler config and the sampler a run uses: `requested`, or the one the config
+    /// names; diffusers' defaults for the sampler's class without a config. The note says which.
+    public func scheduler(_ requested: SamplerKind?) throws -> (config: SchedulerConfig, sampler: SamplerKind, note: String) {
+        guard let found = schedulerConfig else {
+            let kind = requested ?? .ddpm
+            let config = SchedulerConfig(className: kind.diffusersSchedulerClass)
+            return (config, kind, "no scheduler_config.json in \(unetFolder): using diffusers' \(config.className) defaults"
+                    + (requested == nil ? " and the DDPM sampler" : ""))
+        }
+        guard let kind = requested ?? SamplerKind(schedulerConfig: found) else {
+            throw PipelineError("the scheduler config names \(found.className), which has no sampler here; choose one with the sampler option")
+        }
+        return (found, kind, "scheduler config: \(found.className)" + (requested == nil ? ", sampler \(kind.rawValue)" : ""))
+    }
+}
