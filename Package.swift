@@ -69,3 +69,21 @@ let package = Package(
                     swiftSettings: kernelFlags),
     ]
 )
+
+/// libFuzzer targets (Fuzz/<Name>/main.swift, one parser each), declared only when
+/// DIFFUSE_FUZZ is set so that normal builds and `swift test` never see them. `scripts/fuzz`
+/// sets it and builds them with AddressSanitizer and libFuzzer's coverage instrumentation,
+/// linking libFuzzer without its `main`: SwiftPM names an executable's entry point itself, so
+/// each main.swift hands its input callback to libFuzzer's driver (CFuzzer).
+if Context.environment["DIFFUSE_FUZZ"] != nil {
+    let fuzzTargets: [(name: String, dependency: Target.Dependency)] = [
+        ("Safetensors", "ModelIO"), ("NPY", "ModelIO"), ("PNG", "ImageIO"),
+        ("Gzip", "Datasets"), ("IDX", "Datasets"), ("Pickle", "Datasets"),
+        ("UNet2DConfig", "Models"), ("UNet2DConditionConfig", "Models"), ("SchedulerConfig", "Diffusion"),
+    ]
+    package.targets.append(.target(name: "CFuzzer", path: "Fuzz/CFuzzer"))
+    for (name, dependency) in fuzzTargets {
+        package.targets.append(.executableTarget(name: "Fuzz\(name)", dependencies: ["CFuzzer", dependency], path: "Fuzz/\(name)",
+                                                 swiftSettings: kernelFlags))
+    }
+}

@@ -2,10 +2,13 @@ import CZlib
 import Foundation
 
 /// gzip files (RFC 1952) decompressed in memory with zlib.
-enum Gzip {
+package enum Gzip {
     /// The most bytes one file may decompress to (4 GiB): a damaged or hostile file cannot
     /// make the reader allocate without bound.
     static let maxOutput = 1 << 32
+
+    /// The most bytes one byte of deflate data can decompress to.
+    static let maxExpansion = 1032
 
     /// The decompressed contents of the gzip file at `path`. Files of several gzip members
     /// (as `cat a.gz b.gz` makes) are read as their concatenation.
@@ -17,19 +20,24 @@ enum Gzip {
         try decompress(try readFile(path), name: path)
     }
 
+    /// The size of the first output buffer: the trailer's ISIZE (length mod 2^32) + 1, at
+    /// least 64 KiB. ISIZE is only a hint, and one a damaged file can set to anything, so it is
+    /// believed only up to what the input can hold: deflate expands by at most 1032:1
+    /// (258-byte matches in 2 bits). A 24-byte file claiming 1.5 GiB allocated them before
+    /// this bound (found by scripts/fuzz).
+    static func firstBufferSize(_ input: [UInt8]) -> Int {
+        let n = input.count
+        guard n >= 18 else { return 1 << 16 }
+        let isize = Int(input[n - 4]) | Int(input[n - 3]) << 8 | Int(input[n - 2]) << 16 | Int(input[n - 1]) << 24
+        return Swift.max(1 << 16, Swift.min(isize + 1, n * maxExpansion + 1, 1 << 31))
+    }
+
     /// Decompresses gzip bytes held in memory; `name` labels errors.
-    static func decompress(_ input: [UInt8], name: String) throws -> [UInt8] {
+    package static func decompress(_ input: [UInt8], name: String) throws -> [UInt8] {
         guard input.count >= 2, input[0] == 0x1F, input[1] == 0x8B else {
             throw DatasetError("\(name): not a gzip file (it does not start with the bytes 1f 8b)")
         }
-        // The trailer's ISIZE (length mod 2^32) sizes the first buffer; it is only a hint.
-        var capacity = 1 << 16
-        if input.count >= 18 {
-            let n = input.count
-            let isize = Int(input[n - 4]) | Int(input[n - 3]) << 8 | Int(input[n - 2]) << 16 | Int(input[n - 1]) << 24
-            capacity = Swift.max(capacity, Swift.min(isize + 1, 1 << 31))
-        }
-        var output = [UInt8](repeating: 0, count: capacity)
+        var output = [UInt8](repeating: 0, count: firstBufferSize(input))
         var produced = 0
         var stream = z_stream()
         // 16 + 15: a gzip wrapper around a deflate stream with a 32 KiB window.

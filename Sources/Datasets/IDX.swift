@@ -1,15 +1,15 @@
 /// The idx format of the MNIST family (LeCun et al.): a magic number `00 00 TT DD` (TT the
 /// element type, 0x08 for unsigned bytes; DD the number of dimensions), DD big-endian
 /// 32-bit sizes, then the elements in row-major order.
-struct IDXArray {
+package struct IDXArray {
     /// The sizes of the dimensions, e.g. [60000, 28, 28] for images, [60000] for labels.
-    let shape: [Int]
+    package let shape: [Int]
     /// The elements (unsigned bytes).
-    let bytes: [UInt8]
+    package let bytes: [UInt8]
 
     /// Parses idx bytes holding unsigned bytes in `dimensions` dimensions. Every field is
     /// checked against the data: `name` (the file) and what was wrong go into the error.
-    init(_ data: [UInt8], dimensions: Int, name: String) throws {
+    package init(_ data: [UInt8], dimensions: Int, name: String) throws {
         guard data.count >= 4 else {
             throw DatasetError("\(name): truncated idx data: \(data.count) bytes, fewer than the 4-byte magic number")
         }

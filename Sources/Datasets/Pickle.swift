@@ -8,9 +8,9 @@
 /// filling in the one a memo entry refers to, so a pickle that fetches an array from the memo
 /// after building it gets the empty placeholder (whose shape [] callers reject); files
 /// written by `pickle.dump` of fresh arrays, such as mnist.pkl.gz, never do that.
-enum Pickle {
+package enum Pickle {
     /// A value on the unpickler's stack.
-    indirect enum Value {
+    package indirect enum Value {
         case none
         case bool(Bool)
         case int(Int)
@@ -24,7 +24,7 @@ enum Pickle {
     }
 
     /// Unpickles `data`; `name` labels errors.
-    static func load(_ data: [UInt8], name: String) throws -> Value {
+    package static func load(_ data: [UInt8], name: String) throws -> Value {
         var reader = Reader(data: data, name: name)
         return try reader.run()
     }
@@ -188,7 +188,15 @@ enum Pickle {
                 }
                 if case .bool(true) = s[3], shape.count > 1 { throw fail("Fortran-ordered arrays are not supported", at: position) }
                 guard dtype.byteOrder != ">" || dtype.size == 1 else { throw fail("big-endian arrays are not supported", at: position) }
-                let want = shape.reduce(1, *) * dtype.size
+                // Checked: an element count, or the nonzero sizes' product the strides need, or
+                // the byte count may overflow (sizes come from the file).
+                var span = dtype.size
+                for n in shape where n > 0 {
+                    let (p, o) = span.multipliedReportingOverflow(by: n)
+                    guard !o else { throw fail("ndarray shape \(shape) is too large", at: position) }
+                    span = p
+                }
+                let want = shape.contains(0) ? 0 : span
                 guard raw.count == want else {
                     throw fail("ndarray of shape \(shape) and type \(dtype.kind)\(dtype.size) needs \(want) bytes, the pickle holds \(raw.count)", at: position)
                 }
@@ -201,7 +209,7 @@ enum Pickle {
 }
 
 /// A numpy element type: kind (f float, i signed, u unsigned, b bool) and size in bytes.
-struct NumpyDType {
+package struct NumpyDType {
     var kind: Character
     var size: Int
     var byteOrder = "<"
@@ -222,15 +230,15 @@ struct NumpyDType {
 }
 
 /// A numpy array read from a pickle: C-ordered little-endian elements.
-struct NumpyArray {
-    let shape: [Int]
-    let dtype: NumpyDType
-    let data: [UInt8]
+package struct NumpyArray {
+    package let shape: [Int]
+    package let dtype: NumpyDType
+    package let data: [UInt8]
 
     var count: Int { shape.reduce(1, *) }
 
     /// The elements of a float32 array.
-    func floats(name: String) throws -> [Float] {
+    package func floats(name: String) throws -> [Float] {
         guard dtype.kind == "f", dtype.size == 4 else { throw DatasetError("\(name): expected float32 pixels, found \(dtype.kind)\(dtype.size)") }
         var out = [Float](repeating: 0, count: count)
         out.withUnsafeMutableBytes { dst in data.withUnsafeBytes { dst.copyMemory(from: $0) } }
@@ -238,7 +246,7 @@ struct NumpyArray {
     }
 
     /// The elements of an integer array (any size, signed or unsigned).
-    func integers(name: String) throws -> [Int] {
+    package func integers(name: String) throws -> [Int] {
         guard dtype.kind == "i" || dtype.kind == "u" else { throw DatasetError("\(name): expected integer labels, found \(dtype.kind)\(dtype.size)") }
         let n = dtype.size, signed = dtype.kind == "i"
         return (0..<count).map { i in

@@ -187,6 +187,10 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw DiffusionError("\(path): cannot read: \(ErrorText.describe(error))")
         }
+        // Foundation's JSON5 scanner traps on bytes that are not UTF-8 (found by scripts/fuzz).
+        guard String(data: data, encoding: .utf8) != nil else {
+            throw DiffusionError("\(path): not a valid scheduler config: the file is not UTF-8 text")
+        }
         do {
             let decoder = JSONDecoder()
             decoder.allowsJSON5 = true  // diffusers writes -Infinity for lambda_min_clipped

@@ -62,17 +62,24 @@ public enum NPY {
             guard let d = Int(t), d >= 0 else { throw fail("invalid shape \(shapeText)") }
             shape.append(d)
         }
-        var count = 1
-        for d in shape {
-            let (p, o) = count.multipliedReportingOverflow(by: d)
+        // The product of the nonzero sizes (what strides are made of) must fit in Int too, not
+        // only the element count: a zero size makes the count 0 whatever the others are
+        // (found by scripts/fuzz: shape (2, 0, 8888888888888888888) trapped in the strides).
+        var span = 1
+        for d in shape where d > 0 {
+            let (p, o) = span.multipliedReportingOverflow(by: d)
             guard !o else { throw fail("shape \(shape) overflows") }
-            count = p
+            span = p
         }
+        let count = shape.contains(0) ? 0 : span
         let dataStart = headerStart + headerLength
-        guard bytes.count - dataStart >= count * size else {
-            throw fail("shape \(shape) of \(descr) needs \(count * size) bytes of data, the file has \(bytes.count - dataStart)")
+        // count * size may overflow too (found by scripts/fuzz: shape (7000000200000000000,) of '<f2').
+        let (byteCount, overflow) = count.multipliedReportingOverflow(by: size)
+        guard !overflow else { throw fail("shape \(shape) of \(descr) needs more than \(Int.max) bytes") }
+        guard bytes.count - dataStart >= byteCount else {
+            throw fail("shape \(shape) of \(descr) needs \(byteCount) bytes of data, the file has \(bytes.count - dataStart)")
         }
-        let data = UnsafeRawBufferPointer(rebasing: bytes[dataStart..<(dataStart + count * size)])
+        let data = UnsafeRawBufferPointer(rebasing: bytes[dataStart..<(dataStart + byteCount)])
         let stored = fortran ? Array(shape.reversed()) : shape
         let out = Tensor.zeros(stored, dtype: dtype)
         let dst = out.storage.base

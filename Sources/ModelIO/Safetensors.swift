@@ -122,12 +122,20 @@ public struct Safetensors {
             guard end <= dataSize else {
                 throw fail("tensor \(key) has data_offsets [\(begin), \(end)) beyond the \(dataSize) bytes of data")
             }
-            var count = 1
-            for d in shape {
-                let (product, overflow) = count.multipliedReportingOverflow(by: d)
-                guard !overflow, product <= dataSize else { throw fail("tensor \(key) has shape \(shape) larger than the file") }
-                count = product
+            // With a zero size the count is 0 whatever the others are, but their product (what
+            // strides are made of) must still fit in Int (as NPY's fuzzed shape (2, 0, 8.9e18)).
+            let empty = shape.contains(0)
+            var span = 1
+            for d in shape where d > 0 {
+                let (product, overflow) = span.multipliedReportingOverflow(by: d)
+                if empty {
+                    guard !overflow else { throw fail("tensor \(key) has shape \(shape) whose size overflows") }
+                } else {
+                    guard !overflow, product <= dataSize else { throw fail("tensor \(key) has shape \(shape) larger than the file") }
+                }
+                span = product
             }
+            let count = empty ? 0 : span
             guard count * dtype.byteSize == end - begin else {
                 throw fail("tensor \(key): shape \(shape) of \(dtype.rawValue) needs \(count * dtype.byteSize) bytes, data_offsets give \(end - begin)")
             }

@@ -39,7 +39,7 @@ public enum ActivationMemory {
     public static func check(_ request: GenerationRequest, unet: UNetShape) throws {
         let shape = request.sampleShape
         guard shape.count == 3 else { return }
-        let batch = request.batchSize * (request.guidanceScale != 1 ? 2 : 1)
+        let batch = request.guidanceScale != 1 ? request.batchSize.multipliedReportingOverflow(by: 2).partialValue : request.batchSize
         let samples = Double(request.batchSize) * shape.reduce(1.0) { $0 * Double($1) } * 4 * 4
         let bytes = samples + evaluationBytes(batch: batch, height: shape[1], width: shape[2], unet: unet)
         let what = "generating a batch of \(request.batchSize) at \(shape[2])x\(shape[1])"

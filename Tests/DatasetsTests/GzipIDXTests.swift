@@ -35,6 +35,17 @@ import Testing
         #expect(message.contains(path) && message.contains(fault), "\(message)")
     }
 
+    /// Found by scripts/fuzz: 24 bytes whose trailer claims 1.5 GiB made the reader allocate
+    /// that much before zlib found the data cut short. The first buffer is now bounded by what
+    /// the input can decompress to, and the file is refused as truncated.
+    @Test func hugeLengthInTheTrailerIsNotBelieved() throws {
+        let bytes: [UInt8] = [0x1F, 0x8B, 0x08, 0x1F, 0x8B, 0x08, 0x00, 0x80, 0x2A, 0x00, 0x00, 0x02,
+                              0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xE0, 0x03, 0x63, 0x60, 0x60]
+        #expect(Gzip.firstBufferSize(bytes) == 1 << 16)   // the 64 KiB floor, not 1.5 GiB
+        let message = try #require(errorMessage { try Gzip.decompress(bytes, name: "fuzz.gz") })
+        #expect(message.contains("fuzz.gz: truncated"), "\(message)")
+    }
+
     @Test func mismatchedPairs() throws {
         let images = try fixturePath("good-idx3.gz")
         let three = try fixturePath("three-idx1.gz"), badLabel = try fixturePath("bad_label-idx1.gz")

@@ -41,6 +41,20 @@ import Testing
         #expect(errorMessage { try MNIST.load(path: "/nonexistent/mnist.pkl.gz") }?.contains("no such file") == true)
     }
 
+    /// An ndarray whose sizes multiply past Int (3 x 2^31 - 1) is refused, not trapped on; found
+    /// while fixing the same overflow scripts/fuzz found in the .npy reader.
+    @Test func hugeShapeIsRefused() {
+        let pickle: [UInt8] = [0x80, 0x02] + Array("cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n".utf8)
+            + [0x4B, 0x00, 0x85, 0x43, 0x01, 0x62, 0x87, 0x52]                 // _reconstruct(ndarray, (0,), b"b")
+            + [0x28, 0x4B, 0x01] + [0x4A, 0xFF, 0xFF, 0xFF, 0x7F] + [0x4A, 0xFF, 0xFF, 0xFF, 0x7F]
+            + [0x4A, 0xFF, 0xFF, 0xFF, 0x7F, 0x87]                              // (1, (2^31 - 1,) * 3,
+            + Array("cnumpy\ndtype\n".utf8) + [0x8C, 0x02] + Array("f4".utf8) + [0x85, 0x52]   //  dtype("f4"),
+            + [0x89, 0x43, 0x00, 0x74, 0x62, 0x2E]                              //  False, b"") BUILD STOP
+        let message = errorMessage { try Pickle.load(pickle, name: "huge.pkl") }
+        #expect(message?.contains("huge.pkl: pickle byte") == true
+                && message?.contains("ndarray shape [2147483647, 2147483647, 2147483647] is too large") == true, "\(message ?? "accepted")")
+    }
+
     /// The installed file is found by searching site-packages, without Python.
     @Test func locatesTheInstalledFile() throws {
         let path = try MNIST.locate()

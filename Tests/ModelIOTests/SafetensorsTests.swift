@@ -138,6 +138,9 @@ struct Expected: Decodable {
             ("reversed offsets", Self.header(#"{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}"#, data: data), "end before they begin"),
             ("negative dimension", Self.header(#"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, data: data), "invalid shape"),
             ("huge shape", Self.header(#"{"a":{"dtype":"F32","shape":[2000000000,2000000000,2000000000],"data_offsets":[0,8]}}"#, data: data), "larger than the file"),
+            // An empty tensor whose other sizes overflow Int (strides would trap), as NPY's fuzzed shape.
+            ("empty huge shape", Self.header(#"{"a":{"dtype":"F32","shape":[0,2000000000,2000000000,2000000000],"data_offsets":[0,0]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: data),
+             "tensor a has shape [0, 2000000000, 2000000000, 2000000000] whose size overflows"),
             ("duplicate", Self.header(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: data), "tensor a appears twice"),
             ("metadata type", Self.header(#"{"__metadata__":{"k":1},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: data), "__metadata__ value for k is not a string"),
             ("deep nesting", Self.header(String(repeating: "[", count: 10_000), data: data), "nesting deeper than"),
@@ -221,5 +224,21 @@ struct Expected: Decodable {
         #expect(error(big)?.contains("unsupported .npy version 9") == true)
         let header = String(decoding: good[10..<(good.count - 12)], as: UTF8.self).replacingOccurrences(of: "<f4", with: "<c8")
         #expect(error(Array(good[0..<10]) + Array(header.utf8) + Array(good.suffix(12)))?.contains("unsupported dtype <c8") == true)
+    }
+
+    /// Found by scripts/fuzz (the files are its inputs): a shape whose element count fits in
+    /// Int but whose byte count (x 4 for '<f4') does not, and an empty shape whose nonzero
+    /// sizes overflow (the strides), trapped; both are refused with the reason.
+    @Test(arguments: [
+        ("fuzz_npy_byte_count_overflow.npy", "shape [7000000200000000000] of <f4 needs more than \(Int.max) bytes"),
+        ("fuzz_npy_empty_shape_overflow.npy", "shape [2, 0, 8888888888888888888] overflows"),
+    ])
+    func fuzzedShapesAreRefused(file: String, problem: String) throws {
+        let path = try fixturePath(file)
+        #expect {
+            try NPY.load(path)
+        } throws: {
+            "\($0)" == "\(path): \(problem)"
+        }
     }
 }

@@ -31,7 +31,7 @@ public struct DPMSolverSampler: Sampler {
         var s: [Double]
         if config.useKarrasSigmas {
             let all = grid.trainSigmas.reversed().map(Double.init)
-            (s, ts) = grid.karras(all, count: count, sigmaMin: nil, sigmaMax: nil)
+            (s, ts) = try grid.karras(all, count: count, sigmaMin: nil, sigmaMax: nil)
             if config.betaSchedule != .squaredCosCapV2 { ts = ts.map { $0.rounded(.toNearestOrEven) } }
         } else {
             s = grid.interpolated(ts)

@@ -21,7 +21,7 @@ public struct EulerSampler: Sampler {
             .map { Double(Float($0)) }
         var s = grid.interpolated(ts)
         if config.useKarrasSigmas {
-            (s, ts) = grid.karras(s, count: count, sigmaMin: config.sigmaMin, sigmaMax: config.sigmaMax)
+            (s, ts) = try grid.karras(s, count: count, sigmaMin: config.sigmaMin, sigmaMax: config.sigmaMax)
             ts = ts.map { Double(Float($0)) }
         }
         let last: Float = config.finalSigmasType == "sigma_min" ? schedule.sigma(0) : 0
@@ -139,7 +139,7 @@ public struct HeunSampler: Sampler {
             .map { Double(Float($0)) }
         var s = grid.interpolated(ts)
         if config.useKarrasSigmas {
-            (s, ts) = grid.karras(s, count: count, sigmaMin: config.sigmaMin, sigmaMax: config.sigmaMax)
+            (s, ts) = try grid.karras(s, count: count, sigmaMin: config.sigmaMin, sigmaMax: config.sigmaMax)
         }
         let base = s.map { Float($0) } + [0]
         sigmas = [base[0]] + base[1..<(base.count - 1)].flatMap { [$0, $0] } + [0]

@@ -28,7 +28,8 @@ enum ConfigChecks {
 
     /// The float32 weights of `parameters` must fit in memory, before they are allocated.
     static func weightsFit(_ parameters: Double) throws {
-        if let problem = MemoryBudget.shortfall(parameters * 4, for: "the model's \(Int(parameters)) parameters") {
+        let count = parameters < 1e15 ? "\(Int(parameters))" : String(format: "%.3g", parameters)
+        if let problem = MemoryBudget.shortfall(parameters * 4, for: "the model's \(count) parameters") {
             throw ModelError(problem)
         }
     }

@@ -116,6 +116,40 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         self = d
     }
 
+    /// Writes every field, nil ones as JSON null: leaving out a null `attention_head_dim` or
+    /// `mid_block_type` would read back as their defaults (8, UNetMidBlock2D), another model
+    /// (found by scripts/fuzz).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(sampleSize, forKey: .sampleSize)
+        try c.encode(inChannels, forKey: .inChannels)
+        try c.encode(outChannels, forKey: .outChannels)
+        try c.encode(centerInputSample, forKey: .centerInputSample)
+        try c.encode(timeEmbeddingType, forKey: .timeEmbeddingType)
+        try c.encode(timeEmbeddingDim, forKey: .timeEmbeddingDim)
+        try c.encode(freqShift, forKey: .freqShift)
+        try c.encode(flipSinToCos, forKey: .flipSinToCos)
+        try c.encode(downBlockTypes, forKey: .downBlockTypes)
+        try c.encode(midBlockType, forKey: .midBlockType)
+        try c.encode(upBlockTypes, forKey: .upBlockTypes)
+        try c.encode(blockOutChannels, forKey: .blockOutChannels)
+        try c.encode(layersPerBlock, forKey: .layersPerBlock)
+        try c.encode(midBlockScaleFactor, forKey: .midBlockScaleFactor)
+        try c.encode(downsamplePadding, forKey: .downsamplePadding)
+        try c.encode(downsampleType, forKey: .downsampleType)
+        try c.encode(upsampleType, forKey: .upsampleType)
+        try c.encode(dropout, forKey: .dropout)
+        try c.encode(actFn, forKey: .actFn)
+        try c.encode(attentionHeadDim, forKey: .attentionHeadDim)
+        try c.encode(normNumGroups, forKey: .normNumGroups)
+        try c.encode(attnNormNumGroups, forKey: .attnNormNumGroups)
+        try c.encode(normEps, forKey: .normEps)
+        try c.encode(resnetTimeScaleShift, forKey: .resnetTimeScaleShift)
+        try c.encode(addAttention, forKey: .addAttention)
+        try c.encode(classEmbedType, forKey: .classEmbedType)
+        try c.encode(numClassEmbeds, forKey: .numClassEmbeds)
+    }
+
     /// Reads a `config.json`, refusing what the model cannot build.
     public static func load(_ path: String) throws -> UNet2DConfig {
         let data: Data
