@@ -22,10 +22,13 @@ let package = Package(
         .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Pipelines", targets: ["Pipelines"]),
+        .library(name: "DiffuseServer", targets: ["DiffuseServer"]),
         .executable(name: "diffuse", targets: ["diffuse"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The HTTP server (`diffuse serve`); swift-configuration support left out (not used).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0", traits: ["FullFoundation"]),
     ],
     targets: [
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
@@ -44,10 +47,12 @@ let package = Package(
                 resources: [.copy("Resources")], swiftSettings: kernelFlags),
         .target(name: "Pipelines", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO", "Datasets", "Training"],
                 resources: [.copy("Resources")], swiftSettings: kernelFlags),
+        .target(name: "DiffuseServer", dependencies: ["Diffusion", "ImageIO", "Pipelines", .product(name: "Hummingbird", package: "hummingbird")],
+                resources: [.copy("Resources")]),
         .executableTarget(
             name: "diffuse",
             dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO", "Datasets", "Training", "Pipelines",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                           "DiffuseServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: kernelFlags),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], resources: [.copy("Fixtures")],
                     swiftSettings: kernelFlags),
@@ -67,6 +72,7 @@ let package = Package(
                     swiftSettings: kernelFlags),
         .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Datasets"], resources: [.copy("Fixtures")],
                     swiftSettings: kernelFlags),
+        .testTarget(name: "DiffuseServerTests", dependencies: ["DiffuseServer", "Pipelines", "ImageIO", "Tensors"]),
     ]
 )
 

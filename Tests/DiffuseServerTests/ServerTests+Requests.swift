@@ -1,0 +1,86 @@
+import DiffuseServer
+import Foundation
+import ImageIO
+import Pipelines
+import Testing
+
+extension ServerTests {
+    /// A request with an image-to-image input, as JSON.
+    static func imageToImageJSON(width: Int, height: Int) throws -> String {
+        var request = SamplingRequest(model: "fashion-mnist", steps: 2)
+        let image = Image(width: width, height: height, fill: [128])
+        request.images = .imageToImage(image: try EncodedImage(image), strength: 0.5)
+        return String(decoding: try JSONEncoder().encode(request), as: UTF8.self)
+    }
+
+    @Test func badRequestsAre4xxWithAMessageAndTheField() async throws {
+        let server = try await TestServer.start { $0.limits.maxBodyBytes = 64 << 10 }
+        defer { Task { await server.stop() } }
+        let client = server.client
+        /// (body, status, field expected (nil: any), a word of the message)
+        let cases: [(String, Int, String?, String)] = [
+            (#"{"model": "fashion-mnist", "steps": "#, 400, nil, "not a valid"),
+            (#"{"model": "fashion-mnist"}"#, 400, "steps", "steps"),
+            (#"{"model": "fashion-mnist", "steps": 2, "sampler": "magic"}"#, 400, "sampler", "not a valid"),
+            (#"{"model": "fashion-mnist", "steps": 2, "images": {"imageToImage": {"image": "!!not base64!!", "strength": 0.5}}}"#,
+             400, "images.imageToImage.image", "base64"),
+            (try Self.imageToImageJSON(width: 10, height: 12), 422, nil, "10"),
+            (#"{"model": "no-such-model", "steps": 2}"#, 422, "model", "unknown model"),
+            (#"{"model": "../../../etc", "steps": 2}"#, 422, "model", "unknown model"),
+            (#"{"model": "/tmp", "steps": 2}"#, 422, "model", "unknown model"),
+            (#"{"model": "fashion-mnist", "steps": 0}"#, 422, "steps", "steps"),
+            (#"{"model": "fashion-mnist", "steps": 100000}"#, 422, "steps", "steps"),
+            (#"{"model": "fashion-mnist", "steps": 2, "batch": 1000}"#, 422, "batch", "batch"),
+            (#"{"model": "fashion-mnist", "steps": 2, "height": 0}"#, 422, "height", "height"),
+            (#"{"model": "fashion-mnist", "steps": 2, "eta": 7}"#, 422, "eta", "eta"),
+            (#"{"model": "fashion-mnist", "steps": 2, "prompts": ["\#(String(repeating: "a", count: 2000))"]}"#, 422, "prompts.0", "prompt"),
+            (#"{"model": "fashion-mnist-text", "steps": 2}"#, 422, nil, "text-to-image"),
+            (#"{"model": "fashion-mnist-classes", "steps": 2, "class_labels": [1, 2, 3], "batch": 2}"#, 422, nil, "class labels"),
+        ]
+        for (body, status, field, word) in cases {
+            let result = try await client.post("/v1/jobs", json: body)
+            #expect(result.status == status, "\(body.prefix(120)): \(result.status) \(result.text)")
+            let message = result.json["error"] as? String ?? ""
+            #expect(message.lowercased().contains(word.lowercased()), "\(body.prefix(120)): \(message)")
+            if let field { #expect(result.json["field"] as? String == field, "\(body.prefix(120)): \(result.text)") }
+        }
+        let huge = #"{"model": "fashion-mnist", "steps": 2, "prompts": [""# + String(repeating: "a", count: 100 << 10) + #""]}"#
+        let tooLarge = try await client.post("/v1/jobs", json: huge)
+        #expect(tooLarge.status == 413 && tooLarge.json["error"] is String, "\(tooLarge.status) \(tooLarge.text)")
+        // Nothing was queued.
+        #expect((try await client.get("/v1/jobs").json["jobs"] as? [Any])?.isEmpty == true)
+    }
+
+    @Test func crossOriginRequestsAreRefused() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let client = server.client
+        let foreign = try await client.post("/v1/jobs", json: fashionRequest(steps: 2), headers: ["Origin": "http://evil.example"])
+        #expect(foreign.status == 403 && (foreign.json["error"] as? String)?.contains("Origin") == true)
+        #expect(try await client.get("/v1/jobs", headers: ["Origin": "http://localhost:\(server.port)"]).status == 403)
+        #expect(try await client.get("/v1/models", headers: ["Origin": "null"]).status == 403)
+        #expect((try await client.get("/v1/jobs").json["jobs"] as? [Any])?.isEmpty == true)
+        let same = try await client.post("/v1/jobs", json: fashionRequest(steps: 1), headers: ["Origin": "http://127.0.0.1:\(server.port)"])
+        #expect(same.status == 202)
+    }
+
+    @Test func tokenIsRequiredOnEveryAPIRouteWhenSet() async throws {
+        let server = try await TestServer.start { $0.token = "s3cret" }
+        defer { Task { await server.stop() } }
+        let client = server.client
+        let bearer = ["Authorization": "Bearer s3cret"]
+        for path in ["/v1/models", "/v1/jobs", "/v1/jobs/x", "/v1/jobs/x/events", "/v1/jobs/x/images/0.png"] {
+            let missing = try await client.get(path)
+            #expect(missing.status == 401 && missing.headers["www-authenticate"] == "Bearer", "\(path)")
+            #expect(try await client.get(path, headers: ["Authorization": "Bearer wrong"]).status == 401, "\(path)")
+        }
+        #expect(try await client.post("/v1/jobs", json: fashionRequest(steps: 1)).status == 401)
+        #expect(try await client.get("/healthz").status == 200)
+        #expect(try await client.get("/v1/models", headers: bearer).status == 200)
+        let submitted = try await client.post("/v1/jobs", json: fashionRequest(steps: 1), headers: bearer)
+        #expect(submitted.status == 202)
+        let id = try #require(submitted.json["id"] as? String)
+        #expect(try await client.events("/v1/jobs/\(id)/events?token=s3cret").last?.name == "done")
+        #expect(try await client.get("/v1/jobs/\(id)/images/0.png", headers: bearer).status == 200)
+    }
+}
