@@ -185,12 +185,14 @@ function fillModels(models) {
 }
 
 // The class names of a class-conditional model: given by the server, or Fashion-MNIST's for
-// a fashion-mnist model of 10 classes, or numbers.
+// a fashion-mnist model, or numbers. A count is the class embedding's rows, whose last one is
+// the "no class" row guidance contrasts with (what `diffuse train --class-conditional` trains)
+// when it is one more than the data set's classes.
 function classNames(model) {
   if (!model) return [];
   if (Array.isArray(model.classes)) return model.classes.map(String);
   const count = Number(model.classes) || 0;
-  if (count === 10 && /fashion/i.test(model.name)) return FASHION_MNIST_CLASSES.slice();
+  if ((count === 10 || count === 11) && /fashion/i.test(model.name)) return FASHION_MNIST_CLASSES.slice();
   return Array.from({ length: count }, (_, i) => `class ${i}`);
 }
 
@@ -613,6 +615,7 @@ function follow(id, request) {
   if (state.job && state.job.abort) state.job.abort.abort();
   const job = { id, abort: new AbortController(), state: "queued", started: performance.now(), steps: request ? request.steps : null };
   state.job = job;
+  showSummary({ request: request || {} });
   $("#cancel").disabled = false;
   setBadge($("#job-state"), "queued");
   setProgress(null, "Queued…");
@@ -768,6 +771,20 @@ function seconds(job) {
   if (typeof job.run_seconds === "number") return job.run_seconds;
   const t = job.timings;
   return t && typeof t.run_seconds === "number" ? t.run_seconds : null;
+}
+
+// The running job's title and settings beside the progress bar.
+function showSummary(job) {
+  const r = job.request || {};
+  const box = $("#job-summary");
+  if (!r.model) { box.textContent = "A job started elsewhere"; return; }
+  box.replaceChildren(describe(job), el("span", { class: "sub", text: settingsText(r) }));
+}
+
+function settingsText(r) {
+  return [r.model, r.sampler ? SAMPLER_NAMES[r.sampler] || r.sampler : "default sampler", `${r.steps} steps`,
+          r.guidance != null && r.guidance !== 1 ? `guidance ${r.guidance}` : null, `seed ${r.seed ?? 0}`,
+          (r.batch || 1) > 1 ? `batch ${r.batch}` : null].filter(Boolean).join(" · ");
 }
 
 function renderJob(job) {
