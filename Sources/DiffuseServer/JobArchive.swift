@@ -22,15 +22,9 @@ struct JobArchive: Sendable {
     /// The path of image `index` of job `id` (ids are the server's own; index an integer).
     func imagePath(id: String, index: Int) -> String { folder(id) + "/\(index).png" }
 
-    /// Writes `bytes` to `path` atomically (temporary file + rename).
+    /// Writes `bytes` to `path` atomically (Foundation's temporary file + rename).
     static func writeAtomically(_ bytes: Data, to path: String) throws {
-        let temp = path + ".tmp-\(UInt32.random(in: 0...UInt32.max))"
-        try bytes.write(to: URL(fileURLWithPath: temp))
-        guard rename(temp, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(atPath: temp)
-            throw PipelineError("\(path): cannot move into place: \(reason)")
-        }
+        try bytes.write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
     /// Saves a job's record.

@@ -116,6 +116,15 @@ public struct GenerationPipeline<Model: Denoiser> {
     }
 }
 
+/// A pipeline whatever its model's type: checks a request, runs a checked one (what a
+/// `PreparedRun` needs of the model a store loaded).
+public protocol PreparingPipeline {
+    func prepare(_ request: GenerationRequest) throws -> PreparedGeneration
+    func generate(_ prepared: PreparedGeneration, onStep: ((GenerationStep) -> Void)?, isCancelled: (() -> Bool)?) throws -> Tensor
+}
+
+extension GenerationPipeline: PreparingPipeline {}
+
 /// A request checked against a model, with the sampler built for it: what
 /// `GenerationPipeline.generate(_:)` runs.
 public struct PreparedGeneration {

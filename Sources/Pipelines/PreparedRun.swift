@@ -44,22 +44,12 @@ public struct PreparedRun {
 
     /// Checks a chunk's request against the model and builds its sampler.
     private func prepare(_ chunk: GenerationRequest) throws -> PreparedGeneration {
-        switch model.network {
-        case .unet(let unet): return try GenerationPipeline(model: unet, schedulerConfig: schedulerConfig).prepare(chunk)
-        case .textToImage(let text): return try GenerationPipeline(model: text, schedulerConfig: schedulerConfig).prepare(chunk)
-        }
+        try model.pipeline(schedulerConfig).prepare(chunk)
     }
 
     /// Runs a checked request through the model's pipeline.
     private func execute(_ generation: PreparedGeneration, onStep: ((GenerationStep) -> Void)?, isCancelled: (() -> Bool)?) throws -> Tensor {
-        switch model.network {
-        case .unet(let unet):
-            return try GenerationPipeline(model: unet, schedulerConfig: schedulerConfig)
-                .generate(generation, onStep: onStep, isCancelled: isCancelled)
-        case .textToImage(let text):
-            return try GenerationPipeline(model: text, schedulerConfig: schedulerConfig)
-                .generate(generation, onStep: onStep, isCancelled: isCancelled)
-        }
+        try model.pipeline(schedulerConfig).generate(generation, onStep: onStep, isCancelled: isCancelled)
     }
 
     /// Samples start..<start + count of a request: every per-sample tensor sliced, the seed
@@ -82,6 +72,16 @@ public struct PreparedRun {
         r.initImage = slice(request.initImage)
         r.mask = slice(request.mask)
         return r
+    }
+}
+
+extension StoredModel {
+    /// The generation pipeline of the loaded network with `schedulerConfig`.
+    func pipeline(_ schedulerConfig: SchedulerConfig) -> any PreparingPipeline {
+        switch network {
+        case .unet(let unet): return GenerationPipeline(model: unet, schedulerConfig: schedulerConfig)
+        case .textToImage(let text): return GenerationPipeline(model: text, schedulerConfig: schedulerConfig)
+        }
     }
 }
 

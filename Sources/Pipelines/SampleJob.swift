@@ -217,7 +217,7 @@ public struct SampleJob: Sendable {
             throw PipelineError("\(folder): the images could not be written, none were kept: \(ErrorText.describe(error))")
         }
         for name in names where rename(temp + "/" + name, folder + "/" + name) != 0 {
-            throw PipelineError("\(folder)/\(name): cannot move into place: \(String(cString: strerror(errno)))")
+            throw PipelineError("\(folder)/\(name): cannot move into place: \(ErrorText.system())")
         }
     }
 

@@ -59,7 +59,6 @@ extension SamplingRequest {
     func checkTextToImage(folder: String, noiseFile: String?) throws {
         guard let prompts, !prompts.isEmpty else { throw PipelineError("no prompt: give at least one") }
         if let batch, batch < 1 { throw PipelineError("samples per prompt must be at least 1, got \(batch)") }
-        guard steps >= 1 else { throw PipelineError("the number of sampling steps must be at least 1, got \(steps)") }
         guard classLabels == nil, noiseFile == nil, images == .none else {
             throw PipelineError("text-to-image generation takes prompts; class labels, a noise file, an initial image or a mask do not apply")
         }

@@ -32,16 +32,16 @@ public final class RunDirectoryLock {
         }
         let path = runDirectory + "/" + Self.fileName
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw TrainingError("\(path): cannot open the run's lock file: \(Self.systemError())") }
+        guard fd >= 0 else { throw TrainingError("\(path): cannot open the run's lock file: \(ErrorText.system())") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let code = errno
             defer { close(fd) }
-            guard code == EWOULDBLOCK else { throw TrainingError("\(path): cannot lock the run: \(Self.systemError(code))") }
+            guard code == EWOULDBLOCK else { throw TrainingError("\(path): cannot lock the run: \(ErrorText.system(code))") }
             throw TrainingError("\(runDirectory) is in use by another diffuse train (pid \(Self.owner(fd) ?? "unknown"))")
         }
         let pid = Array("\(getpid())\n".utf8)
         if ftruncate(fd, 0) != 0 || pid.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) != pid.count {
-            let problem = Self.systemError()
+            let problem = ErrorText.system()
             close(fd)
             throw TrainingError("\(path): cannot write the run's lock file: \(problem)")
         }
@@ -104,9 +104,5 @@ public final class RunDirectoryLock {
             usleep(10_000)
         }
         return nil
-    }
-
-    private static func systemError(_ code: Int32 = errno) -> String {
-        String(cString: strerror(code)).lowercased()
     }
 }

@@ -13,14 +13,17 @@ public enum ErrorText {
         return "\(error)"
     }
 
+    /// The system's words for an errno value, lowercased ("no space left on device").
+    public static func system(_ code: Int32 = errno) -> String {
+        String(cString: strerror(code)).lowercased()
+    }
+
     /// An NSError (Cocoa or POSIX) as the system's words for its cause, e.g. "no space left
     /// on device".
     static func describe(ns error: NSError) -> String {
         var current: NSError? = error
         while let e = current {
-            if e.domain == NSPOSIXErrorDomain, let text = strerror(Int32(e.code)) {
-                return String(cString: text).lowercased()
-            }
+            if e.domain == NSPOSIXErrorDomain { return system(Int32(e.code)) }
             current = (e.userInfo[NSUnderlyingErrorKey] as? Error).map { $0 as NSError }
         }
         if error.domain == NSCocoaErrorDomain {
