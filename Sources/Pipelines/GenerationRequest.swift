@@ -71,9 +71,9 @@ public struct GenerationRequest: Sendable {
     /// The shape of the whole batch.
     public var batchShape: [Int] { [batchSize] + sampleShape }
 
-    /// Refuses requests no model can run, with the reason.
+    /// Refuses requests no model can run, with the reason. The step count is the sampler's
+    /// to check (with the training timesteps it must not exceed) when it is built.
     public func validate() throws {
-        guard steps >= 1 else { throw PipelineError("the number of sampling steps must be at least 1, got \(steps)") }
         guard batchSize >= 1 else { throw PipelineError("the batch size must be at least 1, got \(batchSize)") }
         guard !sampleShape.isEmpty, sampleShape.allSatisfy({ $0 >= 1 }) else {
             throw PipelineError("the sample shape must have positive sizes, got \(sampleShape)")

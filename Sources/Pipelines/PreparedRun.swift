@@ -29,18 +29,27 @@ public struct PreparedRun {
     /// every model evaluation (with x0 where the sampler forms it); `isCancelled` is asked
     /// before each, and a cancelled run throws `DenoisingCancelled`. With a chunk size below
     /// the batch, chunk i (its samples' labels, prompts and images) runs with the generator
-    /// seeded `seed + i`, so chunk 0 is what a run of that batch gives.
-    public func run(onStep: ((GenerationStep) -> Void)? = nil, isCancelled: (() -> Bool)? = nil) throws -> Tensor {
+    /// seeded `seed + i`, so chunk 0 is what a run of that batch gives; `onChunk` gets the
+    /// number of samples done after each chunk.
+    public func run(onStep: ((GenerationStep) -> Void)? = nil, isCancelled: (() -> Bool)? = nil,
+                    onChunk: ((Int) -> Void)? = nil) throws -> Tensor {
         guard let chunkSize, chunkSize < request.batchSize else {
-            return try execute(generation, onStep: onStep, isCancelled: isCancelled)
+            let samples = try execute(generation, onStep: onStep, isCancelled: isCancelled)
+            onChunk?(request.batchSize)
+            return samples
         }
         var parts: [Tensor] = []
         for (i, start) in stride(from: 0, to: request.batchSize, by: chunkSize).enumerated() {
-            let chunk = Self.chunk(of: request, start: start, count: Swift.min(chunkSize, request.batchSize - start), index: i)
+            let count = Swift.min(chunkSize, request.batchSize - start)
+            let chunk = Self.chunk(of: request, start: start, count: count, index: i)
             parts.append(try execute(i == 0 ? generation : prepare(chunk), onStep: onStep, isCancelled: isCancelled))
+            onChunk?(start + count)
         }
         return Tensor.concatenate(parts, axis: 0)
     }
+
+    /// One sample's shape [C, H, W].
+    public var sampleShape: [Int] { request.sampleShape }
 
     /// Checks a chunk's request against the model and builds its sampler.
     private func prepare(_ chunk: GenerationRequest) throws -> PreparedGeneration {

@@ -9,7 +9,7 @@ import Training
 
 /// `diffuse eval`: Fréchet distance and KID of a model's samples against a data set, on the
 /// features of the classifier Diffuse ships for that data set. Generation is Pipelines'
-/// (`SampleJob.generate(count:batchSize:)`), the metrics Training's (`SampleEvaluation`).
+/// (a `SamplingRequest` of --samples run in chunks of --batch-size, chunk i seeded seed + i), the metrics Training's (`SampleEvaluation`).
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
@@ -139,20 +139,25 @@ struct EvalCommand: ParsableCommand {
             evaluated = "test-split"
         } else {
             let count = samples!
-            var job = SampleJob(modelFolder: model!, steps: steps)
-            job.sampler = sampler
-            job.eta = eta
-            job.karrasSigmas = karras
-            job.seed = seed
-            job.rng = rng
+            var request = SamplingRequest(model: model!, steps: steps)
+            request.sampler = sampler
+            request.eta = eta
+            request.karras = karras
+            request.seed = seed
+            request.rng = rng
             requested = try labels(count: count, classes: info.numClasses)
-            job.classLabels = requested
-            job.nullClass = nullClass
-            job.guidanceScale = guidance
-            images = try job.generate(count: count, batchSize: batchSize, expectedShape: [info.channels, info.imageSize, info.imageSize],
-                                      log: note) { done in
-                note(String(format: "generated %d/%d  %.1f s", done, count, elapsed()))
+            request.classLabels = requested
+            request.nullClass = nullClass
+            request.guidance = guidance
+            request.batch = count
+            request.chunkSize = batchSize
+            let run = try request.prepare(in: ModelStore())
+            run.notes.forEach(note)
+            let expected = [info.channels, info.imageSize, info.imageSize]
+            guard run.sampleShape == expected else {
+                throw ValidationError("the model makes samples of shape \(run.sampleShape), but the \(info.data) classifier scores \(expected)")
             }
+            images = try run.run(onChunk: { done in note(String(format: "generated %d/%d  %.1f s", done, count, elapsed())) })
             if let outNpy { try NPY.save(images, to: outNpy) }
             evaluated = "samples"
         }

@@ -50,10 +50,9 @@ struct EvalUpscaleCommand: ParsableCommand {
     func run() throws {
         try applyThreadsOption(threads)
         guard images >= 1, batchSize >= 1 else { throw ValidationError("--images and --batch-size must be at least 1") }
-        var job = SampleJob(modelFolder: model, steps: steps)
-        job.sampler = sampler
-        job.requiresOutput = false
-        let (unet, config, kind, _) = try job.loadModel()
+        let stored = try ModelStore().model(model)
+        let (config, kind, _) = try stored.scheduler(sampler)
+        guard case .unet(let unet) = stored.network else { throw ValidationError("\(model) is a text-to-image pipeline, not an SR3 model") }
         guard unet.conditioningChannels == unet.sampleChannels, let shape = unet.defaultSampleShape else {
             throw ValidationError("\(model) is not an SR3 model: it takes \(unet.conditioningChannels) conditioning channels beside "
                                   + "\(unet.sampleChannels)-channel samples (and needs a sample_size)")

@@ -3,7 +3,7 @@ import Pipelines
 
 /// `diffuse generate`: text-to-image with a pipeline folder that `diffuse train
 /// --text-conditional` writes (text encoder + UNet2DConditionModel). Parses the options into
-/// a `TextToImageJob`; the work is in Pipelines.
+/// a `SamplingRequest` with prompts; the work is in Pipelines.
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
@@ -29,9 +29,9 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let perPrompt = options.batch ?? 4
-        var sampling = try options.job(defaultSteps: 20, defaultBatch: perPrompt, defaultOut: "generated.png", defaultModel: "fashion-mnist-text")
-        sampling.guidanceScale = options.guidance ?? 3
-        try options.run(TextToImageJob(prompts: prompts, perPrompt: perPrompt, sampling: sampling))
+        var request = try options.request(defaultSteps: 20, defaultBatch: 4, defaultModel: "fashion-mnist-text")
+        request.prompts = prompts
+        request.guidance = options.guidance ?? 3
+        try options.run(request, outputs: options.outputs(defaultOut: "generated.png"))
     }
 }

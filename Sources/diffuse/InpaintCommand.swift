@@ -2,7 +2,7 @@ import ArgumentParser
 import Pipelines
 
 /// `diffuse inpaint`: fills the masked region of an image with a model that never saw a
-/// mask (RePaint). Parses the options into a `SampleJob`; the work is in Pipelines.
+/// mask (RePaint). Translates the options into a `SamplingRequest`; the work is in Pipelines.
 struct InpaintCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inpaint",
@@ -30,11 +30,10 @@ struct InpaintCommand: ParsableCommand {
     var resample: Int = 5
 
     func run() throws {
-        var job = try options.job(defaultSteps: 50, defaultBatch: 1, defaultOut: "inpainted.png")
-        if job.sampler == nil { job.sampler = .ddim }
-        job.initImageFile = image
-        job.maskFile = mask
-        job.resampling = GenerationRequest.Resampling(jumpLength: jumpLength, samples: resample)
-        try options.run(job)
+        var request = try options.request(defaultSteps: 50, defaultBatch: 1)
+        request.sampler = request.sampler ?? .ddim
+        request.images = .inpaint(image: EncodedImage(file: image), mask: EncodedImage(file: mask),
+                                  resampling: GenerationRequest.Resampling(jumpLength: jumpLength, samples: resample))
+        try options.run(request, outputs: options.outputs(defaultOut: "inpainted.png"))
     }
 }

@@ -2,8 +2,8 @@ import ArgumentParser
 import Pipelines
 
 /// `diffuse sample`: generates samples with a diffusers UNet2DModel folder, from noise or,
-/// with --init-image, from an image (SDEdit). Parses the options into a `SampleJob` and
-/// prints its progress; the work is in Pipelines.
+/// with --init-image, from an image (SDEdit). Translates the options into a `SamplingRequest`
+/// and prints its progress; the work is in Pipelines.
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
@@ -26,11 +26,8 @@ struct SampleCommand: ParsableCommand {
     var strength: Double = 0.8
 
     func run() throws {
-        var job = try options.job(defaultSteps: 20, defaultBatch: 64, defaultOut: "samples.png")
-        if let initImage {
-            job.initImageFile = initImage
-            job.strength = strength
-        }
-        try options.run(job)
+        var request = try options.request(defaultSteps: 20, defaultBatch: 64)
+        if let initImage { request.images = .imageToImage(image: EncodedImage(file: initImage), strength: strength) }
+        try options.run(request, outputs: options.outputs(defaultOut: "samples.png"))
     }
 }

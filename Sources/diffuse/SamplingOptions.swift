@@ -5,8 +5,9 @@ import Pipelines
 import Tensors
 
 /// The options every generating command shares (`sample`, `inpaint`, `upscale`, `generate`): the model, sampler,
-/// noise, conditioning, guidance and outputs. `job(defaultSteps:)` turns them into a
-/// `SampleJob`; `run(_:)` runs it with a progress line per step.
+/// noise, conditioning, guidance and outputs. `request(defaultSteps:defaultBatch:)` translates
+/// them into the one `SamplingRequest`, `outputs(defaultOut:)` says where the samples go, and
+/// `run(_:outputs:)` prepares, runs and writes it.
 struct SamplingOptions: ParsableArguments {
     @Option(help: "A diffusers UNet2DModel folder (config.json, diffusion_pytorch_model.safetensors, scheduler_config.json), or a pipeline folder with unet/ (default: the bundled Fashion-MNIST model; upscale: the bundled SR3 model; generate: the bundled text-to-image model).")
     var model: String?
@@ -65,51 +66,51 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
 
-    /// The job the options describe.
-    func job(defaultSteps: Int, defaultBatch: Int, defaultOut: String, defaultModel: String = BundledModel.defaultName) throws -> SampleJob {
+    /// The request the options describe (the command adds its image input or prompts).
+    func request(defaultSteps: Int, defaultBatch: Int, defaultModel: String = BundledModel.defaultName) throws -> SamplingRequest {
         try applyThreadsOption(threads)
         if model != nil && bundled != nil { throw ValidationError("give --model or --bundled, not both") }
-        let folder = try model ?? BundledModel.folder(bundled ?? defaultModel)
-        var job = SampleJob(modelFolder: folder, steps: steps ?? defaultSteps)
-        job.sampler = sampler
-        job.eta = eta
-        job.karrasSigmas = karras
-        job.batchSize = batch ?? (noise == nil ? defaultBatch : nil)
-        job.chunkSize = batchSize
-        job.noiseFile = noise
-        job.seed = seed
-        job.rng = rng
-        job.classLabels = classLabels?.labels
-        job.nullClass = nullClass
-        job.guidanceScale = guidance ?? 1
-        job.guidanceRescale = guidanceRescale
-        job.samplesFile = outNpy
-        job.gridFile = out ?? (outNpy == nil && outDir == nil ? defaultOut : nil)
-        job.imagesFolder = outDir
-        return job
+        var r = SamplingRequest(model: try model ?? BundledModel.folder(bundled ?? defaultModel), steps: steps ?? defaultSteps)
+        r.sampler = sampler
+        r.eta = eta
+        r.karras = karras
+        r.batch = batch ?? (noise == nil ? defaultBatch : nil)
+        r.chunkSize = batchSize
+        r.seed = seed
+        r.rng = rng
+        r.classLabels = classLabels?.labels
+        r.nullClass = nullClass
+        r.guidance = guidance ?? 1
+        r.guidanceRescale = guidanceRescale
+        return r
     }
 
-    /// Runs the job, printing what it loaded, a progress line per 2% of the steps, and the time.
-    func run(_ job: SampleJob) throws {
-        try report { try job.run(log: { print($0) }, onStep: $0) }
+    /// Where the samples go; `defaultOut` (a PNG grid) when no output is named.
+    func outputs(defaultOut: String) -> SampleOutputs {
+        SampleOutputs(samplesFile: outNpy, gridFile: out ?? (outNpy == nil && outDir == nil ? defaultOut : nil), imagesFolder: outDir)
     }
 
-    /// Runs a text-to-image job the same way.
-    func run(_ job: TextToImageJob) throws {
-        try report { try job.run(log: { print($0) }, onStep: $0) }
-    }
-
-    /// Runs `work` with a progress line per 2% of the steps, then prints the time.
-    private func report(_ work: (@escaping (GenerationStep) -> Void) throws -> Void) throws {
+    /// Checks the outputs, validates the request once (with `--noise`), runs it with a
+    /// progress line per 2% of the model evaluations (and per chunk), and writes the samples
+    /// (a text-to-image grid has one row per prompt).
+    func run(_ request: SamplingRequest, outputs: SampleOutputs) throws {
+        try outputs.check()
+        let run = try request.prepare(in: ModelStore(), noiseFile: noise)
+        run.notes.forEach { print($0) }
+        let total = run.request.batchSize
+        let chunked = run.chunkSize.map { $0 < total } ?? false
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
-        try work { step in
+        let samples = try run.run(onStep: { step in
             let every = Swift.max(step.count / 50, 1)
             guard step.index % every == 0 || step.index == step.count else { return }
             print(String(format: "step %d/%d  t=%g  %.2f s", step.index, step.count, step.timestep, elapsed()))
             fflush(nil)
-        }
+        }, onChunk: { done in
+            if chunked { print("\(done)/\(total) samples"); fflush(nil) }
+        })
         print(String(format: "done in %.2f s", elapsed()))
+        try outputs.write(samples, gridColumns: run.samplesPerPrompt) { print($0) }
     }
 }
 

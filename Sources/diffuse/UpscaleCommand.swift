@@ -2,7 +2,7 @@ import ArgumentParser
 import Pipelines
 
 /// `diffuse upscale`: super-resolution with an SR3 model (one trained with `diffuse train
-/// --task super-resolution`). Parses the options into a `SampleJob`; the work is in Pipelines.
+/// --task super-resolution`). Translates the options into a `SamplingRequest`; the work is in Pipelines.
 struct UpscaleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "upscale",
@@ -22,9 +22,8 @@ struct UpscaleCommand: ParsableCommand {
     var scale: Int = 4
 
     func run() throws {
-        var job = try options.job(defaultSteps: 20, defaultBatch: 1, defaultOut: "upscaled.png", defaultModel: "fashion-mnist-sr")
-        job.lowResolutionFile = image
-        job.upscaleFactor = scale
-        try options.run(job)
+        var request = try options.request(defaultSteps: 20, defaultBatch: 1, defaultModel: "fashion-mnist-sr")
+        request.images = .upscale(image: EncodedImage(file: image), factor: scale)
+        try options.run(request, outputs: options.outputs(defaultOut: "upscaled.png"))
     }
 }

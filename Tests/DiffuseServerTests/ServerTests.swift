@@ -94,9 +94,9 @@ extension ServerTests {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("diffuse-serve-cli-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        var cli = SampleJob(modelFolder: try BundledModel.folder("fashion-mnist"), steps: 3)
-        (cli.batchSize, cli.seed, cli.sampler, cli.imagesFolder, cli.store) = (2, 7, .ddim, folder, sharedStore)
-        try cli.run()
+        let cli = try runDiffuse(["sample", "--bundled", "fashion-mnist", "--steps", "3", "--batch", "2", "--seed", "7",
+                                  "--sampler", "ddim", "--out-dir", folder])
+        #expect(cli.status == 0, "\(cli.error)")
         for n in 0..<2 {
             let image = try await client.get(urls[n])
             #expect(image.status == 200 && image.headers["content-type"] == "image/png")

@@ -66,3 +66,17 @@ func fashionRequest(steps: Int, batch: Int = 1, seed: Int = 0, sampler: String =
 
 /// A job that runs for seconds (500 DDIM steps), to be cancelled or interrupted.
 let longRequest = fashionRequest(steps: 500)
+
+/// Runs the built `diffuse` binary (beside the test bundle) as a user runs it.
+func runDiffuse(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+    let bundle = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    let process = Process()
+    process.executableURL = bundle.deletingLastPathComponent().appendingPathComponent("diffuse")
+    process.arguments = arguments
+    let (out, err) = (Pipe(), Pipe())
+    (process.standardOutput, process.standardError) = (out, err)
+    try process.run()
+    let output = out.fileHandleForReading.readDataToEndOfFile(), error = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
+}

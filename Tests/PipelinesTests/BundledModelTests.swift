@@ -13,16 +13,16 @@ import Training
     @Test func bundledModelsLoadAndSample() throws {
         #expect(BundledModel.names == ["fashion-mnist", "fashion-mnist-classes", "fashion-mnist-inpaint", "fashion-mnist-sr",
                                        "fashion-mnist-text"])
-        var job = SampleJob(modelFolder: try BundledModel.folder("fashion-mnist-classes"), steps: 2)
-        job.requiresOutput = false
-        job.batchSize = 2
-        job.classLabels = [7]
-        job.guidanceScale = 3
-        let prepared = try job.prepare()
-        #expect(prepared.model.config.numClassEmbeds == 11)
+        var request = SamplingRequest(model: "fashion-mnist-classes", steps: 2)
+        request.batch = 2
+        request.classLabels = [7]
+        request.guidance = 3
+        let prepared = try request.prepare(in: ModelStore())
+        guard case .unet(let model) = prepared.model.network else { Issue.record("not a UNet2DModel"); return }
+        #expect(model.config.numClassEmbeds == 11)
         #expect(prepared.request.sampler == .dpmSolverSDE2M)
         #expect(prepared.notes.contains { $0.hasPrefix("null class 10") })
-        let samples = try prepared.pipeline.generate(prepared.request)
+        let samples = try prepared.run()
         #expect(samples.shape == [2, 1, 28, 28] && samples.scalars.allSatisfy { $0.isFinite })
         #expect(throws: PipelineError.self) { _ = try BundledModel.folder("cifar-10") }
     }
@@ -32,9 +32,9 @@ import Training
     /// input within 0.02 (mean |difference| in [0, 1] units; about 0.007 measured on 200
     /// images), and it beats bicubic upscaling on PSNR and SSIM.
     @Test func bundledSuperResolutionModelMatchesItsInputAndBeatsBicubic() throws {
-        var job = SampleJob(modelFolder: try BundledModel.folder("fashion-mnist-sr"), steps: 20)
-        job.requiresOutput = false
-        let (model, config, kind, _) = try job.loadModel()
+        let stored = try ModelStore().model("fashion-mnist-sr")
+        let (config, kind, _) = try stored.scheduler(nil)
+        guard case .unet(let model) = stored.network else { Issue.record("not a UNet2DModel"); return }
         #expect(kind == .dpmSolverSDE2M)
         #expect(model.conditioningChannels == 1 && model.defaultSampleShape == [1, 28, 28])
         let test = try Datasets.load(name: "fashion-mnist", split: .test)
@@ -51,13 +51,14 @@ import Training
     /// scheduler and the Fashion-MNIST class words, and generates; the bundled inpainting
     /// model takes the mask and masked image as its 2 extra channels and keeps the known pixels.
     @Test func bundledTextAndInpaintingModelsRun() throws {
-        var sampling = SampleJob(modelFolder: try BundledModel.folder("fashion-mnist-text"), steps: 2)
-        sampling.requiresOutput = false
-        sampling.guidanceScale = 3
-        let prepared = try TextToImageJob(prompts: ["a sneaker", "a photo of a bag"], perPrompt: 1, sampling: sampling).prepare()
+        var text = SamplingRequest(model: "fashion-mnist-text", steps: 2)
+        text.prompts = ["a sneaker", "a photo of a bag"]
+        text.guidance = 3
+        let prepared = try text.prepare(in: ModelStore())
         #expect(prepared.request.sampler == .dpmSolverSDE2M)
-        #expect(["sneaker", "bag", "ankle", "boot", "photo"].allSatisfy(prepared.model.tokenizer.vocabulary.contains))
-        let samples = try prepared.pipeline.generate(prepared.request)
+        guard case .textToImage(let textModel) = prepared.model.network else { Issue.record("not a text-to-image model"); return }
+        #expect(["sneaker", "bag", "ankle", "boot", "photo"].allSatisfy(textModel.tokenizer.vocabulary.contains))
+        let samples = try prepared.run()
         #expect(samples.shape == [2, 1, 28, 28] && samples.scalars.allSatisfy { $0.isFinite })
 
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("diffuse-bundled-\(UUID().uuidString)").path
@@ -67,14 +68,12 @@ import Training
         let image = Image(tensor: test.images.sliced(axis: 0, start: 0, end: 1))
         try image.write(to: dir + "/in.png")
         try Image(width: 28, height: 28, channels: 1, pixels: (0..<784).map { $0 % 28 >= 14 ? 255 : 0 }).write(to: dir + "/mask.png")
-        var job = SampleJob(modelFolder: try BundledModel.folder("fashion-mnist-inpaint"), steps: 4)
-        job.initImageFile = dir + "/in.png"
-        job.maskFile = dir + "/mask.png"
-        job.imagesFolder = dir + "/out"
-        let inpainting = try job.prepare()
-        #expect(inpainting.model.conditioningChannels == 2)
-        try job.run()
-        let out = try Image(contentsOf: dir + "/out/sample-0000.png")
+        var inpaint = SamplingRequest(model: "fashion-mnist-inpaint", steps: 4)
+        inpaint.images = .inpaint(image: EncodedImage(file: dir + "/in.png"), mask: EncodedImage(file: dir + "/mask.png"), resampling: .init())
+        let inpainting = try inpaint.prepare(in: ModelStore())
+        guard case .unet(let inpaintModel) = inpainting.model.network else { Issue.record("not a UNet2DModel"); return }
+        #expect(inpaintModel.conditioningChannels == 2)
+        let out = Image(tensor: try inpainting.run().clamped(min: -1, max: 1))
         #expect((0..<784).filter { $0 % 28 < 14 }.allSatisfy { out.pixels[$0] == image.pixels[$0] }, "kept pixels changed")
     }
 
@@ -91,13 +90,13 @@ import Training
     /// their requested class (chance: 10%). A model or sampler that lost its conditioning
     /// falls to about 10-20%.
     @Test func bundledClassModelSamplesAreTheirClass() throws {
-        var job = SampleJob(modelFolder: try BundledModel.folder("fashion-mnist-classes"), steps: 10)
-        job.requiresOutput = false
-        job.guidanceScale = 3
-        job.seed = 0
+        var request = SamplingRequest(model: "fashion-mnist-classes", steps: 10)
+        request.guidance = 3
+        request.seed = 0
         let requested = (0..<64).map { $0 % 10 }
-        job.classLabels = requested
-        let samples = try job.generate(count: 64, batchSize: 64, expectedShape: [1, 28, 28])
+        request.classLabels = requested
+        request.batch = 64
+        let samples = try request.prepare(in: ModelStore()).run()
         let share = try Self.requestedClassShare(samples, requested)
         print("bundled fashion-mnist-classes, 64 samples, 10 steps, guidance 3: requested class \(share)")
         #expect(share >= 0.7, "only \(share) of the samples are classified as their class")
@@ -109,14 +108,15 @@ import Training
     /// class their prompt names.
     @Test func bundledTextModelSamplesAreTheirPromptsClass() throws {
         let names = FashionMNIST.classNames.map { $0.lowercased().replacingOccurrences(of: "/", with: " or ") }
-        var sampling = SampleJob(modelFolder: try BundledModel.folder("fashion-mnist-text"), steps: 10)
-        sampling.requiresOutput = false
-        sampling.guidanceScale = 3
-        sampling.seed = 0
-        let prepared = try TextToImageJob(prompts: names.map { "a \($0)" }, perPrompt: 7, sampling: sampling).prepare()
+        var request = SamplingRequest(model: "fashion-mnist-text", steps: 10)
+        request.prompts = names.map { "a \($0)" }
+        request.batch = 7
+        request.guidance = 3
+        request.seed = 0
+        let prepared = try request.prepare(in: ModelStore())
         #expect(prepared.request.sampler == .dpmSolverSDE2M)
         #expect(!prepared.notes.contains { $0.hasPrefix("words the model never saw") }, "\(prepared.notes)")
-        let samples = try prepared.pipeline.generate(prepared.request)
+        let samples = try prepared.run()
         let requested = (0..<70).map { $0 / 7 }
         let share = try Self.requestedClassShare(samples, requested)
         print("bundled fashion-mnist-text, 70 samples, 10 steps, guidance 3: requested class \(share)")

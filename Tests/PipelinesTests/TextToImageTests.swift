@@ -33,57 +33,65 @@ import Tensors
         return path
     }()
 
-    func job(_ prompts: [String], guidance: Float = 3) -> TextToImageJob {
-        var sampling = SampleJob(modelFolder: Self.folder, steps: 4)
-        sampling.guidanceScale = guidance
-        sampling.requiresOutput = false
-        return TextToImageJob(prompts: prompts, perPrompt: 2, sampling: sampling)
+    /// The prompts, 2 samples each, 4 steps.
+    func request(_ prompts: [String], guidance: Float = 3) -> SamplingRequest {
+        var r = SamplingRequest(model: Self.folder, steps: 4)
+        r.prompts = prompts
+        r.batch = 2
+        r.guidance = guidance
+        return r
     }
 
-    /// The folder round-trips, the job builds one row of tokens per sample (prompt-major)
+    func prepare(_ prompts: [String], guidance: Float = 3) throws -> (run: PreparedRun, pipeline: any PreparingPipeline) {
+        let run = try request(prompts, guidance: guidance).prepare(in: ModelStore())
+        guard case .textToImage(let model) = run.model.network else { throw PipelineError("not a text-to-image model") }
+        return (run, GenerationPipeline(model: model, schedulerConfig: run.schedulerConfig))
+    }
+
+    /// The folder round-trips, the request builds one row of tokens per sample (prompt-major)
     /// and the empty caption as the unconditional input; different prompts give different
     /// images.
     @Test func promptsConditionTheSamples() throws {
-        let prepared = try job(["a red circle", "the blue line"]).prepare()
+        let prepared = try prepare(["a red circle", "the blue line"]).run
         let tokens = try #require(prepared.request.conditioning?.tokens)
         #expect(tokens.shape == [4, 8])
         #expect(Array(tokens.integers.prefix(8)) == Array(tokens.integers[8..<16]), "each prompt twice, in turn")
         #expect(prepared.request.unconditional?.tokens?.integers.prefix(8) == [2, 3, 0, 0, 0, 0, 0, 0][...])
-        let samples = try prepared.pipeline.generate(prepared.request)
+        #expect(prepared.samplesPerPrompt == 2)
+        let samples = try prepared.run()
         #expect(samples.shape == [4, 1, 8, 8])
         // The same seed (so the same noise) with other prompts: other images.
-        let other = try job(["a blue square", "a red circle"]).prepare()
-        #expect(try other.pipeline.generate(other.request).scalars != samples.scalars)
+        #expect(try prepare(["a blue square", "a red circle"]).run.run().scalars != samples.scalars)
     }
 
     /// Guidance 1 with the empty caption as the unconditional input is the conditional model
     /// alone; guidance 3 changes the samples.
     @Test func guidanceScaleOneIsTheConditionalModel() throws {
-        let prepared = try job(["a red circle"], guidance: 1).prepare()
+        let (prepared, pipeline) = try prepare(["a red circle"], guidance: 1)
         var request = prepared.request
         request.unconditional = nil
         // Bit for bit: convolutions pinned to oneDNN, whatever timing would choose.
         let plain = try ConvolutionAlgorithm.with(.onednn) { () throws -> [Float] in
-            let plain = try prepared.pipeline.generate(request).scalars
-            #expect(try prepared.pipeline.generate(prepared.request).scalars == plain)
+            let plain = try pipeline.generate(pipeline.prepare(request), onStep: nil, isCancelled: nil).scalars
+            #expect(try prepared.run().scalars == plain)
             return plain
         }
         request.unconditional = prepared.request.unconditional
         request.guidanceScale = 3
-        #expect(try prepared.pipeline.generate(request).scalars != plain)
+        #expect(try pipeline.generate(pipeline.prepare(request), onStep: nil, isCancelled: nil).scalars != plain)
     }
 
     /// A prompt longer than the text encoder's context is refused with both lengths; unknown
     /// words are reported; a folder without a text encoder is refused by name.
     @Test func badPromptsAndFoldersAreRefused() throws {
         let long = "a red circle beside a blue square and a green line"
-        #expect(message { _ = try job([long]).prepare() }.contains("has 11 tokens, but the text encoder's context holds 6"))
-        #expect(message { _ = try job([]).prepare() }.contains("no prompt"))
-        let notes = try job(["a purple circle"]).prepare().notes
+        #expect(message { _ = try prepare([long]) }.contains("has 11 tokens, but the text encoder's context holds 6"))
+        #expect(message { _ = try prepare([]) }.contains("no prompt"))
+        let notes = try prepare(["a purple circle"]).run.notes
         #expect(notes.contains { $0.contains("never saw") && $0.contains("purple") }, "\(notes)")
-        var other = job(["a red circle"])
-        other.sampling.modelFolder = fixturesFolder() + "/unet-class"
-        #expect(message { _ = try other.prepare() }.contains("not a text-to-image pipeline folder"))
+        var other = request(["a red circle"])
+        other.model = fixturesFolder() + "/unet-class"
+        #expect(message { _ = try other.prepare(in: ModelStore()) }.contains("not a text-to-image pipeline folder"))
     }
 
     /// `diffuse generate` through the binary: a grid with a row per prompt; a prompt too long
