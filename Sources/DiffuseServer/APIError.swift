@@ -44,11 +44,13 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         return APIError(.badRequest, "the request body is not a valid generation request: \(ErrorText.describe(error))", field: field)
     }
 
-    /// 422 for a request the pipeline refused when preparing it (its `PipelineError` message).
-    static func pipeline(_ error: any Error) -> APIError {
+    /// 422 for a request the pipeline refused when preparing it (its `PipelineError` message),
+    /// with the model's folder on the server shown as the name the request gave it: a client
+    /// learns nothing of the server's file system.
+    static func pipeline(_ error: any Error, folder: String, name: String) -> APIError {
         if let error = error as? APIError { return error }
-        if let error = error as? PipelineError { return APIError(.unprocessableContent, error.message) }
-        return APIError(.unprocessableContent, ErrorText.describe(error))
+        let message = (error as? PipelineError)?.message ?? ErrorText.describe(error)
+        return APIError(.unprocessableContent, message.replacingOccurrences(of: folder, with: "model \"\(name)\""))
     }
 }
 

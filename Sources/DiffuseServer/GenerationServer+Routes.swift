@@ -51,7 +51,7 @@ extension GenerationServer {
             try catalog.names.map { name in
                 let info = try catalog.info(name)
                 return ModelListing(name: name, kind: info.kind, sampleShape: info.sampleShape, defaultSampler: info.defaultSampler,
-                                    classes: info.classes)
+                                    classes: info.classes, classNames: info.classNames, nullClass: info.nullClass)
             }
         }
         return JSONResponse.make(["models": listings])
@@ -82,7 +82,7 @@ extension GenerationServer {
         do {
             job = try await Self.onThread { PreparedJob(run: try checked.prepare(in: store)) }
         } catch {
-            throw APIError.pipeline(error)
+            throw APIError.pipeline(error, folder: resolved.model, name: sampling.model)
         }
         let record = try queue.submit(sampling, run: job)
         return JSONResponse.make(status: .accepted, ["id": record.id])

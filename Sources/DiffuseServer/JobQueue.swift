@@ -215,6 +215,13 @@ final class JobQueue: @unchecked Sendable {
     private func position(of id: String) -> Int? { pending.firstIndex(of: id).map { $0 + 1 } }
 
     /// Sends an event to the job's streams and keeps it for late ones. Call with the lock held.
+    /// Whether a client has job `id`'s event stream open.
+    private func isWatched(_ id: String) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return !(subscribers[id]?.isEmpty ?? true)
+    }
+
     private func emit(_ event: JobEvent, for id: String) {
         var log = logs[id] ?? []
         if case .step = event, let last = log.last, case .step = last { log[log.count - 1] = last.withoutPreview }
@@ -285,8 +292,9 @@ final class JobQueue: @unchecked Sendable {
                 let now = Date()
                 metrics.observeStep(seconds: now.timeIntervalSince(lastStep))
                 lastStep = now
-                let preview = progress.index % every == 0 || progress.index == progress.count
-                    ? progress.predictedOriginal.flatMap { SampleImages.previewDataURL($0) } : nil
+                // A preview only when a stream is open to see it (one that opens later gets the next).
+                let due = progress.index % every == 0 || progress.index == progress.count
+                let preview = due && isWatched(id) ? progress.predictedOriginal.flatMap { SampleImages.previewDataURL($0) } : nil
                 condition.lock()
                 records[id]?.step = progress.index
                 records[id]?.stepCount = progress.count
@@ -316,7 +324,8 @@ final class JobQueue: @unchecked Sendable {
             event = .cancelled(id: id, error: record.error)
         case .failure(let error):
             record.state = .failed
-            record.error = (error as? PipelineError)?.message ?? ErrorText.describe(error)
+            let message = (error as? PipelineError)?.message ?? ErrorText.describe(error)
+            record.error = job.map { message.replacingOccurrences(of: $0.run.model.folder, with: "model \"\(record.request.model)\"") } ?? message
             event = .failed(id: id, error: record.error!)
         }
         records[id] = record

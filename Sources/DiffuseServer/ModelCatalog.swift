@@ -66,8 +66,11 @@ struct ModelListing: Codable {
     let sampleShape: [Int]?
     let defaultSampler: SamplerKind?
     let classes: Int?
+    let classNames: [String]?
+    let nullClass: Int?
 
     enum CodingKeys: String, CodingKey {
         case name, kind, sampleShape = "sample_shape", defaultSampler = "default_sampler", classes
+        case classNames = "class_names", nullClass = "null_class"
     }
 }

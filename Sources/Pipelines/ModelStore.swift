@@ -96,8 +96,15 @@ public struct ModelInfo: Codable, Equatable, Sendable {
     public let sampleShape: [Int]?
     /// The sampler its scheduler config names (nil: none it names has a sampler here).
     public let defaultSampler: SamplerKind?
-    /// Classes of a class-conditional model.
+    /// Classes a class-conditional model generates (labels 0..<classes): its class embedding's
+    /// rows, less the null class's.
     public let classes: Int?
+    /// Their names, where the model's config gives them (`id2label`).
+    public let classNames: [String]?
+    /// The label guidance contrasts with ("no class"): the embedding's last row, when the
+    /// config names one class fewer than it has rows (what `diffuse train --class-conditional`
+    /// trains); nil when unknown (a request then gives its own null class).
+    public let nullClass: Int?
 }
 
 /// A loaded model with its scheduler config, as the store keeps it.
@@ -126,16 +133,28 @@ public final class StoredModel: @unchecked Sendable {
         let found = schedulerConfig.map { SamplerKind(schedulerConfig: $0) } ?? .ddpm
         switch network {
         case .textToImage(let model):
-            return ModelInfo(folder: folder, kind: .textToImage, sampleShape: model.defaultSampleShape, defaultSampler: found, classes: nil)
+            return ModelInfo(folder: folder, kind: .textToImage, sampleShape: model.defaultSampleShape, defaultSampler: found,
+                             classes: nil, classNames: nil, nullClass: nil)
         case .unet(let model):
             let kind: ModelKind
             if model.conditioningChannels == model.sampleChannels { kind = .upscale }
             else if model.conditioningChannels == model.sampleChannels + 1 { kind = .inpaint }
             else if model.classEmbedding != nil { kind = .classConditional }
             else { kind = .unconditional }
+            let rows = model.config.classEmbedType == nil ? model.config.numClassEmbeds : nil
+            let names = model.config.id2label.flatMap { Self.names($0, rows: rows) }
+            let nullClass = rows.flatMap { rows in names.map(\.count) == rows - 1 ? rows - 1 : nil }
             return ModelInfo(folder: folder, kind: kind, sampleShape: model.defaultSampleShape, defaultSampler: found,
-                             classes: model.config.classEmbedType == nil ? model.config.numClassEmbeds : nil)
+                             classes: nullClass ?? rows, classNames: names, nullClass: nullClass)
         }
+    }
+
+    /// The names of labels 0..<n from an `id2label` table, when it names each of them and no
+    /// more than the embedding has rows; nil otherwise.
+    static func names(_ table: [String: String], rows: Int?) -> [String]? {
+        let names = (0..<table.count).compactMap { table[String($0)] }
+        guard !names.isEmpty, names.count == table.count, names.count <= rows ?? 0 else { return nil }
+        return names
     }
 
     /// The scheduler config and the sampler a run uses: `requested`, or the one the config

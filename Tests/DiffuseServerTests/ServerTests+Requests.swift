@@ -44,6 +44,11 @@ extension ServerTests {
             #expect(message.lowercased().contains(word.lowercased()), "\(body.prefix(120)): \(message)")
             if let field { #expect(result.json["field"] as? String == field, "\(body.prefix(120)): \(result.text)") }
         }
+        // A refusal names the model as the request did, never its folder on the server.
+        let text = try await client.post("/v1/jobs", json: #"{"model": "fashion-mnist-text", "steps": 2}"#)
+        let message = text.json["error"] as? String ?? ""
+        let folder = try BundledModel.folder("fashion-mnist-text")
+        #expect(message.contains("model \"fashion-mnist-text\"") && !message.contains(folder), "\(message)")
         let huge = #"{"model": "fashion-mnist", "steps": 2, "prompts": [""# + String(repeating: "a", count: 100 << 10) + #""]}"#
         let tooLarge = try await client.post("/v1/jobs", json: huge)
         #expect(tooLarge.status == 413 && tooLarge.json["error"] is String, "\(tooLarge.status) \(tooLarge.text)")
@@ -82,5 +87,40 @@ extension ServerTests {
         let id = try #require(submitted.json["id"] as? String)
         #expect(try await client.events("/v1/jobs/\(id)/events?token=s3cret").last?.name == "done")
         #expect(try await client.get("/v1/jobs/\(id)/images/0.png", headers: bearer).status == 200)
+    }
+
+    /// `--models DIR` offers the model folders under DIR by their names (and no bundled one
+    /// when those are left out); with two workers two jobs run at once, each cancelled alone.
+    @Test func modelFoldersAndTwoWorkers() async throws {
+        let models = FileManager.default.temporaryDirectory.appendingPathComponent("diffuse-serve-models-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: models, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: models) }
+        try FileManager.default.copyItem(atPath: try BundledModel.folder("fashion-mnist"), toPath: models + "/my-model")
+        try FileManager.default.createDirectory(atPath: models + "/not-a-model", withIntermediateDirectories: true)
+        let server = try await TestServer.start {
+            $0.modelDirectories = [models]
+            $0.includeBundledModels = false
+            $0.workers = 2
+        }
+        defer { Task { await server.stop() } }
+        let client = server.client
+        let listed = try await client.get("/v1/models").json["models"] as? [[String: Any]] ?? []
+        #expect(listed.compactMap { $0["name"] as? String } == ["my-model"])
+        #expect(try await client.post("/v1/jobs", json: fashionRequest(steps: 2)).status == 422, "a bundled model is not offered")
+        let slow = #"{"model": "my-model", "steps": 900, "sampler": "ddim", "seed": 1}"#
+        let ids = [try await server.submit(slow), try await server.submit(slow)]
+        var both = false
+        for _ in 0..<600 where !both {
+            let jobs = try await client.get("/v1/jobs").json["jobs"] as? [[String: Any]] ?? []
+            both = jobs.filter { $0["state"] as? String == "running" }.count == 2
+            if !both { try await Task.sleep(nanoseconds: 20_000_000) }
+        }
+        #expect(both, "two workers never ran two jobs at once")
+        #expect(try await client.delete("/v1/jobs/\(ids[0])").status == 202)
+        _ = try await server.waitForJob(ids[0]) { $0["state"] as? String == "cancelled" }
+        let other = try await client.get("/v1/jobs/\(ids[1])").json
+        #expect(other["state"] as? String == "running", "cancelling one job touched the other: \(other)")
+        #expect(try await client.delete("/v1/jobs/\(ids[1])").status == 202)
+        _ = try await server.waitForJob(ids[1]) { $0["state"] as? String == "cancelled" }
     }
 }

@@ -25,7 +25,8 @@ extension ServerTests {
         #expect(fashion["sample_shape"] as? [Int] == [1, 28, 28])
         #expect(fashion["default_sampler"] is String)
         let classes = try #require(list.first { $0["name"] as? String == "fashion-mnist-classes" })
-        #expect(classes["kind"] as? String == "class" && (classes["classes"] as? Int ?? 0) >= 10)
+        #expect(classes["kind"] as? String == "class" && classes["classes"] as? Int == 10 && classes["null_class"] as? Int == 10)
+        #expect((classes["class_names"] as? [String])?[7] == "Sneaker")
         #expect(list.contains { $0["name"] as? String == "fashion-mnist-text" && $0["kind"] as? String == "text" })
 
         let openAPI = try await client.get("/openapi.json")

@@ -28,7 +28,6 @@ const KIND_NAMES = {
   inpaint: "inpainting", upscale: "super-resolution",
 };
 // Fashion-MNIST's labels, for class-conditional models trained on it (the API gives a count).
-const FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 const TERMINAL = new Set(["done", "failed", "cancelled"]);
 const SCALE = 10;  // mask canvas pixels per image pixel
 
@@ -184,15 +183,12 @@ function fillModels(models) {
   selectModel(select.value);
 }
 
-// The class names of a class-conditional model: given by the server, or Fashion-MNIST's for
-// a fashion-mnist model, or numbers. A count is the class embedding's rows, whose last one is
-// the "no class" row guidance contrasts with (what `diffuse train --class-conditional` trains)
-// when it is one more than the data set's classes.
+// The class names of a class-conditional model: the server's (from the model's id2label), or
+// numbers for the classes it counts (the null class guidance contrasts with is not one of them).
 function classNames(model) {
   if (!model) return [];
-  if (Array.isArray(model.classes)) return model.classes.map(String);
+  if (Array.isArray(model.class_names)) return model.class_names.map(String);
   const count = Number(model.classes) || 0;
-  if ((count === 10 || count === 11) && /fashion/i.test(model.name)) return FASHION_MNIST_CLASSES.slice();
   return Array.from({ length: count }, (_, i) => `class ${i}`);
 }
 

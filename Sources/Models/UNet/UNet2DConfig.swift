@@ -44,6 +44,10 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
     /// Class conditioning: nil with numClassEmbeds (an embedding table), "timestep" or "identity".
     public var classEmbedType: String?
     public var numClassEmbeds: Int?
+    /// The class names by label ("0": "T-shirt/top", ...), as diffusers' DiT pipelines and
+    /// transformers' configs keep them (`id2label`); diffusers' UNet2DModel ignores the key.
+    /// nil: the classes are numbers only.
+    public var id2label: [String: String]?
 
     enum CodingKeys: String, CodingKey {
         case sampleSize = "sample_size", inChannels = "in_channels", outChannels = "out_channels"
@@ -55,7 +59,7 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         case downsampleType = "downsample_type", upsampleType = "upsample_type", dropout, actFn = "act_fn"
         case attentionHeadDim = "attention_head_dim", normNumGroups = "norm_num_groups"
         case attnNormNumGroups = "attn_norm_num_groups", normEps = "norm_eps", resnetTimeScaleShift = "resnet_time_scale_shift"
-        case addAttention = "add_attention", classEmbedType = "class_embed_type", numClassEmbeds = "num_class_embeds"
+        case addAttention = "add_attention", classEmbedType = "class_embed_type", numClassEmbeds = "num_class_embeds", id2label
     }
 
     /// diffusers' defaults.
@@ -113,6 +117,7 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         try read(.addAttention, &d.addAttention)
         d.classEmbedType = try c.decodeIfPresent(String.self, forKey: .classEmbedType)
         d.numClassEmbeds = try c.decodeIfPresent(Int.self, forKey: .numClassEmbeds)
+        d.id2label = try c.decodeIfPresent([String: String].self, forKey: .id2label)
         self = d
     }
 
@@ -148,6 +153,7 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         try c.encode(addAttention, forKey: .addAttention)
         try c.encode(classEmbedType, forKey: .classEmbedType)
         try c.encode(numClassEmbeds, forKey: .numClassEmbeds)
+        try c.encodeIfPresent(id2label, forKey: .id2label)
     }
 
     /// Reads a `config.json`, refusing what the model cannot build.
