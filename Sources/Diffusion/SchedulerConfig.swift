@@ -33,8 +33,11 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
     public var stepsOffset: Int
     /// Rescale betas to zero terminal SNR (Lin et al. 2023).
     public var rescaleBetasZeroSNR: Bool
-    /// DDIM: the alpha-bar after the last step is 1 (else alpha-bar of t = 0).
+    /// DDIM, PNDM: the alpha-bar after the last step is 1 (else alpha-bar of t = 0).
     public var setAlphaToOne: Bool
+    /// PNDM: start with linear multistep at once (Stable Diffusion's configs) instead of
+    /// three Runge-Kutta steps of four evaluations each.
+    public var skipPrkSteps: Bool
     /// DPM-Solver: order (1-3), algorithm, second-order form, final-step handling.
     public var solverOrder: Int
     public var algorithmType: String
@@ -65,7 +68,7 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         case varianceType = "variance_type", clipSample = "clip_sample", clipSampleRange = "clip_sample_range"
         case thresholding, dynamicThresholdingRatio = "dynamic_thresholding_ratio", sampleMaxValue = "sample_max_value"
         case timestepSpacing = "timestep_spacing", stepsOffset = "steps_offset", rescaleBetasZeroSNR = "rescale_betas_zero_snr"
-        case setAlphaToOne = "set_alpha_to_one", solverOrder = "solver_order", algorithmType = "algorithm_type"
+        case setAlphaToOne = "set_alpha_to_one", skipPrkSteps = "skip_prk_steps", solverOrder = "solver_order", algorithmType = "algorithm_type"
         case solverType = "solver_type", lowerOrderFinal = "lower_order_final", eulerAtFinal = "euler_at_final"
         case finalSigmasType = "final_sigmas_type", lambdaMinClipped = "lambda_min_clipped"
         case useKarrasSigmas = "use_karras_sigmas", interpolationType = "interpolation_type", sigmaMin = "sigma_min", sigmaMax = "sigma_max"
@@ -86,12 +89,13 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         dynamicThresholdingRatio = 0.995
         sampleMaxValue = 1
         switch className {
-        case "DDPMScheduler", "DDIMScheduler": timestepSpacing = .leading
+        case "DDPMScheduler", "DDIMScheduler", "PNDMScheduler": timestepSpacing = .leading
         default: timestepSpacing = .linspace
         }
         stepsOffset = 0
         rescaleBetasZeroSNR = false
-        setAlphaToOne = true
+        setAlphaToOne = className != "PNDMScheduler"
+        skipPrkSteps = false
         solverOrder = 2
         algorithmType = "dpmsolver++"
         solverType = "midpoint"
@@ -128,6 +132,7 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         try read(.stepsOffset, &d.stepsOffset)
         try read(.rescaleBetasZeroSNR, &d.rescaleBetasZeroSNR)
         try read(.setAlphaToOne, &d.setAlphaToOne)
+        try read(.skipPrkSteps, &d.skipPrkSteps)
         try read(.solverOrder, &d.solverOrder)
         try read(.algorithmType, &d.algorithmType)
         try read(.solverType, &d.solverType)
@@ -160,7 +165,8 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         try c.encode(timestepSpacing, forKey: .timestepSpacing)
         try c.encode(stepsOffset, forKey: .stepsOffset)
         try c.encode(rescaleBetasZeroSNR, forKey: .rescaleBetasZeroSNR)
-        if className == "DDIMScheduler" { try c.encode(setAlphaToOne, forKey: .setAlphaToOne) }
+        if className == "DDIMScheduler" || className == "PNDMScheduler" { try c.encode(setAlphaToOne, forKey: .setAlphaToOne) }
+        if className == "PNDMScheduler" { try c.encode(skipPrkSteps, forKey: .skipPrkSteps) }
         if className.hasPrefix("DPMSolver") {
             try c.encode(solverOrder, forKey: .solverOrder)
             try c.encode(algorithmType, forKey: .algorithmType)

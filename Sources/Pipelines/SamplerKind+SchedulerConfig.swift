@@ -17,6 +17,7 @@ extension SamplerKind {
         case "EulerDiscreteScheduler": self = .euler
         case "EulerAncestralDiscreteScheduler": self = .eulerAncestral
         case "HeunDiscreteScheduler": self = .heun
+        case "PNDMScheduler": self = .pndm
         default: return nil
         }
     }
@@ -31,6 +32,7 @@ extension SamplerKind {
         case .euler: return "EulerDiscreteScheduler"
         case .eulerAncestral: return "EulerAncestralDiscreteScheduler"
         case .heun: return "HeunDiscreteScheduler"
+        case .pndm: return "PNDMScheduler"
         }
     }
 }

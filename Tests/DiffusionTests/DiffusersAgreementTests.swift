@@ -68,6 +68,7 @@ func expectClose(_ a: [Float], _ b: [Float], atol: Float, rtol: Float, _ what: @
         case "EulerDiscreteScheduler": sampler = try EulerSampler(config, steps: c.steps)
         case "EulerAncestralDiscreteScheduler": sampler = try EulerAncestralSampler(config, steps: c.steps)
         case "HeunDiscreteScheduler": sampler = try HeunSampler(config, steps: c.steps)
+        case "PNDMScheduler": sampler = try PNDMSampler(config, steps: c.steps)
         default: Issue.record("unknown class \(config.className)"); return
         }
         if config.useKarrasSigmas && config.className != "DPMSolverMultistepScheduler" {

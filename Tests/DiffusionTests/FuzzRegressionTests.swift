@@ -28,7 +28,8 @@ import Testing
         #expect(config.useKarrasSigmas)
         var refused = 0
         for kind in SamplerKind.allCases {
-            for steps in [1, 7] {
+            // PNDM's Runge-Kutta warm-up (skip_prk_steps false, these configs) needs 4 steps.
+            for steps in [1, 7] where kind != .pndm || steps >= 4 {
                 do { _ = try makeSampler(kind, config: config, steps: steps) } catch {
                     #expect("\(error)".contains("use_karras_sigmas needs finite sigmas"), "\(kind): \(error)")
                     refused += 1

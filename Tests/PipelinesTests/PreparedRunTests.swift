@@ -100,7 +100,8 @@ import Tensors
         config.algorithmType = "sde-dpmsolver++"
         #expect(SamplerKind(schedulerConfig: config) == .dpmSolverSDE2M)
         #expect(SamplerKind(schedulerConfig: SchedulerConfig(className: "EulerAncestralDiscreteScheduler")) == .eulerAncestral)
-        #expect(SamplerKind(schedulerConfig: SchedulerConfig(className: "PNDMScheduler")) == nil)
+        #expect(SamplerKind(schedulerConfig: SchedulerConfig(className: "PNDMScheduler")) == .pndm)
+        #expect(SamplerKind(schedulerConfig: SchedulerConfig(className: "LMSDiscreteScheduler")) == nil)
         for kind in SamplerKind.allCases {
             let back = SamplerKind(schedulerConfig: SchedulerConfig(className: kind.diffusersSchedulerClass))
             #expect(back != nil && back!.diffusersSchedulerClass == kind.diffusersSchedulerClass)

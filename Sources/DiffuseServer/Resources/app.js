@@ -21,7 +21,7 @@ const el = (tag, props = {}, ...children) => {
 
 const SAMPLER_NAMES = {
   "ddpm": "DDPM", "ddim": "DDIM", "dpm++1": "DPM++ 1", "dpm++2m": "DPM++ 2M", "dpm++3m": "DPM++ 3M",
-  "dpm++2m-sde": "DPM++ 2M SDE", "euler": "Euler", "euler-a": "Euler ancestral", "heun": "Heun",
+  "dpm++2m-sde": "DPM++ 2M SDE", "euler": "Euler", "euler-a": "Euler ancestral", "heun": "Heun", "pndm": "PNDM (PLMS)",
 };
 const KIND_NAMES = {
   unconditional: "unconditional", class: "class-conditional", text: "text-to-image",

@@ -51,6 +51,8 @@ extension Sampler {
 public enum SamplerKind: String, CaseIterable, Codable, Sendable {
     case ddpm, ddim, dpmSolver1 = "dpm++1", dpmSolver2M = "dpm++2m", dpmSolver3M = "dpm++3m"
     case dpmSolverSDE2M = "dpm++2m-sde", euler, eulerAncestral = "euler-a", heun
+    /// PNDM's pseudo linear multistep (Stable Diffusion 1.x's default scheduler).
+    case pndm
 }
 
 /// Builds the sampler `kind` with `steps` steps from a scheduler config.
@@ -67,6 +69,7 @@ public func makeSampler(_ kind: SamplerKind, config: SchedulerConfig, steps: Int
     case .euler: return try EulerSampler(c, steps: steps)
     case .eulerAncestral: return try EulerAncestralSampler(c, steps: steps)
     case .heun: return try HeunSampler(c, steps: steps)
+    case .pndm: return try PNDMSampler(c, steps: steps)
     }
 }
 
