@@ -38,9 +38,9 @@ public struct CLIPTokenizer: Sendable {
     public init(vocabulary: [String: Int], merges: [(String, String)], bosToken: String = "<|startoftext|>",
                 eosToken: String = "<|endoftext|>", padToken: String = "<|endoftext|>", unknownToken: String = "<|endoftext|>",
                 modelMaxLength: Int = 77, cleanup: TextCleanup = .slow) throws {
-        try self.init(vocabulary: vocabulary, numberedMerges: merges.enumerated().map { (first: $0.element.0, second: $0.element.1, line: $0.offset + 1) }, bosToken: bosToken,
-                      eosToken: eosToken, padToken: padToken, unknownToken: unknownToken, modelMaxLength: modelMaxLength,
-                      cleanup: cleanup)
+        let numbered = merges.enumerated().map { (first: $0.element.0, second: $0.element.1, line: $0.offset + 1) }
+        try self.init(vocabulary: vocabulary, numberedMerges: numbered, bosToken: bosToken, eosToken: eosToken, padToken: padToken,
+                      unknownToken: unknownToken, modelMaxLength: modelMaxLength, cleanup: cleanup)
     }
 
     init(vocabulary: [String: Int], numberedMerges: [(first: String, second: String, line: Int)], bosToken: String,
