@@ -154,6 +154,20 @@ import Tensors
         #expect(defaults.blockOutChannels == [64] && defaults.layersPerBlock == 1 && defaults.normNumGroups == 32
                 && defaults.sampleSize == .one(32) && defaults.scalingFactor == 0.18215 && defaults.shiftFactor == nil
                 && defaults.useQuantConv && defaults.usePostQuantConv && defaults.midBlockAddAttention && defaults.forceUpcast)
+        // An [h, w] sample_size (as some configs write it) gives the tile size; a round trip
+        // keeps null and list fields as they were.
+        try JSONSerialization.data(withJSONObject: ["_class_name": "AutoencoderKL", "sample_size": [64, 64], "shift_factor": 0.5,
+                                                    "block_out_channels": [32, 64], "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
+                                                    "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"]] as [String: Any])
+            .write(to: URL(fileURLWithPath: dir + "/config.json"))
+        let pair = try AutoencoderKLConfig.load(dir + "/config.json")
+        #expect(pair.tileSampleSize == 64 && pair.tileLatentSize == 32 && pair.shiftFactor == 0.5)
+        #expect(VAETiling(pair) == VAETiling(sampleTileSize: 64, latentTileSize: 32, overlapFactor: 0.25))
+        try pair.save(dir + "/config.json")
+        #expect(try AutoencoderKLConfig.load(dir + "/config.json") == pair)
+        try defaults.save(dir + "/config.json")
+        let written = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json"))) as! [String: Any]
+        #expect(written["shift_factor"] is NSNull && written["_class_name"] as? String == "AutoencoderKL")
     }
 
     /// Checkpoints that do not fit are refused naming the parameter path (and both shapes),
