@@ -1,4 +1,5 @@
 import Foundation
+import ModelIO
 import Models
 import Testing
 import Tensors
@@ -8,7 +9,8 @@ import Tensors
 /// --filter AutoencoderKLBenchmark` (DIFFUSE_VAE_BENCH=tiled adds the 1024x1024 tiled decode,
 /// =encode the 512x512 encode, =profile the algorithms chosen and the time per op). Prints seconds per run after one warm-up run (which also
 /// times the convolution algorithms per shape) and the peak resident memory.
-@Suite(.enabled(if: ProcessInfo.processInfo.environment["DIFFUSE_VAE_BENCH"] != nil))
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["DIFFUSE_VAE_BENCH"] != nil
+                   || ProcessInfo.processInfo.environment["DIFFUSE_VAE_FULL"] != nil))
 struct AutoencoderKLBenchmark {
     static let mode = ProcessInfo.processInfo.environment["DIFFUSE_VAE_BENCH"] ?? ""
     static let runs = Int(ProcessInfo.processInfo.environment["DIFFUSE_VAE_RUNS"] ?? "") ?? 2
@@ -33,7 +35,17 @@ struct AutoencoderKLBenchmark {
         print("AutoencoderKL \(name): warm-up \(String(format: "%.2f", Date().timeIntervalSince(warm) - seconds.reduce(0, +))) s, runs \(seconds.map { String(format: "%.2f", $0) }) s, \(peak)")
     }
 
-    @Test func stableDiffusionVAE() throws {
+    /// Full-size numerics: the folder `scripts/bench/diffusers_vae.py --save DIR` writes
+    /// (SD 1.x's VAE, random weights, latents [1, 4, 32, 32] and diffusers' decode), named by
+    /// DIFFUSE_VAE_FULL=DIR, decoded here within 1e-4 of the output scale.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["DIFFUSE_VAE_FULL"] != nil)) func fullSizeMatchesDiffusers() throws {
+        let dir = ProcessInfo.processInfo.environment["DIFFUSE_VAE_FULL"]!
+        let vae = try AutoencoderKL.load(folder: dir)
+        AutoencoderKLTests.expectRelative(try vae.decode(NPY.load(dir + "/latents.npy")), try NPY.load(dir + "/decoded.npy"),
+                                          rtol: 1e-4, "SD 1.x VAE full-size decode")
+    }
+
+    @Test(.enabled(if: !mode.isEmpty)) func stableDiffusionVAE() throws {
         let vae = try AutoencoderKL(.stableDiffusion, generator: PhiloxGenerator(seed: 0))
         let z = PhiloxGenerator(seed: 1).normal([1, 4, 64, 64])
         try Self.timed("decode 512x512") { try vae.decode(z) }

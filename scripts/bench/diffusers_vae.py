@@ -14,6 +14,8 @@ ap.add_argument("--runs", type=int, default=2)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--tiled", action="store_true", help="also decode 1024x1024 with enable_tiling()")
 ap.add_argument("--encode", action="store_true", help="also encode a 512x512 image")
+ap.add_argument("--save", metavar="DIR", help="write the model, latents [1, 4, 32, 32] and their decode (latents.npy, "
+                "decoded.npy) into DIR instead of timing, for AutoencoderKLBenchmark's full-size check (DIFFUSE_VAE_FULL=DIR)")
 args = ap.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
@@ -29,6 +31,15 @@ def timed(name, f):
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"case": name, "seconds": [round(s, 3) for s in times], "peak_rss_mib": round(peak)}), flush=True)
 
+
+if args.save:
+    import numpy as np
+    vae.save_pretrained(args.save, safe_serialization=True)
+    with torch.inference_mode():
+        z = torch.randn(1, 4, 32, 32)
+        np.save(f"{args.save}/latents.npy", z.numpy())
+        np.save(f"{args.save}/decoded.npy", vae.decode(z).sample.numpy())
+    raise SystemExit(0)
 
 with torch.inference_mode():
     z = torch.randn(1, 4, 64, 64)
