@@ -91,8 +91,15 @@ public struct GenerationPipeline<Model: Denoiser> {
     /// of the result are the initial image's.
     public func generate(_ prepared: PreparedGeneration, onStep: ((GenerationStep) -> Void)? = nil,
                          isCancelled: (() -> Bool)? = nil) throws -> Tensor {
+        try generate(prepared, generator: prepared.request.rng.generator(seed: prepared.request.seed), onStep: onStep, isCancelled: isCancelled)
+    }
+
+    /// Runs a prepared request drawing from `generator` (a run that drew from it already, as a
+    /// latent pipeline encoding its images does, passes it on): the initial noise unless the
+    /// request holds it, then every stochastic step's noise.
+    public func generate(_ prepared: PreparedGeneration, generator: RandomGenerator, onStep: ((GenerationStep) -> Void)? = nil,
+                         isCancelled: (() -> Bool)? = nil) throws -> Tensor {
         let (request, sampler) = (prepared.request, prepared.sampler)
-        let generator = request.rng.generator(seed: request.seed)
         let noise = request.noise?.to(.float32) ?? generator.normal(request.batchShape, mean: 0, std: 1)
         let first = request.firstEvaluation(order: sampler.order)
         let start = first == 0 ? noise * sampler.initialNoiseSigma : sampler.noised(request.initBatch!, noise: noise, step: first)

@@ -48,6 +48,17 @@ public struct GenerationRequest: Sendable {
     public var mask: Tensor? = nil
     /// How inpainting resamples (RePaint's jumps).
     public var resampling = Resampling()
+    /// A latent model's image inputs in pixel space, encoded by its autoencoder when the run
+    /// starts (with the run's generator, in diffusers' order); nil for pixel-space models.
+    public var pixelInputs: PixelInputs? = nil
+
+    /// Images for a latent model, in pixels: the image [1 or batchSize, C, H, W] in [-1, 1],
+    /// and for inpainting the mask [1 or batchSize, 1, H, W] (1 = generate, binarised).
+    public struct PixelInputs: Sendable {
+        public var image: Tensor
+        public var mask: Tensor?
+        public init(image: Tensor, mask: Tensor? = nil) { (self.image, self.mask) = (image, mask) }
+    }
 
     /// RePaint's resampling schedule (Lugmayr et al. 2022): every `jumpLength` steps, go back
     /// up `jumpLength` steps, `samples - 1` times; samples 1 turns resampling off.

@@ -49,6 +49,15 @@ public final class ModelStore: @unchecked Sendable {
     /// Loads a UNet2DModel folder (or a pipeline folder with unet/) or a text-to-image
     /// pipeline folder, with its scheduler config.
     static func load(folder: String) throws -> StoredModel {
+        if StableDiffusionFolder.isStableDiffusion(folder) {
+            let model: StableDiffusionModel
+            do { model = try StableDiffusionFolder.load(folder) } catch { throw PipelineError("\(error)") }
+            let counts = model.parameterCounts
+            let note = "model \(folder): \(model.pipelineClass), U-Net \(counts.unet) + VAE \(counts.vae) + CLIP text encoder "
+                + "\(counts.textEncoder) parameters" + (model.inpaintsByItself ? ", an inpainting U-Net" : "")
+            return StoredModel(folder: folder, unetFolder: folder + "/unet", network: .stableDiffusion(model),
+                               schedulerConfig: try StableDiffusionFolder.schedulerConfig(folder), note: note)
+        }
         if isTextToImage(folder) {
             guard TextToImageFolder.isTextToImage(folder) else {
                 throw PipelineError("\(folder) has text_encoder/ but is not a text-to-image pipeline folder (no text_encoder/config.json)")
@@ -113,6 +122,8 @@ public final class StoredModel: @unchecked Sendable {
     public enum Network {
         case unet(UNet2DModel)
         case textToImage(TextToImageModel)
+        /// A Stable Diffusion pipeline: CLIP text encoder, latent U-Net, autoencoder.
+        case stableDiffusion(StableDiffusionModel)
     }
 
     public let folder: String
@@ -134,6 +145,9 @@ public final class StoredModel: @unchecked Sendable {
         switch network {
         case .textToImage(let model):
             return ModelInfo(folder: folder, kind: .textToImage, sampleShape: model.defaultSampleShape, defaultSampler: found,
+                             classes: nil, classNames: nil, nullClass: nil)
+        case .stableDiffusion(let model):
+            return ModelInfo(folder: folder, kind: .textToImage, sampleShape: model.defaultImageSize.map { [3] + $0 }, defaultSampler: found,
                              classes: nil, classNames: nil, nullClass: nil)
         case .unet(let model):
             let kind: ModelKind

@@ -80,6 +80,7 @@ public struct PreparedRun {
         r.unconditional = slice(request.unconditional)
         r.initImage = slice(request.initImage)
         r.mask = slice(request.mask)
+        r.pixelInputs = request.pixelInputs.map { GenerationRequest.PixelInputs(image: slice($0.image)!, mask: slice($0.mask)) }
         return r
     }
 }
@@ -90,6 +91,7 @@ extension StoredModel {
         switch network {
         case .unet(let unet): return GenerationPipeline(model: unet, schedulerConfig: schedulerConfig)
         case .textToImage(let text): return GenerationPipeline(model: text, schedulerConfig: schedulerConfig)
+        case .stableDiffusion(let sd): return StableDiffusionPipeline(model: sd, schedulerConfig: schedulerConfig)
         }
     }
 }
@@ -106,11 +108,14 @@ extension SamplingRequest {
             throw PipelineError("\(folder) is a text-to-image pipeline (it has text_encoder/): generate from it with "
                                 + "diffuse generate --model \(folder) --prompt TEXT")
         }
-        if prompts != nil { try checkTextToImage(folder: folder, noiseFile: noiseFile) }
+        let latent = StableDiffusionFolder.isStableDiffusion(folder)
+        if prompts != nil && !latent { try checkTextToImage(folder: folder, noiseFile: noiseFile) }
         try checkSettings()
         let stored = try store.model(folder)
         var notes = [stored.note]
         switch stored.network {
+        case .stableDiffusion(let sd):
+            return try prepareStableDiffusion(sd, stored: stored, notes: notes, noiseFile: noiseFile)
         case .unet(let unet):
             let (config, kind, note) = try stored.scheduler(sampler)
             notes.append(note)

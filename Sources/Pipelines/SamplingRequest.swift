@@ -14,6 +14,12 @@ public struct SamplingRequest: Codable, Equatable, Sendable {
     public var model: String
     /// Text-to-image: the prompts, each generated `batch` times (prompt-major order).
     public var prompts: [String]?
+    /// Stable Diffusion: what to steer away from (classifier-free guidance against these
+    /// instead of the empty prompt): one for every prompt, or one per prompt.
+    public var negativePrompts: [String]?
+    /// Stable Diffusion: take the text encoder's hidden state this many layers before the last
+    /// (diffusers' `clip_skip`); nil: the last.
+    public var clipSkip: Int?
     /// Class-conditional models: one label for the batch, or one per sample.
     public var classLabels: [Int]?
     /// The label the model was trained with for "no class" (for guidance); nil takes the last
@@ -48,7 +54,7 @@ public struct SamplingRequest: Codable, Equatable, Sendable {
     public init(model: String, steps: Int) { (self.model, self.steps) = (model, steps) }
 
     enum CodingKeys: String, CodingKey {
-        case model, prompts, classLabels = "class_labels", nullClass = "null_class", sampler, steps, eta, karras, guidance
+        case model, prompts, negativePrompts = "negative_prompts", clipSkip = "clip_skip", classLabels = "class_labels", nullClass = "null_class", sampler, steps, eta, karras, guidance
         case guidanceRescale = "guidance_rescale", seed, rng, batch, chunkSize = "chunk_size", height, width, images
     }
 
@@ -59,6 +65,8 @@ public struct SamplingRequest: Codable, Equatable, Sendable {
         model = try c.decode(String.self, forKey: .model)
         steps = try c.decode(Int.self, forKey: .steps)
         prompts = try c.decodeIfPresent([String].self, forKey: .prompts)
+        negativePrompts = try c.decodeIfPresent([String].self, forKey: .negativePrompts)
+        clipSkip = try c.decodeIfPresent(Int.self, forKey: .clipSkip)
         classLabels = try c.decodeIfPresent([Int].self, forKey: .classLabels)
         nullClass = try c.decodeIfPresent(Int.self, forKey: .nullClass)
         sampler = try c.decodeIfPresent(SamplerKind.self, forKey: .sampler)
