@@ -84,7 +84,7 @@ let package = Package(
 if Context.environment["DIFFUSE_FUZZ"] != nil {
     let fuzzTargets: [(name: String, dependency: Target.Dependency)] = [
         ("Safetensors", "ModelIO"), ("NPY", "ModelIO"), ("PNG", "ImageIO"),
-        ("Gzip", "Datasets"), ("IDX", "Datasets"), ("Pickle", "Datasets"),
+        ("Gzip", "Datasets"), ("IDX", "Datasets"), ("Pickle", "ModelIO"),
         ("UNet2DConfig", "Models"), ("UNet2DConditionConfig", "Models"), ("SchedulerConfig", "Diffusion"),
     ]
     package.targets.append(.target(name: "CFuzzer", path: "Fuzz/CFuzzer"))
