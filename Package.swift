@@ -36,6 +36,8 @@ let package = Package(
         .systemLibrary(name: "CXSMM", path: "Sources/CXSMM"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // OpenMPI, loaded at run time (dlopen) by a small C shim: see Sources/CMPI/include/CMPI.h.
+        .target(name: "CMPI", path: "Sources/CMPI"),
         .target(name: "Tensors", dependencies: ["CDNNL", "COpenMP", "CXSMM"], swiftSettings: kernelFlags),
         .target(name: "NeuralNetworks", dependencies: ["Tensors"], swiftSettings: kernelFlags),
         .target(name: "Diffusion", dependencies: ["Tensors"], swiftSettings: kernelFlags),
@@ -43,7 +45,7 @@ let package = Package(
         .target(name: "ModelIO", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models"], swiftSettings: kernelFlags),
         .target(name: "ImageIO", dependencies: ["Tensors", "CPNG"], swiftSettings: kernelFlags),
         .target(name: "Datasets", dependencies: ["Tensors", "ImageIO", "ModelIO", "CZlib"], swiftSettings: kernelFlags),
-        .target(name: "Training", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO", "Datasets"],
+        .target(name: "Training", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO", "Datasets", "CMPI"],
                 resources: [.copy("Resources")], swiftSettings: kernelFlags),
         .target(name: "Pipelines", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO", "Datasets", "Training"],
                 resources: [.copy("Resources")], swiftSettings: kernelFlags),

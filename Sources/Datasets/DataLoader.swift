@@ -22,12 +22,24 @@ public struct Batch: @unchecked Sendable {
 /// Shuffles a data set with a seed, cuts it into batches and assembles the next batch on a
 /// background thread while the caller trains on this one.
 ///
-/// The order of epoch `e` and the flips of its images are pure functions of `(seed, e)`, so a
-/// loader started at a saved `position` yields exactly the batches an uninterrupted loader
-/// would have, whatever happened in between. Iteration runs across epochs without end.
+/// The order of epoch `e` and the flips of its images are pure functions of `(seed, e)` (a
+/// flip of the image at place p of the epoch's order, of `(seed, e, p)`), so a loader started
+/// at a saved `position` yields exactly the batches an uninterrupted loader would have,
+/// whatever happened in between. Iteration runs across epochs without end.
+///
+/// Data-parallel runs: `batchSize` is the global batch, and shard r of K takes the r-th of
+/// the K equal slices of every global batch. The position counts global batches, so it is
+/// the same on every shard, and the K shards together yield what one loader of K = 1 yields:
+/// a run does not depend on how many processes share it.
 public final class DataLoader: @unchecked Sendable {
     public let dataset: ImageDataset
+    /// Images per (global) batch.
     public let batchSize: Int
+    /// This loader's slice of each batch: shard `shard` of `shards`, `batchSize / shards` images.
+    public let shard: Int
+    public let shards: Int
+    /// Images this shard yields per batch.
+    public var shardBatchSize: Int { batchSize / shards }
     public let seed: UInt64
     public let shuffle: Bool
     public let horizontalFlip: Bool
@@ -41,13 +53,19 @@ public final class DataLoader: @unchecked Sendable {
     private final class Box: @unchecked Sendable { var batch: Batch? }
 
     public init(dataset: ImageDataset, batchSize: Int, seed: UInt64 = 0, shuffle: Bool = true,
-                horizontalFlip: Bool = false, start: LoaderPosition = LoaderPosition()) throws {
+                horizontalFlip: Bool = false, start: LoaderPosition = LoaderPosition(), shard: Int = 0, shards: Int = 1) throws {
         guard batchSize >= 1 else { throw DatasetError("the batch size must be at least 1, got \(batchSize)") }
+        guard shards >= 1, (0..<shards).contains(shard) else { throw DatasetError("shard \(shard) of \(shards) does not exist") }
+        guard batchSize % shards == 0 else {
+            throw DatasetError("the batch size \(batchSize) does not divide among \(shards) processes: choose a multiple of \(shards)")
+        }
         guard batchSize <= dataset.count else {
             throw DatasetError("\(dataset.name): batch size \(batchSize) is larger than the data set (\(dataset.count) images)")
         }
         self.dataset = dataset
         self.batchSize = batchSize
+        self.shard = shard
+        self.shards = shards
         self.seed = seed
         self.shuffle = shuffle
         self.horizontalFlip = horizontalFlip
@@ -100,15 +118,16 @@ public final class DataLoader: @unchecked Sendable {
             cachedOrder = (at.epoch, o)
             return o
         }
-        let picks = Array(order[(at.batch * batchSize)..<((at.batch + 1) * batchSize)])
+        let n = shardBatchSize
+        let first = at.batch * batchSize + shard * n
+        let picks = Array(order[first..<(first + n)])
         let (c, h, w) = (dataset.channels, dataset.height, dataset.width)
         let item = c * h * w
-        var flips = [Bool](repeating: false, count: batchSize)
+        var flips = [Bool](repeating: false, count: n)
         if horizontalFlip {
-            var rng = SplitMix64(seed: seed ^ (UInt64(at.epoch) &* 0xD1B5_4A32_D192_ED03) ^ (UInt64(at.batch) &* 0x8CB9_2BA7_2F3D_8DD7))
-            for i in 0..<batchSize { flips[i] = rng.next() & 1 == 1 }
+            for i in 0..<n { flips[i] = Self.flip(seed: seed, epoch: at.epoch, place: first + i) }
         }
-        var out = Tensor.zeros([batchSize, c, h, w])
+        var out = Tensor.zeros([n, c, h, w])
         dataset.images.withUnsafeBytes { raw in
             let src = raw.bindMemory(to: Float.self)
             out.withUnsafeMutableFloats { dst in
@@ -126,6 +145,15 @@ public final class DataLoader: @unchecked Sendable {
         }
         let labels = dataset.labels.map { all in Tensor(integers: picks.map { all[$0] }) }
         return Batch(images: out, labels: labels, indices: picks, position: at)
+    }
+}
+
+extension DataLoader {
+    /// Whether the image at `place` of epoch `epoch`'s order is flipped: a pure function of
+    /// (seed, epoch, place), so that it does not depend on how batches are split.
+    public static func flip(seed: UInt64, epoch: Int, place: Int) -> Bool {
+        var rng = SplitMix64(seed: seed ^ (UInt64(epoch) &* 0xD1B5_4A32_D192_ED03) ^ (UInt64(place + 1) &* 0x8CB9_2BA7_2F3D_8DD7))
+        return rng.next() & 1 == 1
     }
 }
 

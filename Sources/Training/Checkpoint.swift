@@ -202,11 +202,14 @@ public enum Checkpoint {
 
 extension Trainer {
     /// A trainer in the state of the checkpoint `folder` (from `Checkpoint.locate`), training
-    /// on `dataset` (the data the run was started with). Errors name the file at fault.
-    public convenience init(checkpoint folder: String, dataset: ImageDataset) throws {
+    /// on `dataset` (the data the run was started with). Errors name the file at fault. With
+    /// `group`, a rank of a data-parallel run: any number of ranks resumes any checkpoint (the
+    /// loader position counts global batches), each reading the checkpoint itself (on hosts
+    /// that do not share the run directory, copy it to the same path on each).
+    public convenience init(checkpoint folder: String, dataset: ImageDataset, group: ProcessGroup? = nil) throws {
         let contents = try Checkpoint.Contents(folder: folder)
         let state = contents.state
-        try self.init(configuration: state.configuration, dataset: dataset)
+        try self.init(configuration: state.configuration, dataset: dataset, group: group)
         var emaState: [String: Tensor]? = nil
         if state.configuration.useEMA {
             var d = contents.mainWeights.reduce(into: [String: Tensor]()) { $0["shadow." + $1.key] = $1.value }

@@ -16,10 +16,18 @@ import Tensors
 ///                                                       y: class label or caption tokens)
 ///     g = grad loss;  clip |g| to clipNorm;  AdamW step at lr(step);  EMA update
 ///
-/// The randomness of step k (timesteps, noise, dropped labels or captions) comes from a Philox generator
-/// seeded with a pure function of (seed, k), and the batches from a `DataLoader` whose
-/// position is saved: a run resumed from a checkpoint takes exactly the steps an
-/// uninterrupted run takes, bit for bit.
+/// The randomness of step k comes per image: the image at place j of the step's (global)
+/// batch draws its timestep, noise, dropped label or caption and inpainting mask from a Philox
+/// generator seeded with a pure function of (seed, k, j), and the batches come from a
+/// `DataLoader` whose position is saved: a run resumed from a checkpoint takes exactly the
+/// steps an uninterrupted run takes, bit for bit.
+///
+/// Data-parallel (a `ProcessGroup` of K ranks under mpirun): `batchSize` is the global batch;
+/// rank r trains on slice r of it (`batchSize / K` images, the loader's shard r), draws the
+/// randomness of those places, and the ranks average their gradients and losses (MPI
+/// all-reduce, in buckets) before clipping and the optimizer step, which every rank then takes
+/// identically. So K ranks take the steps one process takes with the same global batch (up to
+/// float rounding in the sums), and a run can resume with another K.
 public final class Trainer {
     public private(set) var configuration: TrainingConfiguration
     /// The data, captioned as the run's text settings say.
@@ -43,10 +51,24 @@ public final class Trainer {
 
     /// Token ids of every image's caption, image i at i * contextLength (text-to-image runs).
     private let captionTokens: [Int]
+    /// The ranks this trainer shares its steps with (nil: one process).
+    public let group: ProcessGroup?
+    /// Packs gradients into the all-reduce buckets (data-parallel runs).
+    private var buckets: GradientBuckets?
+    /// Whether any rank asked to stop at the last step (`trainStep(stopRequested:)`).
+    public private(set) var stopRequested = false
+    /// Compare the weights across ranks every this many steps (and at every checkpoint).
+    public var checksumEvery = 100
 
-    /// A fresh run: weights initialised from the seed, the loader at the first batch.
-    public init(configuration: TrainingConfiguration, dataset: ImageDataset) throws {
+    /// A fresh run: weights initialised from the seed, the loader at the first batch. With
+    /// `group`, this process is one rank of a data-parallel run.
+    public init(configuration: TrainingConfiguration, dataset: ImageDataset, group: ProcessGroup? = nil) throws {
         try configuration.validate()
+        if let group, configuration.batchSize % group.size != 0 {
+            throw TrainingError(field: "batch_size", "\(configuration.batchSize) (the global batch) does not divide among \(group.size) "
+                                + "processes: choose a multiple of \(group.size)")
+        }
+        self.group = group
         let dataset = try configuration.text?.captioned(dataset) ?? dataset
         try Self.check(dataset, fits: configuration)
         self.configuration = configuration
@@ -61,7 +83,7 @@ public final class Trainer {
             ? ExponentialMovingAverage(model: model, decay: configuration.emaDecay, useWarmup: true, invGamma: 1, power: configuration.emaPower)
             : nil
         loader = try DataLoader(dataset: dataset, batchSize: configuration.batchSize, seed: configuration.seed,
-                                horizontalFlip: configuration.horizontalFlip)
+                                horizontalFlip: configuration.horizontalFlip, shard: group?.rank ?? 0, shards: group?.size ?? 1)
         objective = DiffusionObjective(schedule: try NoiseSchedule(configuration.schedulerConfig),
                                        prediction: configuration.predictionType, minSNRGamma: configuration.minSNRGamma)
     }
@@ -114,30 +136,55 @@ public final class Trainer {
         configuration.totalSteps = total
     }
 
-    /// The generator of step `k` (1-based): Philox seeded with SplitMix64 of (seed, k).
-    static func generator(seed: UInt64, step k: Int) -> PhiloxGenerator {
-        var mix = SplitMix64(seed: seed ^ (UInt64(k) &* 0x9E37_79B9_7F4A_7C15))
+    /// The generator of image `j` of step `k`'s global batch (k 1-based, j 0-based): Philox
+    /// seeded with SplitMix64 of (seed, k, j).
+    static func generator(seed: UInt64, step k: Int, sample j: Int) -> PhiloxGenerator {
+        var mix = SplitMix64(seed: seed ^ (UInt64(k) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(j + 1) &* 0xC2B2_AE3D_27D4_EB4F))
         return PhiloxGenerator(seed: mix.next())
     }
 
-    /// One optimizer step on the next batch; returns its loss.
+    /// The random draws of a step for the images at `places` of its global batch, each image
+    /// from its own generator in a fixed order: timestep, noise, label uniform, 4 mask
+    /// uniforms, caption uniform (those the run uses).
+    struct Draws {
+        var timesteps: [Int] = [], noise: [Float] = [], labelUniforms: [Float] = [], maskUniforms: [Float] = []
+        var captionUniforms: [Float] = []
+    }
+
+    func draws(step k: Int, places: Range<Int>, imageShape: [Int]) -> Draws {
+        var d = Draws()
+        let c = configuration
+        for j in places {
+            let g = Self.generator(seed: c.seed, step: k, sample: j)
+            d.timesteps += objective.sampleTimesteps(batch: 1, generator: g).integers
+            d.noise += g.normal([1] + imageShape, mean: 0, std: 1).scalars
+            if c.classConditional { d.labelUniforms += g.uniform([1], low: 0, high: 1).scalars }
+            if c.taskKind == .inpainting { d.maskUniforms += g.uniform([1, 4], low: 0, high: 1).scalars }
+            if c.text != nil { d.captionUniforms += g.uniform([1], low: 0, high: 1).scalars }
+        }
+        return d
+    }
+
+    /// One optimizer step on the next batch; returns its loss (the global batch's, averaged
+    /// over the ranks). `stopRequested`: this process wants to stop after this step; with a
+    /// group, `self.stopRequested` then says whether any rank did.
     @discardableResult
-    public func trainStep() -> Float {
+    public func trainStep(stopRequested stop: Bool = false) -> Float {
         let k = step + 1
         let batch = loader.next()
-        let generator = Self.generator(seed: configuration.seed, step: k)
         let x0 = batch.images
         let n = x0.shape[0]
-        let timesteps = objective.sampleTimesteps(batch: n, generator: generator)
-        let noise = generator.normal(x0.shape, mean: 0, std: 1)
+        let first = (group?.rank ?? 0) * n
+        let d = draws(step: k, places: first..<(first + n), imageShape: Array(x0.shape.dropFirst()))
+        let timesteps = Tensor(integers: d.timesteps)
+        let noise = Tensor(d.noise, shape: x0.shape)
         var labels: Tensor? = nil
         if configuration.classConditional, let l = batch.labels, let null = configuration.nullClass {
-            let u = generator.uniform([n], low: 0, high: 1).scalars
             let p = Float(configuration.labelDropout)
-            labels = Tensor(integers: zip(l.integers, u).map { $1 < p ? null : $0 })
+            labels = Tensor(integers: zip(l.integers, d.labelUniforms).map { $1 < p ? null : $0 })
         }
-        let image = configuration.taskKind.conditioningImage(for: x0, factor: configuration.superResolutionScale, generator: generator)
-        let tokens = configuration.text.map { text in captionTokens(batch.indices, dropout: text.captionDropout, generator: generator) }
+        let image = configuration.taskKind.conditioningImage(for: x0, factor: configuration.superResolutionScale, maskUniforms: d.maskUniforms)
+        let tokens = configuration.text.map { text in captionTokens(batch.indices, dropout: text.captionDropout, uniforms: d.captionUniforms) }
         let noisy = objective.process.noised(x0, noise: noise, timesteps: timesteps)
         let conditioning = Conditioning(classLabels: labels, image: image, tokens: tokens)
         let objective = self.objective
@@ -145,23 +192,70 @@ public final class Trainer {
         var (loss, gradients) = valueAndGradient(of: model as Module) { _ in
             objective.loss(output: model(noisy, timesteps: timesteps, conditioning: conditioning), x0: x0, noise: noise, timesteps: timesteps)
         }
+        var value = loss.item
+        stopRequested = stop
+        if let group {
+            if buckets == nil { buckets = GradientBuckets(gradients, bucketBytes: group.bucketBytes) }
+            (value, stopRequested) = buckets!.average(&gradients, loss: value, stop: stop, group: group, step: k)
+        }
         if let c = configuration.clipNorm { clipGradientNorm(&gradients, maxNorm: c) }
         optimizer.learningRate = configuration.learningRateSchedule.learningRate(base: configuration.learningRate, step: step)
         optimizer.update(model, gradients: gradients)
         ema?.step(model)
         step = k
-        let value = loss.item
         record(value)
         loss = Tensor.zeros([])
+        if step % checksumEvery == 0 { try? checkSameWeights() }
         return value
     }
 
+    /// A hash of the weights (and EMA weights) that every rank must share bit for bit.
+    func weightsHash() -> UInt64 {
+        var h = FNV1a()
+        for (name, tensors) in [("", model.stateDict()), ("ema.", ema?.shadow ?? [:])] {
+            for key in tensors.keys.sorted() {
+                h.add(name + key)
+                tensors[key]!.to(.float32).withUnsafeBytes { h.add($0) }
+            }
+        }
+        return h.value
+    }
+
+    /// Data-parallel runs: ends the job when the ranks' weights differ (they take identical
+    /// optimizer steps from the same averaged gradients, so they never should).
+    public func checkSameWeights() throws {
+        guard let group else { return }
+        if !group.sameOnEveryRank(weightsHash(), what: "the weights compare at step \(step)") {
+            group.fail("the weights differ between ranks at step \(step) (a rank computed differently: another version or CPU "
+                       + "kernel, or corrupted memory); the last checkpoint is the run's state")
+        }
+    }
+
+    /// Data-parallel runs: ends the job when the ranks do not start from the same
+    /// configuration, data and weights (e.g. another data file on one host).
+    public func checkSameStart() throws {
+        guard let group else { return }
+        var h = FNV1a()
+        h.add(String(decoding: try JSONCoding.encode(configuration), as: UTF8.self))
+        h.add("\(step) \(loader.position.epoch) \(loader.position.batch)")
+        if !group.sameOnEveryRank(h.value, what: "the configuration compare", seconds: Swift.max(group.timeout, 600)) {
+            group.fail("the ranks do not share one configuration and position (resumed from different checkpoints?)")
+        }
+        var data = FNV1a()
+        dataset.images.withUnsafeBytes { data.add($0) }
+        if !group.sameOnEveryRank(data.value, what: "the data compare") {
+            group.fail("the ranks' data differ (\(dataset.name) on \(group.host) is not the same as on rank 0's host)")
+        }
+        if !group.sameOnEveryRank(weightsHash(), what: "the weights compare at step \(step)") {
+            group.fail("the ranks start from different weights at step \(step)")
+        }
+    }
+
     /// The token ids [B, L] of the images' captions, each replaced by the empty caption
-    /// with probability `dropout` (one uniform per image from the step's generator).
-    private func captionTokens(_ indices: [Int], dropout: Double, generator: RandomGenerator) -> Tensor {
+    /// with probability `dropout` (one uniform per image, from the image's generator).
+    private func captionTokens(_ indices: [Int], dropout: Double, uniforms u: [Float]) -> Tensor {
         let tokenizer = configuration.text!.tokenizer
         let length = tokenizer.contextLength, empty = tokenizer.emptyCaption
-        let u = generator.uniform([indices.count], low: 0, high: 1).scalars
         var ids = [Int]()
         ids.reserveCapacity(indices.count * length)
         for (i, index) in indices.enumerated() {
@@ -216,7 +310,8 @@ public final class Trainer {
             do { try ema.load(stateDict: emaState) } catch { throw TrainingError("\(files.ema): EMA weights: \(error)") }
         }
         loader = try DataLoader(dataset: dataset, batchSize: configuration.batchSize, seed: configuration.seed,
-                                horizontalFlip: configuration.horizontalFlip, start: loaderPosition)
+                                horizontalFlip: configuration.horizontalFlip, start: loaderPosition,
+                                shard: group?.rank ?? 0, shards: group?.size ?? 1)
         self.step = step
         self.losses = []
         (smoothingSum, smoothingWeight) = (0, 0)

@@ -33,6 +33,10 @@ public struct TrainingProgress: Sendable {
 /// The training loop of a run directory: steps until the total, a checkpoint every
 /// `checkpointEvery` steps and at the end, samples and the loss curve every `sampleEvery`
 /// steps, and a checkpoint then a stop when `shouldStop` turns true (Ctrl-C).
+///
+/// Data-parallel runs (`trainer.group`): rank 0 alone writes the run directory (configuration,
+/// checkpoints, loss curve, samples) and reports progress; the other ranks wait at a barrier
+/// while it writes. A stop asked on any rank stops every rank after the same step.
 public final class TrainingRun {
     public let trainer: Trainer
     public let runDirectory: String
@@ -65,16 +69,19 @@ public final class TrainingRun {
     @discardableResult
     public func run() throws -> Outcome {
         let c = trainer.configuration
-        try RunDirectoryLock.createDirectory(runDirectory)
-        try c.save(runDirectory + "/training_config.json")
+        if writes {
+            try RunDirectoryLock.createDirectory(runDirectory)
+            try c.save(runDirectory + "/training_config.json")
+        }
+        try trainer.checkSameStart()
         var trainingSeconds = 0.0, stepsThisSession = 0
         while trainer.step < trainer.configuration.totalSteps {
-            if shouldStop() {
+            if trainer.group == nil && shouldStop() {
                 try checkpoint()
                 return .interrupted
             }
             let start = DispatchTime.now().uptimeNanoseconds
-            let loss = trainer.trainStep()
+            let loss = trainer.trainStep(stopRequested: trainer.group != nil && shouldStop())
             trainingSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             stepsThisSession += 1
             guard loss.isFinite else {
@@ -83,20 +90,30 @@ public final class TrainingRun {
             }
             let perStep = trainingSeconds / Double(stepsThisSession)
             let total = trainer.configuration.totalSteps
-            onProgress?(TrainingProgress(step: trainer.step, totalSteps: total, loss: loss, smoothedLoss: trainer.smoothedLoss,
+            if writes { onProgress?(TrainingProgress(step: trainer.step, totalSteps: total, loss: loss, smoothedLoss: trainer.smoothedLoss,
                                          samplesPerSecond: Double(trainer.configuration.batchSize) / perStep,
-                                         secondsLeft: perStep * Double(total - trainer.step)))
+                                         secondsLeft: perStep * Double(total - trainer.step))) }
             let done = trainer.step == total
             if c.checkpointEvery > 0 && trainer.step % c.checkpointEvery == 0 || done {
                 try checkpoint()
             }
             if c.sampleEvery > 0 && trainer.step % c.sampleEvery == 0 || done {
-                try writeLossCurve()
-                try onSample?(trainer)
+                if writes {
+                    try writeLossCurve()
+                    try onSample?(trainer)
+                }
+                trainer.group?.barrier("samples at step \(trainer.step)", seconds: trainer.group?.ioTimeout)
+            }
+            if trainer.stopRequested && !done {
+                try checkpoint()
+                return .interrupted
             }
         }
         return .finished
     }
+
+    /// Whether this process writes the run directory: a single process, or rank 0.
+    public var writes: Bool { (trainer.group?.rank ?? 0) == 0 }
 
     /// "the last checkpoint is step N (RUN_DIR/checkpoint)", or that there is none.
     var lastCheckpointText: String {
@@ -107,11 +124,16 @@ public final class TrainingRun {
     /// Writes the checkpoint now; a failure says which file could not be written and why, and
     /// which checkpoint remains.
     public func checkpoint() throws {
-        do { try Checkpoint.save(trainer, runDirectory: runDirectory) } catch let e as TrainingError {
-            throw TrainingError("checkpoint at step \(trainer.step) not written: \(e.message); \(lastCheckpointText)")
+        // Data-parallel: the ranks' weights must agree before rank 0 saves its own.
+        try trainer.checkSameWeights()
+        if writes {
+            do { try Checkpoint.save(trainer, runDirectory: runDirectory) } catch let e as TrainingError {
+                throw TrainingError("checkpoint at step \(trainer.step) not written: \(e.message); \(lastCheckpointText)")
+            }
+            log("checkpoint at step \(trainer.step): \(runDirectory)/\(Checkpoint.folderName)")
         }
+        trainer.group?.barrier("the checkpoint at step \(trainer.step)", seconds: trainer.group?.ioTimeout)
         lastCheckpoint = trainer.step
-        log("checkpoint at step \(trainer.step): \(runDirectory)/\(Checkpoint.folderName)")
     }
 
     /// Writes `loss.svg`.

@@ -28,11 +28,17 @@ public enum TrainingTask: String, Codable, CaseIterable, Sendable {
     /// The conditioning image for a batch of clean images x0 [B, C, H, W]; nil for plain
     /// generation. Inpainting masks draw from `generator` (4 uniforms per image).
     public func conditioningImage(for x0: Tensor, factor: Int, generator: RandomGenerator) -> Tensor? {
+        conditioningImage(for: x0, factor: factor, maskUniforms: self == .inpainting ? generator.uniform([x0.shape[0], 4], low: 0, high: 1).scalars : [])
+    }
+
+    /// The conditioning image, inpainting masks made from `maskUniforms` (4 per image, as
+    /// `randomMasks(uniforms:)` takes them).
+    public func conditioningImage(for x0: Tensor, factor: Int, maskUniforms: [Float]) -> Tensor? {
         switch self {
         case .generation: return nil
         case .superResolution: return ConditioningImages.lowResolution(of: x0, factor: factor)
         case .inpainting:
-            let mask = Self.randomMasks(batch: x0.shape[0], height: x0.shape[2], width: x0.shape[3], generator: generator)
+            let mask = Self.randomMasks(uniforms: maskUniforms, height: x0.shape[2], width: x0.shape[3])
             return ConditioningImages.maskChannels(image: x0, mask: mask)
         }
     }
@@ -40,7 +46,12 @@ public enum TrainingTask: String, Codable, CaseIterable, Sendable {
     /// Random masks [B, 1, H, W]: per image four uniforms u; u0 < 0.25 masks everything,
     /// otherwise a rectangle with sides in [H/4, 3H/4] placed at random.
     public static func randomMasks(batch: Int, height: Int, width: Int, generator: RandomGenerator) -> Tensor {
-        let u = generator.uniform([batch, 4], low: 0, high: 1).scalars
+        randomMasks(uniforms: generator.uniform([batch, 4], low: 0, high: 1).scalars, height: height, width: width)
+    }
+
+    /// Masks [B, 1, H, W] from four uniforms in [0, 1) per image (B = uniforms.count / 4).
+    public static func randomMasks(uniforms u: [Float], height: Int, width: Int) -> Tensor {
+        let batch = u.count / 4
         var values = [Float](repeating: 0, count: batch * height * width)
         for b in 0..<batch {
             let (u0, u1, u2, u3) = (u[4 * b], u[4 * b + 1], u[4 * b + 2], u[4 * b + 3])

@@ -23,6 +23,11 @@ struct TrainCommand: ParsableCommand {
             `diffuse train --resume RUN_DIR` continues exactly where the checkpoint left off (kill -9 loses only the \
             steps since the last checkpoint). For bit-identical losses across processes, pin the convolution \
             algorithm (DIFFUSE_CONV_ALGORITHM=onednn); otherwise each process times the algorithms and may pick others.
+
+            Data-parallel: `mpirun -np K diffuse train ...` (or `--host a,b`) trains on K processes with OpenMPI;             --batch-size is the global batch (K must divide it; each process takes batch/K images), and the run equals a             one-process run of the same batch; rank 0 alone logs and writes the run directory. A run resumes with any K. \
+            As root, add --allow-run-as-root (or set OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1); in \
+            containers also OMPI_MCA_btl_vader_single_copy_mechanism=none. DIFFUSE_MPI_TIMEOUT (seconds, default 45) \
+            bounds the wait for a dead or hung process before the job ends naming it.
             """)
 
     @Option(help: "The data: \(Datasets.names.joined(separator: ", ")), a folder of PNG images (subfolders as classes), or a .npy file of images [N, C, H, W] in [-1, 1].")
@@ -217,12 +222,29 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         try applyThreadsOption(threads)
-        // Before anything is checked or written: one process per run directory.
-        let lock = try RunDirectoryLock(resume ?? out!, create: resume == nil)
+        // Under mpirun: this process is one rank (nil for a plain process).
+        let group = try ProcessGroup.fromEnvironment()
+        quiet = (group?.rank ?? 0) != 0
+        do {
+            try run(group: group)
+        } catch let e as ExitCode {
+            group?.finalize()
+            throw e
+        } catch {
+            // One rank's error ends every rank (instead of leaving them waiting).
+            if let group { group.fail(ErrorText.describe(error)) }
+            throw error
+        }
+        group?.finalize()
+    }
+
+    func run(group: ProcessGroup?) throws {
+        // Before anything is checked or written: one process per run directory (rank 0's).
+        let lock = (group?.rank ?? 0) == 0 ? try RunDirectoryLock(resume ?? out!, create: resume == nil) : nil
         try withExtendedLifetime(lock) {
             let made: (trainer: Trainer, runDirectory: String)
-            do { made = try makeTrainer() } catch {
-                lock.releaseAndRemoveIfUnused()
+            do { made = try makeTrainer(group: group) } catch {
+                lock?.releaseAndRemoveIfUnused()
                 if let e = error as? TrainingError, resume == nil { throw Self.namingOption(e) }
                 throw error
             }
@@ -231,7 +253,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     /// A fresh trainer from the options, or the resumed one.
-    func makeTrainer() throws -> (Trainer, String) {
+    func makeTrainer(group: ProcessGroup? = nil) throws -> (Trainer, String) {
         if let resume {
             let folder = try Checkpoint.locate(runDirectory: resume)
             let state = try TrainingState.load(folder + "/" + Checkpoint.stateFile)
@@ -240,13 +262,13 @@ struct TrainCommand: ParsableCommand {
             }
             let c = state.configuration
             let dataset = try TrainingData.load(c.data, size: c.dataSize, channels: c.dataChannels, limit: c.limit)
-            let trainer = try Trainer(checkpoint: folder, dataset: dataset)
+            let trainer = try Trainer(checkpoint: folder, dataset: dataset, group: group)
             if let steps { try trainer.setTotalSteps(steps) }
             log("resuming \(resume) at step \(trainer.step) of \(trainer.configuration.totalSteps) (from \(folder))")
             return (trainer, resume)
         }
         let out = out!
-        if FileManager.default.fileExists(atPath: out + "/" + Checkpoint.folderName) {
+        if (group?.rank ?? 0) == 0 && FileManager.default.fileExists(atPath: out + "/" + Checkpoint.folderName) {
             throw TrainingError("\(out) already holds a run; resume it with --resume \(out) or choose another --out")
         }
         let dataset = try TrainingData.load(data!, size: imageSize, channels: channels, limit: limit)
@@ -268,7 +290,8 @@ struct TrainCommand: ParsableCommand {
             c.text = try TextConditioning(captionsOf: dataset, hiddenSize: width, layers: textLayers ?? 2, heads: Swift.max(width / 16, 1),
                                           captionDropout: captionDropout ?? 0.1, captionTemplate: captionTemplate)
         }
-        let trainer = try Trainer(configuration: c, dataset: dataset)
+        let trainer = try Trainer(configuration: c, dataset: dataset, group: group)
+        if let group { log("data-parallel: \(group.size) processes, \(c.batchSize / group.size) images each per step") }
         log("training \(c.model) (\(trainer.model.parameterCount()) parameters) on \(dataset.name): \(dataset.count) images "
             + "\(c.channels)x\(c.imageSize)x\(c.imageSize), \(c.totalSteps) steps of \(c.batchSize) into \(out)")
         return (trainer, out)
@@ -339,8 +362,12 @@ struct TrainCommand: ParsableCommand {
     }
 }
 
+/// Set on the ranks other than 0 of a data-parallel run: they do not log (errors still reach stderr).
+nonisolated(unsafe) private var quiet = false
+
 /// A line on stderr.
 private func log(_ line: String) {
+    guard !quiet else { return }
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
 

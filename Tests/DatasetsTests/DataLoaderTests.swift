@@ -58,6 +58,26 @@ func identify(_ v: ArraySlice<Float>) -> (index: Int, flipped: Bool)? {
         #expect(loader.position == LoaderPosition(epoch: 3, batch: 0))
     }
 
+    /// Data-parallel shards: shard r of K yields the r-th slice of every global batch, flips
+    /// included, so the K shards together yield exactly what one loader yields, at the same
+    /// positions; a batch size K does not divide is refused.
+    @Test func shardsTogetherYieldTheGlobalBatches() throws {
+        let data = try numberedDataset(count: 14)
+        for k in [2, 3] {
+            let shards = try (0..<k).map { try DataLoader(dataset: data, batchSize: 6, seed: 5, horizontalFlip: true, shard: $0, shards: k) }
+            let reference = try DataLoader(dataset: data, batchSize: 6, seed: 5, horizontalFlip: true)
+            for _ in 0..<5 {
+                let batch = reference.next()
+                let parts = shards.map { $0.next() }
+                #expect(parts.allSatisfy { $0.position == batch.position && $0.images.shape[0] == 6 / k })
+                #expect(parts.flatMap(\.indices) == batch.indices)
+                #expect(parts.flatMap { $0.images.scalars } == batch.images.scalars)
+                #expect(parts.flatMap { $0.labels!.integers } == batch.labels!.integers)
+            }
+        }
+        #expect(throws: DatasetError.self) { try DataLoader(dataset: data, batchSize: 6, shard: 0, shards: 4) }
+    }
+
     /// A loader started at a saved position yields exactly the batches an uninterrupted one does.
     @Test func resumesExactly() throws {
         let data = try numberedDataset(count: 10)

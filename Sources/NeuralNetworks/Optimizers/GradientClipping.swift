@@ -1,12 +1,14 @@
 import Tensors
 
 /// Scales all gradients by min(1, maxNorm / (norm + 1e-6)), norm being the 2-norm of all of
-/// them together (torch.nn.utils.clip_grad_norm_). Returns that norm.
+/// them together (torch.nn.utils.clip_grad_norm_). Returns that norm. The squares are summed
+/// in sorted path order, so processes with the same gradients clip them identically (a
+/// dictionary's order differs between processes).
 @discardableResult
 public func clipGradientNorm(_ gradients: inout [String: Tensor], maxNorm: Double) -> Float {
     var squares = 0.0
-    for (_, g) in gradients {
-        withGradient(g) { b in
+    for key in gradients.keys.sorted() {
+        withGradient(gradients[key]!) { b in
             var s = 0.0
             for v in b { s += Double(v) * Double(v) }
             squares += s
