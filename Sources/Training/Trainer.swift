@@ -59,6 +59,12 @@ public final class Trainer {
     public private(set) var stopRequested = false
     /// Compare the weights across ranks every this many steps (and at every checkpoint).
     public var checksumEvery = 100
+    /// The 2-norm of the last step's (averaged) gradients before clipping: measured when
+    /// clipping, or when `measuresGradientNorm` (a training log asks for it); else nil.
+    public private(set) var lastGradientNorm: Float?
+    public var measuresGradientNorm = false
+    /// The learning rate of the last step (the schedule's).
+    public var learningRate: Double { optimizer.learningRate }
 
     /// A fresh run: weights initialised from the seed, the loader at the first batch. With
     /// `group`, this process is one rank of a data-parallel run.
@@ -198,7 +204,11 @@ public final class Trainer {
             if buckets == nil { buckets = GradientBuckets(gradients, bucketBytes: group.bucketBytes) }
             (value, stopRequested) = buckets!.average(&gradients, loss: value, stop: stop, group: group, step: k)
         }
-        if let c = configuration.clipNorm { clipGradientNorm(&gradients, maxNorm: c) }
+        if let c = configuration.clipNorm {
+            lastGradientNorm = clipGradientNorm(&gradients, maxNorm: c)
+        } else if measuresGradientNorm {
+            lastGradientNorm = gradientNorm(gradients)
+        }
         optimizer.learningRate = configuration.learningRateSchedule.learningRate(base: configuration.learningRate, step: step)
         optimizer.update(model, gradients: gradients)
         ema?.step(model)

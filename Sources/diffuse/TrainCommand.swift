@@ -3,6 +3,7 @@ import Datasets
 import Diffusion
 import Dispatch
 import Foundation
+import ImageIO
 import Pipelines
 import Tensors
 import Training
@@ -142,6 +143,9 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "Without a terminal: a progress line every N steps (default: about 100 lines per run).")
     var logEvery: Int?
+
+    @Option(help: "A folder for TensorBoard event files: loss, smoothed loss, learning rate, gradient norm and img/s every --log-every steps, and the sample grids (tensorboard --logdir DIR).")
+    var logDir: String?
 
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
@@ -338,7 +342,21 @@ struct TrainCommand: ParsableCommand {
         run.log = { log($0) }
         let terminal = isatty(2) == 1
         let every = logEvery ?? Swift.max(1, trainer.configuration.totalSteps / 100)
+        let events = run.writes ? try logDir.map { try TensorBoardEvents(directory: $0) } : nil
+        if let events {
+            trainer.measuresGradientNorm = true
+            log("TensorBoard events: \(events.path)")
+        }
         run.onProgress = { p in
+            if let events, p.step % every == 0 || p.step == p.totalSteps {
+                do {
+                    try events.scalar("train/loss", Double(p.loss), step: p.step)
+                    try events.scalar("train/loss_smoothed", p.smoothedLoss, step: p.step)
+                    try events.scalar("train/learning_rate", trainer.learningRate, step: p.step)
+                    if let norm = trainer.lastGradientNorm { try events.scalar("train/grad_norm", Double(norm), step: p.step) }
+                    try events.scalar("train/images_per_second", p.samplesPerSecond, step: p.step)
+                } catch { log("\(error)") }
+            }
             if terminal {
                 FileHandle.standardError.write(Data(("\r" + p.line + "   ").utf8))
                 if p.step == p.totalSteps { FileHandle.standardError.write(Data("\n".utf8)) }
@@ -348,6 +366,11 @@ struct TrainCommand: ParsableCommand {
         }
         run.onSample = { trainer in
             let path = try TrainingSamples.write(trainer, runDirectory: runDirectory)
+            if let events {
+                let image = try Image(contentsOf: path)
+                try events.image("samples", png: try image.encodedPNG(), width: image.width, height: image.height,
+                                 channels: image.channels, step: trainer.step)
+            }
             log((terminal ? "\n" : "") + "wrote \(path) and \(run.lossCurvePath)")
         }
         switch try run.run() {

@@ -1,11 +1,8 @@
 import Tensors
 
-/// Scales all gradients by min(1, maxNorm / (norm + 1e-6)), norm being the 2-norm of all of
-/// them together (torch.nn.utils.clip_grad_norm_). Returns that norm. The squares are summed
-/// in sorted path order, so processes with the same gradients clip them identically (a
-/// dictionary's order differs between processes).
-@discardableResult
-public func clipGradientNorm(_ gradients: inout [String: Tensor], maxNorm: Double) -> Float {
+/// The 2-norm of all the gradients together, summed in sorted path order (the same on every
+/// process that has the same gradients).
+public func gradientNorm(_ gradients: [String: Tensor]) -> Float {
     var squares = 0.0
     for key in gradients.keys.sorted() {
         withGradient(gradients[key]!) { b in
@@ -14,7 +11,16 @@ public func clipGradientNorm(_ gradients: inout [String: Tensor], maxNorm: Doubl
             squares += s
         }
     }
-    let norm = Float(squares.squareRoot())
+    return Float(squares.squareRoot())
+}
+
+/// Scales all gradients by min(1, maxNorm / (norm + 1e-6)), norm being the 2-norm of all of
+/// them together (torch.nn.utils.clip_grad_norm_). Returns that norm. The squares are summed
+/// in sorted path order, so processes with the same gradients clip them identically (a
+/// dictionary's order differs between processes).
+@discardableResult
+public func clipGradientNorm(_ gradients: inout [String: Tensor], maxNorm: Double) -> Float {
+    let norm = gradientNorm(gradients)
     let coefficient = Swift.min(Float(maxNorm) / (norm + 1e-6), 1)
     for key in Array(gradients.keys) {
         var g = gradients[key]!.to(.float32)
