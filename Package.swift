@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Models", dependencies: ["Tensors", "NeuralNetworks", "Diffusion"], swiftSettings: kernelFlags),
         .target(name: "ModelIO", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models"], swiftSettings: kernelFlags),
         .target(name: "ImageIO", dependencies: ["Tensors", "CPNG"], swiftSettings: kernelFlags),
-        .target(name: "Datasets", dependencies: ["Tensors", "ImageIO", "CZlib"], swiftSettings: kernelFlags),
+        .target(name: "Datasets", dependencies: ["Tensors", "ImageIO", "ModelIO", "CZlib"], swiftSettings: kernelFlags),
         .target(name: "Training", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO", "Datasets"],
                 resources: [.copy("Resources")], swiftSettings: kernelFlags),
         .target(name: "Pipelines", dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO", "Datasets", "Training"],
@@ -66,7 +66,7 @@ let package = Package(
                     swiftSettings: kernelFlags),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"], resources: [.copy("Fixtures")],
                     swiftSettings: kernelFlags),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], resources: [.copy("Fixtures")],
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "ModelIO"], resources: [.copy("Fixtures")],
                     swiftSettings: kernelFlags),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "Diffusion", "Models", "ModelIO", "ImageIO", "Pipelines"], resources: [.copy("Fixtures")],
                     swiftSettings: kernelFlags),
@@ -84,7 +84,7 @@ let package = Package(
 if Context.environment["DIFFUSE_FUZZ"] != nil {
     let fuzzTargets: [(name: String, dependency: Target.Dependency)] = [
         ("Safetensors", "ModelIO"), ("NPY", "ModelIO"), ("PNG", "ImageIO"),
-        ("Gzip", "Datasets"), ("IDX", "Datasets"), ("Pickle", "Datasets"),
+        ("Gzip", "Datasets"), ("IDX", "Datasets"), ("Pickle", "ModelIO"),
         ("UNet2DConfig", "Models"), ("UNet2DConditionConfig", "Models"), ("SchedulerConfig", "Diffusion"),
     ]
     package.targets.append(.target(name: "CFuzzer", path: "Fuzz/CFuzzer"))

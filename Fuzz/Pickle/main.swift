@@ -1,19 +1,24 @@
 import CFuzzer
 import Glibc
-import Datasets
+import ModelIO
 
 /// libFuzzer input callback: a pickle (after gzip, as the MNIST loader reads it) is unpickled, and
 /// every numpy array in it read as floats and as integers, as the loader does.
 func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
-    guard let value = try? Pickle.load(bytes, name: "fuzz.pkl") else { return 0 }
-    visit(value)
+    // Both vocabularies: MNIST's numpy arrays, and torch checkpoints' containers and tensors.
+    if let value = try? Pickle.load(bytes, name: "fuzz.pkl") { visit(value) }
+    if let value = try? Pickle.load(bytes, name: "fuzz.pkl", vocabulary: [.torch, .torchScript]) { visit(value) }
     return 0
 }
 
-func visit(_ value: Pickle.Value) {
+/// Visits arrays at most 64 containers deep (a list may hold itself).
+func visit(_ value: Pickle.Value, depth: Int = 0) {
+    guard depth < 64 else { return }
     switch value {
-    case .tuple(let items): items.forEach(visit)
+    case .tuple(let items): items.forEach { visit($0, depth: depth + 1) }
+    case .list(let list): list.items.forEach { visit($0, depth: depth + 1) }
+    case .dict(let dict): dict.items.forEach { visit($0.value, depth: depth + 1) }
     case .array(let array):
         _ = try? array.floats(name: "fuzz.pkl")
         _ = try? array.integers(name: "fuzz.pkl")

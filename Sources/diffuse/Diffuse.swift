@@ -8,7 +8,7 @@ struct Diffuse: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "diffuse",
         abstract: "Diffusion models in Swift: train, sample and benchmark on the CPU.",
-        subcommands: [SampleCommand.self, GenerateCommand.self, InpaintCommand.self, UpscaleCommand.self, TrainCommand.self, EvalCommand.self, EvalUpscaleCommand.self, ClassifierCommand.self, ServeCommand.self, Bench.self])
+        subcommands: [SampleCommand.self, GenerateCommand.self, InpaintCommand.self, UpscaleCommand.self, TrainCommand.self, EvalCommand.self, EvalUpscaleCommand.self, ClassifierCommand.self, ServeCommand.self, ConvertCommand.self, Bench.self])
 
     /// Parses and runs the command. Negative numbers after an option with a space
     /// (`--steps -1`) reach the option instead of reading as another option, so that they

@@ -35,6 +35,9 @@ extension ServerTests {
             (#"{"model": "fashion-mnist", "steps": 2, "height": 0}"#, 422, "height", "height"),
             (#"{"model": "fashion-mnist", "steps": 2, "eta": 7}"#, 422, "eta", "eta"),
             (#"{"model": "fashion-mnist", "steps": 2, "prompts": ["\#(String(repeating: "a", count: 2000))"]}"#, 422, "prompts.0", "prompt"),
+            (#"{"model": "fashion-mnist", "steps": 2, "prompts": ["a"], "negative_prompts": ["b", "\#(String(repeating: "a", count: 2000))"]}"#,
+             422, "negative_prompts.1", "prompt"),
+            (#"{"model": "fashion-mnist", "steps": 2, "prompts": ["a"], "clip_skip": -1}"#, 422, "clip_skip", "clip_skip"),
             (#"{"model": "fashion-mnist-text", "steps": 2}"#, 422, nil, "text-to-image"),
             (#"{"model": "fashion-mnist-classes", "steps": 2, "class_labels": [1, 2, 3], "batch": 2}"#, 422, nil, "class labels"),
         ]
@@ -123,5 +126,42 @@ extension ServerTests {
         #expect(other["state"] as? String == "running", "cancelling one job touched the other: \(other)")
         #expect(try await client.delete("/v1/jobs/\(ids[1])").status == 202)
         _ = try await server.waitForJob(ids[1]) { $0["state"] as? String == "cancelled" }
+    }
+}
+
+extension ServerTests {
+    /// A Stable Diffusion folder under `--models` (the small random-weight SD 1.5 pipeline of
+    /// the pipeline tests): listed as a text model of its pixel size, and a request with
+    /// negative prompts gives the pipeline's images, byte for byte.
+    @Test func stableDiffusionThroughTheAPI() async throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("PipelinesTests/Fixtures/sd/sd15").path
+        let models = FileManager.default.temporaryDirectory.appendingPathComponent("diffuse-serve-sd-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: models, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: models) }
+        try FileManager.default.createSymbolicLink(atPath: models + "/sd15", withDestinationPath: fixture)
+        let server = try await TestServer.start {
+            $0.modelDirectories = [models]
+            $0.includeBundledModels = false
+        }
+        defer { Task { await server.stop() } }
+        let listed = try await server.client.get("/v1/models").json["models"] as? [[String: Any]] ?? []
+        let sd = try #require(listed.first)
+        #expect(sd["name"] as? String == "sd15" && sd["kind"] as? String == "text" && sd["sample_shape"] as? [Int] == [3, 64, 64])
+        #expect(sd["default_sampler"] as? String == "pndm" && sd["negative_prompts"] as? Bool == true)
+        let json = #"{"model": "sd15", "steps": 3, "prompts": ["a red apple"], "negative_prompts": ["blurry"], "guidance": 5, "seed": 3, "batch": 2}"#
+        let id = try await server.submit(json)
+        let job = try await server.waitForJob(id) { ["done", "failed"].contains($0["state"] as? String ?? "") }
+        #expect(job["state"] as? String == "done", "\(job)")
+        var request = try JSONDecoder().decode(SamplingRequest.self, from: Data(json.utf8))
+        request.model = models + "/sd15"
+        let expected = try SampleImages.pngs(try request.prepare(in: sharedStore).run())
+        for (n, url) in (job["images"] as? [String] ?? []).enumerated() {
+            let image = try await server.client.get(url)
+            #expect(image.body == expected[n], "image \(n)")
+            let decoded = try Image.decodePNG(image.body, name: url)
+            #expect(decoded.width == 64 && decoded.height == 64 && decoded.channels == 3)
+        }
+        #expect((job["images"] as? [String])?.count == 2)
     }
 }

@@ -204,6 +204,7 @@ function selectModel(name) {
   localStorage.setItem("diffuse.model", name);
   const kind = model.kind;
   for (const f of document.querySelectorAll("[data-kinds]")) f.hidden = !f.dataset.kinds.split(" ").includes(kind);
+  $("#negative-field").hidden = !model.negative_prompts;
   const { channels, height, width } = sampleSize(model);
   const sampler = model.default_sampler ? SAMPLER_NAMES[model.default_sampler] || model.default_sampler : null;
   $("#model-info").textContent = `${KIND_NAMES[kind] || kind}, ${width}×${height} ${channels === 1 ? "grayscale" : channels + "-channel"}`
@@ -521,6 +522,8 @@ function buildRequest() {
       const prompts = $("#prompt").value.split("\n").map(s => s.trim()).filter(Boolean);
       if (!prompts.length) fail("Write a prompt, for example “a sneaker”", "#prompt");
       request.prompts = prompts;
+      const negative = model.negative_prompts ? $("#negative").value.trim() : "";
+      if (negative) request.negative_prompts = [negative];
       break;
     }
     case "class":
@@ -886,6 +889,7 @@ async function reuse(job) {
   $("#sampler").value = r.sampler && SAMPLER_NAMES[r.sampler] ? r.sampler : "";
   if (r.guidance != null) $("#guidance").value = r.guidance;
   if (Array.isArray(r.prompts)) $("#prompt").value = r.prompts.join("\n");
+  $("#negative").value = Array.isArray(r.negative_prompts) ? r.negative_prompts.join(", ") : "";
   if (Array.isArray(r.class_labels) && r.class_labels.length) $("#class").value = String(r.class_labels[0]);
   const images = r.images && typeof r.images === "object" ? r.images : {};
   try {

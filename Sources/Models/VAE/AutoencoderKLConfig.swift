@@ -45,7 +45,8 @@ public struct AutoencoderKLConfig: Codable, Equatable, Sendable {
     /// diffusers' defaults.
     public init() {}
 
-    /// Stable Diffusion 1.x / 2.x's VAE (`vae/config.json` of those pipelines).
+    /// Stable Diffusion 1.x's VAE (`vae/config.json` of its pipelines; 2.x's 768-pixel models
+    /// differ only in sample_size 768).
     public static var stableDiffusion: AutoencoderKLConfig {
         var c = AutoencoderKLConfig()
         c.downBlockTypes = Array(repeating: .downEncoderBlock2D, count: 4)

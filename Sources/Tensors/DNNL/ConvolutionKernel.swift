@@ -31,6 +31,21 @@ struct ConvGeometry: Hashable, CustomStringConvertible {
                             padH: kernelH - 1 - padH, padW: kernelW - 1 - padW, dilationH: 1, dilationW: 1, groups: groups)
     }
 
+    /// What a pass of this geometry is timed on when it is large (above 2 GFLOP): batch 1
+    /// and a crop of the image of about that many FLOPs, at least 24 pixels a side (the
+    /// algorithms' relative speed follows the channels and kernel more than the image size).
+    /// nil for a pass small enough to time as it is.
+    var timingProxy: ConvGeometry? {
+        let budget = 2e9
+        guard flops > budget else { return nil }
+        var p = self
+        p.batch = 1
+        let scale = Swift.min(1, (budget / p.flops).squareRoot())
+        p.height = Swift.min(height, Swift.max(24, Int(Double(height) * scale)))
+        p.width = Swift.min(width, Swift.max(24, Int(Double(width) * scale)))
+        return p.flops < flops && p.outH >= 1 && p.outW >= 1 ? p : nil
+    }
+
     var description: String {
         "\(batch)x\(inChannels)x\(height)x\(width)->\(outChannels) k\(kernelH)x\(kernelW) s\(strideH),\(strideW) p\(padH),\(padW) d\(dilationH),\(dilationW) g\(groups)"
     }
@@ -142,16 +157,10 @@ enum ConvolutionKernel {
     /// forward kernels by up to 1.7x (measured); and LIBXSMM batch-reduce GEMMs.
     static func forward(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ g: ConvGeometry, _ type: DType,
                         residual: Tensor? = nil, silu: Bool = false) -> Tensor {
-        let candidates: [(Algorithm, () -> Tensor)] = candidateAlgorithms(.forward, g, type).map { algorithm in
-            switch algorithm {
-            case .onednn: return (algorithm, { direct(x, w, nil, g, type) })
-            case .onednnDual: return (algorithm, { backwardDataOneDNN(x, flippedTransposed(w, g), g.dual!, type) })
-            case .brgemm: return (algorithm, { BRGEMMConvolution.forward(x, w, nil, g) })
-            case .winograd:
-                return (algorithm, { WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), nil, g) })
-            }
-        }
-        let choice = choose(.forward, g, type, candidates, weights: w)
+        let candidates = forwardCandidates(x, w, g, type)
+        let choice = choose(.forward, g, type, candidates, weights: w, proxy: g.timingProxy.map { p in
+            { forwardCandidates(Tensor.zeros(p.inputShape).to(type).channelsLast(), w, p, type) }
+        })
         return OpProfiler.measure("conv fwd \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
         switch choice {
         case .brgemm:
@@ -166,6 +175,19 @@ enum ConvolutionKernel {
         default:
             return direct(x, w, bias, g, type, residual: residual, silu: silu)
         }
+        }
+    }
+
+    /// The forward candidates for (x, g), each without bias or post-ops (what timing runs).
+    private static func forwardCandidates(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, _ type: DType) -> [(Algorithm, () -> Tensor)] {
+        candidateAlgorithms(.forward, g, type).map { algorithm in
+            switch algorithm {
+            case .onednn: return (algorithm, { direct(x, w, nil, g, type) })
+            case .onednnDual: return (algorithm, { backwardDataOneDNN(x, flippedTransposed(w, g), g.dual!, type) })
+            case .brgemm: return (algorithm, { BRGEMMConvolution.forward(x, w, nil, g) })
+            case .winograd:
+                return (algorithm, { WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), nil, g) })
+            }
         }
     }
 
@@ -231,15 +253,17 @@ enum ConvolutionKernel {
     /// warm-up) on first use and the fastest kept. The choice is reported to any
     /// `ConvolutionAlgorithm.recording` in progress.
     private static func choose<R>(_ pass: ConvolutionPass, _ g: ConvGeometry, _ type: DType,
-                                  _ candidates: [(Algorithm, () -> R)], weights: Tensor? = nil) -> Algorithm {
-        let choice = timedOrForced(pass, g, type, candidates, weights: weights)
+                                  _ candidates: [(Algorithm, () -> R)], weights: Tensor? = nil,
+                                  proxy: (() -> [(Algorithm, () -> R)])? = nil) -> Algorithm {
+        let choice = timedOrForced(pass, g, type, candidates, weights: weights, proxy: proxy)
         ConvolutionAlgorithm.recorder?.append(ConvolutionRun(pass: pass, shape: g.description, dtype: type, algorithm: choice,
                                                              candidates: candidates.map(\.0)))
         return choice
     }
 
     private static func timedOrForced<R>(_ pass: ConvolutionPass, _ g: ConvGeometry, _ type: DType,
-                                         _ candidates: [(Algorithm, () -> R)], weights: Tensor?) -> Algorithm {
+                                         _ candidates: [(Algorithm, () -> R)], weights: Tensor?,
+                                         proxy: (() -> [(Algorithm, () -> R)])? = nil) -> Algorithm {
         let forced = ConvolutionAlgorithm.scoped ?? preference.withLock({ $0 })
         if !forced.isEmpty {
             guard let first = forced.first(where: { f in candidates.contains { $0.0 == f } }) else {
@@ -252,6 +276,13 @@ enum ConvolutionKernel {
         if candidates.count == 1 { return candidates[0].0 }
         let key = "\(pass.rawValue) \(g) \(type)"
         if let known = algorithms.withLock({ $0[key] }) { return known }
+        // A large pass is timed on its proxy (batch 1, a crop of the image) when the same
+        // algorithms can compute it: the timing costs seconds, not minutes.
+        var candidates = candidates
+        if let proxy {
+            let shared = proxy().filter { p in candidates.contains { $0.0 == p.0 } }
+            if shared.count >= 2 { candidates = shared }
+        }
         // A warm-up each, then three rounds taking the candidates in turn (machine noise
         // then hits all alike); the best time of each counts.
         for (_, run) in candidates { _ = run() }
