@@ -20,7 +20,7 @@ import Tensors
 /// (`model_ema.*`) beside the weights, the position_ids buffer, open_clip's text_projection and
 /// logit_scale, and SD 2.x's last open_clip block (SD 2.x conditions on the penultimate one,
 /// diffusers' text encoder has one layer fewer). SDXL files, EMA-only files and PyTorch
-/// pickles (.ckpt) are refused with what to do instead.
+/// pickles (.ckpt: `diffuse convert` writes them as safetensors) are refused with what to do.
 ///
 /// The architecture comes from a diffusers SD pipeline folder (`config:`, as diffusers'
 /// `from_single_file(path, config=folder)`), or is inferred: SD 1.x or 2.x from the text
@@ -59,10 +59,9 @@ public enum StableDiffusionSingleFile {
                             openAIBPE: (() throws -> String)? = nil) throws -> Loaded {
         let ext = URL(fileURLWithPath: file).pathExtension.lowercased()
         if pickleExtensions.contains(ext) {
-            throw ModelError("\(file) is a PyTorch pickle (.\(ext)); reading pickles is not supported here (they can run code when "
-                             + "loaded): convert it to safetensors first, e.g. in Python: safetensors.torch.save_file({k: v.contiguous() "
-                             + "for k, v in torch.load(path, weights_only=True)[\"state_dict\"].items() if isinstance(v, torch.Tensor)}, "
-                             + "\"model.safetensors\")")
+            let out = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent + ".safetensors"
+            throw ModelError("\(file) is a PyTorch pickle (.\(ext)); single files load here as safetensors: convert it first with "
+                             + "diffuse convert \(file) \(out) (which reads the pickle without running it)")
         }
         guard ext == "safetensors" else {
             throw ModelError("\(file): not a .safetensors file (a single-file Stable Diffusion checkpoint in the CompVis/LDM layout)")

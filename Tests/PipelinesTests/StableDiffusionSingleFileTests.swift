@@ -153,7 +153,8 @@ import Tensors
         // Pickles are named for what they are, with what to do.
         _ = FileManager.default.createFile(atPath: dir + "/model.ckpt", contents: Data("PK".utf8))
         m = errorMessage { _ = try StableDiffusionSingleFile.load(dir + "/model.ckpt") } ?? "no error"
-        #expect(m.contains("model.ckpt is a PyTorch pickle (.ckpt); reading pickles is not supported here") && m.contains("save_file"), "\(m)")
+        #expect(m.contains("model.ckpt is a PyTorch pickle (.ckpt); single files load here as safetensors: convert it first with "
+                           + "diffuse convert \(dir)/model.ckpt model.safetensors"), "\(m)")
         #expect(StableDiffusionSingleFile.isSingleFile(dir + "/model.ckpt") && !StableDiffusionSingleFile.isSingleFile(dir))
         // Through the store, the same words.
         var r = SamplingRequest(model: dir + "/model.ckpt", steps: 2)
