@@ -75,6 +75,10 @@ extension GenerationServer {
             throw APIError.decoding(error)
         }
         try configuration.limits.check(sampling)
+        guard sampling.modelConfig == nil else {
+            throw APIError(.unprocessableContent, "model_config names a local folder, which a request to the server cannot "
+                           + "(the server offers only the models it lists)", field: "model_config")
+        }
         var resolved = sampling
         resolved.model = try catalog.folder(for: sampling.model)
         let store = catalog.store

@@ -13,11 +13,14 @@ public final class ModelStore: @unchecked Sendable {
 
     public init() {}
 
-    /// The folder a request's model names: an existing path, or a bundled model's name.
+    /// The folder a request's model names: an existing path, or a bundled model's name. A
+    /// single-file checkpoint (`.safetensors`) is its own "folder".
     public func folder(for name: String) throws -> String {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: name, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw PipelineError("\(name) is a file, not a diffusers model folder") }
+            guard isDirectory.boolValue || StableDiffusionSingleFile.isSingleFile(name) else {
+                throw PipelineError("\(name) is a file, not a diffusers model folder (nor a .safetensors Stable Diffusion checkpoint)")
+            }
             return name
         }
         if !name.contains("/"), BundledModel.names.contains(name) { return try BundledModel.folder(name) }
@@ -29,14 +32,24 @@ public final class ModelStore: @unchecked Sendable {
         FileManager.default.fileExists(atPath: folder + "/text_encoder")
     }
 
-    /// The model `name` names (`folder(for:)`), loaded on first use and kept.
-    public func model(_ name: String) throws -> StoredModel {
+    /// Whether the path is a Stable Diffusion pipeline folder or single-file checkpoint.
+    public static func isStableDiffusion(_ path: String) -> Bool {
+        StableDiffusionFolder.isStableDiffusion(path) || StableDiffusionSingleFile.isSingleFile(path)
+    }
+
+    /// The model `name` names (`folder(for:)`), loaded on first use and kept. `config`: a
+    /// single-file checkpoint's architecture, a diffusers SD pipeline folder (nil: inferred).
+    public func model(_ name: String, config: String? = nil) throws -> StoredModel {
         let folder = try self.folder(for: name)
+        if config != nil && !StableDiffusionSingleFile.isSingleFile(folder) {
+            throw PipelineError("a model config folder is for a single-file checkpoint (.safetensors); \(name) is a folder with its own configs")
+        }
         let key = URL(fileURLWithPath: folder).standardizedFileURL.path
+            + (config.map { "\u{0}" + URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "")
         lock.lock()
         defer { lock.unlock() }
         if let model = loaded[key] { return model }
-        let model = try Self.load(folder: folder)
+        let model = try StableDiffusionSingleFile.isSingleFile(folder) ? Self.load(file: folder, config: config) : Self.load(folder: folder)
         loaded[key] = model
         return model
     }

@@ -104,14 +104,15 @@ extension SamplingRequest {
     /// the Codable request, so that a request from the network never names a local file).
     public func prepare(in store: ModelStore, noiseFile: String? = nil) throws -> PreparedRun {
         let folder = try store.folder(for: model)
-        if prompts == nil && ModelStore.isTextToImage(folder) {
-            throw PipelineError("\(folder) is a text-to-image pipeline (it has text_encoder/): generate from it with "
+        if prompts == nil && (ModelStore.isTextToImage(folder) || ModelStore.isStableDiffusion(folder)) {
+            let what = ModelStore.isTextToImage(folder) ? "pipeline (it has text_encoder/)" : "checkpoint (Stable Diffusion)"
+            throw PipelineError("\(folder) is a text-to-image \(what): generate from it with "
                                 + "diffuse generate --model \(folder) --prompt TEXT")
         }
-        let latent = StableDiffusionFolder.isStableDiffusion(folder)
+        let latent = ModelStore.isStableDiffusion(folder)
         if prompts != nil && !latent { try checkTextToImage(folder: folder, noiseFile: noiseFile) }
         try checkSettings()
-        let stored = try store.model(folder)
+        let stored = try store.model(folder, config: modelConfig)
         var notes = [stored.note]
         switch stored.network {
         case .stableDiffusion(let sd):

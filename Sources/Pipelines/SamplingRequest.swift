@@ -10,8 +10,13 @@ import Foundation
 /// JSON keys are snake_case; every field but `model` and `steps` may be left out (the
 /// defaults below). Images travel as base64 PNG (`EncodedImage`).
 public struct SamplingRequest: Codable, Equatable, Sendable {
-    /// A bundled model's name (`BundledModel.names`) or a diffusers model folder's path.
+    /// A bundled model's name (`BundledModel.names`), a diffusers model folder's path, or a
+    /// single-file Stable Diffusion checkpoint's (`.safetensors`, CompVis/LDM layout).
     public var model: String
+    /// A single-file checkpoint's architecture: a diffusers Stable Diffusion pipeline folder
+    /// whose configs describe it (as diffusers' `from_single_file(..., config=)`); nil infers
+    /// SD 1.x or 2.x from the file and takes the full-size configs (SD 2.x as v-prediction).
+    public var modelConfig: String?
     /// Text-to-image: the prompts, each generated `batch` times (prompt-major order).
     public var prompts: [String]?
     /// Stable Diffusion: what to steer away from (classifier-free guidance against these
@@ -54,7 +59,7 @@ public struct SamplingRequest: Codable, Equatable, Sendable {
     public init(model: String, steps: Int) { (self.model, self.steps) = (model, steps) }
 
     enum CodingKeys: String, CodingKey {
-        case model, prompts, negativePrompts = "negative_prompts", clipSkip = "clip_skip", classLabels = "class_labels", nullClass = "null_class", sampler, steps, eta, karras, guidance
+        case model, modelConfig = "model_config", prompts, negativePrompts = "negative_prompts", clipSkip = "clip_skip", classLabels = "class_labels", nullClass = "null_class", sampler, steps, eta, karras, guidance
         case guidanceRescale = "guidance_rescale", seed, rng, batch, chunkSize = "chunk_size", height, width, images
     }
 
@@ -63,6 +68,7 @@ public struct SamplingRequest: Codable, Equatable, Sendable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         model = try c.decode(String.self, forKey: .model)
+        modelConfig = try c.decodeIfPresent(String.self, forKey: .modelConfig)
         steps = try c.decode(Int.self, forKey: .steps)
         prompts = try c.decodeIfPresent([String].self, forKey: .prompts)
         negativePrompts = try c.decodeIfPresent([String].self, forKey: .negativePrompts)

@@ -12,7 +12,8 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Generate images from text prompts with a Stable Diffusion or a Diffuse text-to-image folder.",
         discussion: """
             Stable Diffusion (a diffusers folder with model_index.json, unet/, vae/, text_encoder/, tokenizer/, \
-            scheduler/): CLIP encodes each --prompt (cut at 77 tokens, as diffusers does, with a note), the U-Net \
+            scheduler/, or one .safetensors file in the original CompVis/LDM layout with --config naming a folder of \
+            its configs or none for SD 1.5 / 2.1's): CLIP encodes each --prompt (cut at 77 tokens, as diffusers does, with a note), the U-Net \
             denoises latents with classifier-free guidance (--guidance, default 7.5) against the empty prompt or \
             --negative-prompt, and the autoencoder decodes them: --height and --width any multiple of 8 (default the \
             model's). --init-image starts from an image (--strength of the steps run on it); --mask inpaints the \
@@ -47,6 +48,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Stable Diffusion inpainting: a PNG of the image's size, white where to generate.")
     var mask: String?
 
+    @Option(name: .customLong("config"), help: "With --model FILE.safetensors (a single-file SD 1.x/2.x checkpoint): a diffusers SD pipeline folder whose configs describe it (default: inferred, the full-size SD 1.5 / 2.1 configs; SD 2.x as v-prediction).")
+    var modelConfig: String?
+
     @OptionGroup var options: SamplingOptions
 
     func validate() throws {
@@ -60,9 +64,10 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         let model = try options.model ?? BundledModel.folder(options.bundled ?? "fashion-mnist-text")
-        let latent = StableDiffusionFolder.isStableDiffusion(model)
+        let latent = ModelStore.isStableDiffusion(model)
         var request = try options.request(defaultSteps: latent ? 50 : 20, defaultBatch: latent ? 1 : 4, defaultModel: "fashion-mnist-text")
         request.prompts = prompts
+        request.modelConfig = modelConfig
         request.negativePrompts = negativePrompts.isEmpty ? nil : negativePrompts
         request.clipSkip = clipSkip
         (request.height, request.width) = (height, width)

@@ -28,6 +28,7 @@ extension ServerTests {
             (#"{"model": "no-such-model", "steps": 2}"#, 422, "model", "unknown model"),
             (#"{"model": "../../../etc", "steps": 2}"#, 422, "model", "unknown model"),
             (#"{"model": "/tmp", "steps": 2}"#, 422, "model", "unknown model"),
+            (#"{"model": "fashion-mnist", "steps": 2, "model_config": "/tmp"}"#, 422, "model_config", "names a local folder"),
             (#"{"model": "fashion-mnist", "steps": 0}"#, 422, "steps", "steps"),
             (#"{"model": "fashion-mnist", "steps": 100000}"#, 422, "steps", "steps"),
             (#"{"model": "fashion-mnist", "steps": 2, "batch": 1000}"#, 422, "batch", "batch"),
