@@ -19,8 +19,8 @@ import Tensors
 /// over and ignored are only what SD never runs: the DDPM schedule buffers, EMA copies
 /// (`model_ema.*`) beside the weights, the position_ids buffer, open_clip's text_projection and
 /// logit_scale, and SD 2.x's last open_clip block (SD 2.x conditions on the penultimate one,
-/// diffusers' text encoder has one layer fewer). SDXL files, EMA-only files and PyTorch
-/// pickles (.ckpt: `diffuse convert` writes them as safetensors) are refused with what to do.
+/// diffusers' text encoder has one layer fewer). SDXL and EMA-only files are refused with what
+/// to do. The original `.ckpt` pickles load through `TorchCheckpoint` (read, never run).
 ///
 /// The architecture comes from a diffusers SD pipeline folder (`config:`, as diffusers'
 /// `from_single_file(path, config=folder)`), or is inferred: SD 1.x or 2.x from the text
@@ -39,12 +39,11 @@ public enum StableDiffusionSingleFile {
         public let notes: [String]
     }
 
-    /// File name extensions of PyTorch pickles, refused with a hint.
+    /// File name extensions of PyTorch checkpoints, read by `TorchCheckpoint`.
     static let pickleExtensions: Set<String> = ["ckpt", "pt", "pth", "bin", "pkl"]
 
     /// Whether `path` is a file a single-file load is meant for: an existing regular file
-    /// (not a folder) named `.safetensors`, or a PyTorch pickle (`.ckpt`, `.pt`, ...), which
-    /// `load` refuses with what to do.
+    /// (not a folder) named `.safetensors`, or a PyTorch checkpoint (`.ckpt`, `.pt`, ...).
     public static func isSingleFile(_ path: String) -> Bool {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { return false }
@@ -58,15 +57,19 @@ public enum StableDiffusionSingleFile {
     public static func load(_ file: String, config: String? = nil,
                             openAIBPE: (() throws -> String)? = nil) throws -> Loaded {
         let ext = URL(fileURLWithPath: file).pathExtension.lowercased()
+        let tensors: [String: Tensor]
         if pickleExtensions.contains(ext) {
-            let out = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent + ".safetensors"
-            throw ModelError("\(file) is a PyTorch pickle (.\(ext)); single files load here as safetensors: convert it first with "
-                             + "diffuse convert \(file) \(out) (which reads the pickle without running it)")
+            // The original .ckpt: read by the restricted unpickler, nothing in it runs.
+            do { tensors = try TorchCheckpoint.load(file).tensors } catch let e as TorchCheckpointError {
+                throw ModelError("\(e.description) (a PyTorch checkpoint is read without running it; "
+                                 + "diffuse convert writes it as safetensors)")
+            }
+        } else {
+            guard ext == "safetensors" else {
+                throw ModelError("\(file): not a .safetensors file (a single-file Stable Diffusion checkpoint in the CompVis/LDM layout)")
+            }
+            tensors = try Safetensors.load(file).tensors
         }
-        guard ext == "safetensors" else {
-            throw ModelError("\(file): not a .safetensors file (a single-file Stable Diffusion checkpoint in the CompVis/LDM layout)")
-        }
-        let tensors = try Safetensors.load(file).tensors
         let (version, inChannels) = try inspect(tensors, file: file)
         if config == nil, inChannels != 4, inChannels != 9 {
             throw ModelError("\(file): the U-Net takes \(inChannels) input channels (\(LDMKeys.unetPrefix)input_blocks.0.0.weight), "

@@ -21,7 +21,8 @@ public struct TorchCheckpoint {
     public let values: [String: String]
 
     public static func load(_ path: String) throws -> TorchCheckpoint {
-        let archive = try ZipArchive(path: path)
+        let archive: ZipArchive
+        do { archive = try ZipArchive(path: path) } catch let e as ZipError { throw TorchCheckpointError(e.description) }
         guard let pickle = archive.entries.keys.filter({ $0.hasSuffix("/data.pkl") || $0 == "data.pkl" }).min(by: { $0.count < $1.count }) else {
             throw TorchCheckpointError("\(path): no data.pkl in the archive (not a torch.save or torch.jit.save file)")
         }
