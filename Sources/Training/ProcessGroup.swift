@@ -159,8 +159,34 @@ public final class ProcessGroup: @unchecked Sendable {
         }
     }
 
+    /// Before a collective: rank 0 and every other rank exchange a message, so that a timeout
+    /// names the rank that did not arrive (rank 0 names the missing ones, the others rank 0).
+    func arrive(_ what: String, seconds: Double) {
+        let peers = rank == 0 ? Array(1..<size) : [0]
+        let sent = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        let received = UnsafeMutablePointer<Int32>.allocate(capacity: peers.count)
+        defer { sent.deallocate(); received.deallocate() }
+        sent.pointee = 0
+        let tag: Int32 = 78
+        var arrivals = [Request](repeating: nil, count: 2 * peers.count)
+        for (i, peer) in peers.enumerated() {
+            check(diffuse_mpi_irecv_int(received + i, 1, Int32(peer), tag, &arrivals[2 * i]), what)
+            check(diffuse_mpi_isend_int(sent, 1, Int32(peer), tag, &arrivals[2 * i + 1]), what)
+        }
+        complete(&arrivals, what: what, deadline: seconds) { pending in
+            let missing = Set(pending.filter { $0 % 2 == 0 }.map { peers[$0 / 2] })
+            guard !missing.isEmpty else { fail("\(what): messages to the other ranks not delivered within \(Int(seconds)) s (network?)") }
+            if rank == 0 {
+                let list = missing.sorted().map(String.init).joined(separator: ", ")
+                fail("rank\(missing.count > 1 ? "s" : "") \(list) did not reach \(what) within \(Int(seconds)) s: dead or hung")
+            }
+            fail("rank 0 did not reach \(what) within \(Int(seconds)) s: dead or hung")
+        }
+    }
+
     /// Waits until every rank has arrived (MPI_Ibarrier), at most `seconds` (the group's timeout).
     public func barrier(_ what: String, seconds: Double? = nil) {
+        arrive(what, seconds: seconds ?? timeout)
         var request: [Request] = [nil]
         check(diffuse_mpi_ibarrier(&request[0]), what)
         let s = seconds ?? timeout
@@ -174,6 +200,7 @@ public final class ProcessGroup: @unchecked Sendable {
         let buffer = UnsafeMutableBufferPointer<Double>.allocate(capacity: values.count)
         defer { buffer.deallocate() }
         _ = buffer.initialize(from: values)
+        arrive(what, seconds: seconds ?? timeout)
         var request: [Request] = [nil]
         check(diffuse_mpi_iallreduce_max_double(buffer.baseAddress, Int32(values.count), &request[0]), what)
         let s = seconds ?? timeout
