@@ -61,7 +61,7 @@ struct PlainError: Error, CustomStringConvertible {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks of the hot paths, side by side with PyTorch.",
-        subcommands: [KernelsBench.self, ConvAlgorithmsBench.self, UNetBench.self, AllReduceBench.self])
+        subcommands: [KernelsBench.self, ConvAlgorithmsBench.self, UNetBench.self, StableDiffusionBench.self, AllReduceBench.self])
 }
 
 /// Applies a command's optional `--threads`: nil keeps all cores; fewer than 1 is refused;

@@ -222,6 +222,7 @@ struct UNetFLOPs {
 func peakRSSBytes() -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
-    let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+    // "VmHWM:\t12345678 kB": a tab, and spaces only below 8 digits.
+    let kb = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { Int($0) }.first ?? 0
     return kb * 1024
 }

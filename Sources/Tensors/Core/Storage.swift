@@ -1,3 +1,4 @@
+import CDNNL
 import Synchronization
 
 #if canImport(Glibc)
@@ -20,6 +21,20 @@ public final class Storage: @unchecked Sendable {
     let derived = Mutex<[String: (version: Int, storage: Storage)]>([:])
     /// What keeps borrowed memory alive (a mapped file); nil for memory this storage owns.
     private let owner: AnyObject?
+    /// Whether the memory goes back to the system when freed rather than into the
+    /// allocator's cache: set on derived buffers (weights in a kernel's layout), long-lived
+    /// and of sizes that activations rarely reuse.
+    var returnsToSystem = false
+
+    /// The largest derived buffer kept (`derivedBuffer`): larger ones are made again at each
+    /// use and freed after it, so that a large model does not hold its weights twice (Stable
+    /// Diffusion's U-Net: 2.4 GB of convolution weights in oneDNN's layout beside the plain
+    /// ones). 16 MB keeps every layer of the small U-Nets trained here (and SD's up to 640
+    /// channels); `DIFFUSE_DERIVED_CACHE_MB` sets another limit.
+    public static let derivedCacheLimit: Int = {
+        let mb = getenv("DIFFUSE_DERIVED_CACHE_MB").flatMap { Double(String(cString: $0)) } ?? 16
+        return Int(mb * 1_048_576)
+    }()
 
     init(byteCount: Int) {
         self.byteCount = byteCount
@@ -36,13 +51,17 @@ public final class Storage: @unchecked Sendable {
     }
 
     deinit {
-        if owner == nil { Allocator.shared.release(base, byteCount) }
+        if owner == nil {
+            if returnsToSystem { free(base) } else { Allocator.shared.release(base, byteCount) }
+        }
     }
 
     /// A buffer derived from these contents, made by `make` once per `version`.
     func derivedBuffer(_ key: String, make: () -> Storage) -> Storage {
         if let hit = derived.withLock({ $0[key] }), hit.version == version { return hit.storage }
         let made = make()
+        if made.owner == nil { made.returnsToSystem = true }
+        guard made.byteCount <= Storage.derivedCacheLimit else { return made }
         let current = version
         // Entries of earlier versions can never be used again: drop them with the new one in.
         derived.withLock { d in
@@ -68,8 +87,20 @@ public final class Storage: @unchecked Sendable {
 /// again) every step. Alignment is 64 bytes (one cache line, one AVX-512 register).
 final class Allocator: @unchecked Sendable {
     static let shared = Allocator()
+
+    init() {
+        // Blocks of 4 MB and more straight from mmap and back with munmap when freed: glibc's
+        // default threshold rises with every large block freed (up to 32 MB), after which such
+        // blocks come from the heap, whose freed memory is seldom returned.
+        _ = cdnnl_set_mmap_threshold(4 << 20)
+    }
     /// The most bytes kept in the free lists; beyond it buffers go back to the system.
     var cacheLimit = 4 << 30
+    /// The largest buffer kept in the free lists: larger ones go back to the system when
+    /// freed (as glibc returns its blocks above 32 MB), so that a model whose activations
+    /// change size from layer to layer (the VAE decoder: 128 MB at 512x512 x 128 channels)
+    /// does not hold one freed buffer of every size beside the live ones.
+    var largestCached = 64 << 20
 
     private struct State {
         var free: [Int: [UInt]] = [:]  // addresses, by size class
@@ -107,7 +138,7 @@ final class Allocator: @unchecked Sendable {
         let size = Allocator.sizeClass(max(bytes, 1))
         let address = UInt(bitPattern: p)
         let limit = cacheLimit
-        let kept = state.withLock { s -> Bool in
+        let kept = size <= largestCached && state.withLock { s -> Bool in
             guard s.cachedBytes + size <= limit else { return false }
             s.free[size, default: []].append(address)
             s.cachedBytes += size

@@ -133,15 +133,19 @@ enum ConvolutionKernel {
 
     /// The weights of `w` (OIHW, any strides) in the layout `target`, cached on the
     /// weight's storage until the weight changes.
-    private static func reorderedWeights(_ w: Tensor, _ g: ConvGeometry, target: dnnl_memory_desc_t, purpose: String) -> Storage {
+    /// With `source`, the weights reordered are `source()` (made only when the cache misses;
+    /// a contiguous tensor of g's weight shape), cached on `w`'s storage all the same.
+    private static func reorderedWeights(_ w: Tensor, _ g: ConvGeometry, target: dnnl_memory_desc_t, purpose: String,
+                                         source: (() -> Tensor)? = nil) -> Storage {
         let wType: DType = w.dtype
         var fingerprint = Hasher()
         withUnsafeBytes(of: target) { fingerprint.combine(bytes: $0) }
         let tag = "\(purpose)|\(fingerprint.finalize())|\(w.offset)|\(w.strides)|\(wType)|\(g.groups)"
         return w.storage.derivedBuffer(tag) {
             do {
-                let from = try plainWeightDesc(g, strides: w.strides, wType)
-                return try OneDNN.reorder(w.baseAddress, from: from, to: target, key: tag)
+                let plain = source?() ?? w
+                let from = try plainWeightDesc(g, strides: plain.strides, plain.dtype)
+                return try withExtendedLifetime(plain) { try OneDNN.reorder(plain.baseAddress, from: from, to: target, key: tag) }
             } catch {
                 fatalError("Tensors.conv2d: cannot reorder weights \(w.shape): \(error)")
             }
@@ -169,7 +173,7 @@ enum ConvolutionKernel {
             return WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), bias, g,
                                                residual: residual, silu: silu)
         case .onednnDual:
-            let y = backwardDataOneDNN(x, flippedTransposed(w, g), g.dual!, type)
+            let y = forwardByDual(x, w, g, type)
             epilogue(y, bias, residual, silu: silu)
             return y
         default:
@@ -183,7 +187,7 @@ enum ConvolutionKernel {
         candidateAlgorithms(.forward, g, type).map { algorithm in
             switch algorithm {
             case .onednn: return (algorithm, { direct(x, w, nil, g, type) })
-            case .onednnDual: return (algorithm, { backwardDataOneDNN(x, flippedTransposed(w, g), g.dual!, type) })
+            case .onednnDual: return (algorithm, { forwardByDual(x, w, g, type) })
             case .brgemm: return (algorithm, { BRGEMMConvolution.forward(x, w, nil, g) })
             case .winograd:
                 return (algorithm, { WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), nil, g) })
@@ -311,12 +315,20 @@ enum ConvolutionKernel {
     /// The algorithm chosen per pass and shape so far (for reports).
     static var chosenAlgorithms: [String: String] { algorithms.withLock { $0.mapValues(\.rawValue) } }
 
+    /// The forward pass of `g` as oneDNN's backward-data pass of the dual convolution. Only
+    /// the dual's weights in oneDNN's layout are cached, on `w`'s own storage: the flipped
+    /// copy they are reordered from is made once and dropped (kept, it would hold one more
+    /// copy of every such layer's weights for nothing).
+    static func forwardByDual(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, _ type: DType) -> Tensor {
+        backwardDataOneDNN(x, nil, g.dual!, type, dualOf: (w, g))
+    }
+
     /// w'[g*I + i, o, u, v] = w[g*O + o, i, k-1-u, l-1-v] (I, O per group): the weights of the
-    /// dual convolution. Cached on the weight's storage per version.
-    static func flippedTransposed(_ w: Tensor, _ g: ConvGeometry) -> Tensor {
+    /// dual convolution. Cached on the weight's storage per version unless `cached` is false.
+    static func flippedTransposed(_ w: Tensor, _ g: ConvGeometry, cached: Bool = true) -> Tensor {
         let (og, ig, kh, kw) = (g.outChannels / g.groups, g.inChannels / g.groups, g.kernelH, g.kernelW)
         let shape = [g.inChannels, og, kh, kw]
-        let storage = w.storage.derivedBuffer("flip|\(w.offset)|\(w.strides)|\(w.dtype)|\(g.groups)") {
+        let make = { () -> Storage in
             let src = w.to(.float32).contiguous()
             let dst = Tensor(uninitializedShape: shape, dtype: .float32)
             let sp = SendablePointer(src.pointer(as: Float.self)), dp = SendablePointer(dst.pointer(as: Float.self))
@@ -332,6 +344,7 @@ enum ConvolutionKernel {
             }
             return (w.dtype == .float32 ? dst : dst.to(w.dtype)).storage
         }
+        let storage = cached ? w.storage.derivedBuffer("flip|\(w.offset)|\(w.strides)|\(w.dtype)|\(g.groups)", make: make) : make()
         return Tensor(storage: storage, shape: shape, strides: Shape.contiguousStrides(shape), dtype: w.dtype)
     }
 
@@ -379,8 +392,11 @@ enum ConvolutionKernel {
         return y
     }
 
-    /// oneDNN's backward-data pass.
-    static func backwardDataOneDNN(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry, _ type: DType) -> Tensor {
+    /// oneDNN's backward-data pass with weights `w`; or, given `dualOf` (weights w0 of the
+    /// convolution g0 whose dual `g` is), with the flipped and transposed w0, reordered once
+    /// and cached on w0's storage.
+    static func backwardDataOneDNN(_ gy: Tensor, _ w: Tensor?, _ g: ConvGeometry, _ type: DType,
+                                   dualOf: (Tensor, ConvGeometry)? = nil) -> Tensor {
         guard let fwd = forwardPrimitive(g, type, bias: false, post: ConvPostOps()),
               let p = OneDNN.primitive(key("bwd-data", g, type, bias: false), make: {
                   var desc = dnnl_convolution_desc_t()
@@ -395,7 +411,14 @@ enum ConvolutionKernel {
                   return pd!
               }) else { fatalError("Tensors.conv2d: oneDNN has no backward-data kernel for \(g) (\(type))") }
         let gx = Tensor(uninitializedShape: g.inputShape, strides: Shape.channelsLastStrides(g.inputShape), dtype: .float32)
-        let wt = reorderedWeights(w.to(type), g, target: p.md(dnnl_query_weights_md), purpose: "bwd-data")
+        let wt: Storage
+        if let (w0, g0) = dualOf {
+            wt = reorderedWeights(w0, g, target: p.md(dnnl_query_weights_md), purpose: "dual-bwd-data|\(type)") {
+                flippedTransposed(w0, g0, cached: false).to(type)
+            }
+        } else {
+            wt = reorderedWeights(w!.to(type), g, target: p.md(dnnl_query_weights_md), purpose: "bwd-data")
+        }
         do {
             try p.execute([
                 (DNNL_ARG_DIFF_DST, p.md(dnnl_query_diff_dst_md), gy.baseAddress),

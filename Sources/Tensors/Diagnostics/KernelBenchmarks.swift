@@ -296,7 +296,7 @@ extension KernelBenchmarks {
         let gy = rng.normal(g.outputShape).channelsLast()
         var runs: [(String, String, () -> Void)] = [
             ("forward", "onednn", { _ = ConvolutionKernel.direct(x, w, nil, g, .float32) }),
-            ("forward", "onednn-dual", { _ = ConvolutionKernel.backwardDataOneDNN(x, ConvolutionKernel.flippedTransposed(w, g), g.dual!, .float32) }),
+            ("forward", "onednn-dual", { _ = ConvolutionKernel.forwardByDual(x, w, g, .float32) }),
             ("backward-data", "onednn", { _ = ConvolutionKernel.backwardDataOneDNN(gy, w, g, .float32) }),
             ("backward-weights", "onednn", { _ = ConvolutionKernel.backwardWeightsOneDNN(x, gy, g, .float32, bias: false) }),
         ]

@@ -84,6 +84,7 @@ enum FusedAttention {
             let s = UnsafeMutablePointer<Float>.allocate(capacity: mb * lk)
             defer { kt.deallocate(); s.deallocate() }
             var current = -1
+            var norms = [Float](repeating: 0, count: mb)
             for job in (jobs * t / threads)..<(jobs * (t + 1) / threads) {
                 let pair = job / blocks, i0 = job % blocks * mb
                 let (bi, hi) = (pair / h, pair % h)
@@ -94,19 +95,29 @@ enum FusedAttention {
                 }
                 let (scores, product) = rows == mb ? full : tail
                 for (index, (j0, _)) in keyBlocks.enumerated() { gemm(scores[index], kt + j0, Q.at(bi, hi, i0), s + j0) }
+                // P stays unnormalised (exp(x s - max)); each output row is divided by its sum
+                // after the product instead: dv values per row rather than lk.
                 for r in 0..<rows {
-                    lp.p[(bi * h + hi) * lq + i0 + r] = softmaxRow(s + r * lk, lk, scale: scale)
+                    let (lse, total) = exponentiateRow(s + r * lk, lk, scale: scale)
+                    lp.p[(bi * h + hi) * lq + i0 + r] = lse
+                    norms[r] = 1 / total
                 }
-                gemm(product, V.at(bi, hi), s, op.p + ((bi * lq + i0) * h + hi) * dv)
+                let o = op.p + ((bi * lq + i0) * h + hi) * dv
+                gemm(product, V.at(bi, hi), s, o)
+                for r in 0..<rows {
+                    let row = o + r * h * dv, inv = norms[r]
+                    for c in 0..<dv { row[c] *= inv }
+                }
             }
         }
         withExtendedLifetime((q, k, v)) {}
         return (out.permuted(0, 2, 1, 3), lse)
     }
 
-    /// p = softmax(x s) in place over n values; returns log Σ exp(x s).
+    /// x = exp(x s - max(x s)) in place over n values (softmax before its division); returns
+    /// log Σ exp(x s) and the sum of the new x.
     @inline(__always)
-    private static func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) -> Float {
+    private static func exponentiateRow(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) -> (lse: Float, total: Float) {
         let sv = Vec8(repeating: scale)
         var mv = Vec8(repeating: -.infinity)
         var j = 0
@@ -124,11 +135,7 @@ enum FusedAttention {
         }
         var total = sum.sum()
         while j < n { x[j] = Foundation.exp(x[j] * scale - m); total += x[j]; j += 1 }
-        let inv = Vec8(repeating: 1 / total)
-        j = 0
-        while j + 8 <= n { Lanes.store(Lanes.load(x + j, 1) * inv, x + j, 1); j += 8 }
-        while j < n { x[j] /= total; j += 1 }
-        return m + Foundation.log(total)
+        return (m + Foundation.log(total), total)
     }
 
     /// dQ, dK, dV (each [B, L, H, D] in memory, returned as [B, H, L, D] views) for dL/dout `gout`.
