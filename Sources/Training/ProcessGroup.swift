@@ -124,34 +124,17 @@ public final class ProcessGroup: @unchecked Sendable {
     func allReduceSum(_ buckets: [UnsafeMutableBufferPointer<Float>], step: Int, deadline: Double? = nil,
                       pack: (Int) -> Void) {
         let what = "the gradient all-reduce of step \(step)"
-        let peers = rank == 0 ? Array(1..<size) : [0]
-        let sent = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-        let received = UnsafeMutablePointer<Int32>.allocate(capacity: peers.count)
-        defer { sent.deallocate(); received.deallocate() }
-        sent.pointee = Int32(truncatingIfNeeded: step)
-        let tag: Int32 = 77
-        var arrivals = [Request](repeating: nil, count: 2 * peers.count)
-        for (i, peer) in peers.enumerated() {
-            check(diffuse_mpi_irecv_int(received + i, 1, Int32(peer), tag, &arrivals[2 * i]), what)
-            check(diffuse_mpi_isend_int(sent, 1, Int32(peer), tag, &arrivals[2 * i + 1]), what)
-        }
-        var reductions = [Request](repeating: nil, count: buckets.count)
-        for (i, bucket) in buckets.enumerated() {
-            pack(i)
-            check(diffuse_mpi_iallreduce_sum_float(bucket.baseAddress, Int32(bucket.count), &reductions[i]), what)
-        }
         let seconds = deadline ?? timeout
-        complete(&arrivals, what: what, deadline: seconds) { pending in
-            let missing = Set(pending.filter { $0 % 2 == 0 }.map { peers[$0 / 2] })
-            guard !missing.isEmpty else { fail("\(what): messages to the other ranks not delivered within \(Int(seconds)) s (network?)") }
-            if rank == 0 {
-                let list = missing.sorted().map(String.init).joined(separator: ", ")
-                fail("rank\(missing.count > 1 ? "s" : "") \(list) did not reach \(what) within \(Int(seconds)) s: dead or hung")
+        var reductions = [Request](repeating: nil, count: buckets.count)
+        let received = arrive(what, value: Int32(truncatingIfNeeded: step), tag: 77, seconds: seconds) {
+            for (i, bucket) in buckets.enumerated() {
+                pack(i)
+                check(diffuse_mpi_iallreduce_sum_float(bucket.baseAddress, Int32(bucket.count), &reductions[i]), what)
             }
-            fail("rank 0 did not reach \(what) within \(Int(seconds)) s: dead or hung")
         }
-        for i in peers.indices where Int(received[i]) != step {
-            fail("rank \(peers[i]) is at step \(received[i]), this rank at step \(step): the ranks are out of step")
+        let peers = rank == 0 ? Array(1..<size) : [0]
+        for (i, value) in received.enumerated() where Int(value) != step {
+            fail("rank \(peers[i]) is at step \(value), this rank at step \(step): the ranks are out of step")
         }
         // Every rank arrived; the reduction itself gets the same time again.
         complete(&reductions, what: what, deadline: seconds) { _ in
@@ -159,20 +142,23 @@ public final class ProcessGroup: @unchecked Sendable {
         }
     }
 
-    /// Before a collective: rank 0 and every other rank exchange a message, so that a timeout
+    /// Before a collective: rank 0 and every other rank exchange `value`, so that a timeout
     /// names the rank that did not arrive (rank 0 names the missing ones, the others rank 0).
-    func arrive(_ what: String, seconds: Double) {
+    /// `meanwhile` runs after the messages are posted and before they are waited on (it starts
+    /// the collective itself). Returns what the peers sent (rank 0: ranks 1..., others: rank 0's).
+    @discardableResult
+    func arrive(_ what: String, value: Int32 = 0, tag: Int32 = 78, seconds: Double, meanwhile: () -> Void = {}) -> [Int32] {
         let peers = rank == 0 ? Array(1..<size) : [0]
         let sent = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
         let received = UnsafeMutablePointer<Int32>.allocate(capacity: peers.count)
         defer { sent.deallocate(); received.deallocate() }
-        sent.pointee = 0
-        let tag: Int32 = 78
+        sent.pointee = value
         var arrivals = [Request](repeating: nil, count: 2 * peers.count)
         for (i, peer) in peers.enumerated() {
             check(diffuse_mpi_irecv_int(received + i, 1, Int32(peer), tag, &arrivals[2 * i]), what)
             check(diffuse_mpi_isend_int(sent, 1, Int32(peer), tag, &arrivals[2 * i + 1]), what)
         }
+        meanwhile()
         complete(&arrivals, what: what, deadline: seconds) { pending in
             let missing = Set(pending.filter { $0 % 2 == 0 }.map { peers[$0 / 2] })
             guard !missing.isEmpty else { fail("\(what): messages to the other ranks not delivered within \(Int(seconds)) s (network?)") }
@@ -182,6 +168,7 @@ public final class ProcessGroup: @unchecked Sendable {
             }
             fail("rank 0 did not reach \(what) within \(Int(seconds)) s: dead or hung")
         }
+        return (0..<peers.count).map { received[$0] }
     }
 
     /// Waits until every rank has arrived (MPI_Ibarrier), at most `seconds` (the group's timeout).
