@@ -63,6 +63,14 @@ public struct DiTTransformer2DConfig: Codable, Equatable, Sendable {
         try ConfigCoding.load(path, className: "DiTTransformer2DModel") { (c: DiTTransformer2DConfig) in try c.validate() }
     }
 
+    /// Whether a `config.json` says it describes a DiTTransformer2DModel (its `_class_name`);
+    /// false for other classes and for files that cannot be read as JSON.
+    public static func describesDiT(configFile path: String) -> Bool {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+        return object["_class_name"] as? String == "DiTTransformer2DModel"
+    }
+
     /// Writes `config.json` with `_class_name` DiTTransformer2DModel.
     public func save(_ path: String) throws {
         try ConfigCoding.save(self, path: path, className: "DiTTransformer2DModel")

@@ -22,6 +22,10 @@ public final class DiTTransformer2DModel: Module, Denoiser {
     public let projOut2: Linear
     /// Draws the label dropout while training (diffusers' 10% null labels for guidance).
     public let labelDropGenerator: RandomGenerator
+    /// Whether the model replaces labels by the null class itself while training (diffusers'
+    /// behaviour). A trainer that draws the dropout itself (Diffuse's `Trainer`, per image from
+    /// the step's seeded generators, so that a resumed run repeats it) turns this off.
+    public var dropsLabelsWhileTraining = true
 
     public override class var keyOverrides: [String: String] { ["projOut1": "proj_out_1", "projOut2": "proj_out_2"] }
 
@@ -49,6 +53,20 @@ public final class DiTTransformer2DModel: Module, Denoiser {
         super.init()
     }
 
+    /// adaLN-Zero initialisation (Peebles & Xie 2023, sec. 3.2): zeroes every block's
+    /// modulation layer (`norm1.linear`, so each block starts as the identity: its gates are 0)
+    /// and the output layers (`proj_out_1`, `proj_out_2`, so the model starts predicting 0), as
+    /// the paper's code does for training from scratch. The other weights keep PyTorch's
+    /// default initialisation (diffusers' own; the paper's code uses Xavier for the linears).
+    public func zeroInitializeModulation() throws {
+        var zeros: [String: Tensor] = [:]
+        for (key, value) in stateDict()
+        where key.hasPrefix("proj_out_") || (key.hasPrefix("transformer_blocks.") && key.contains(".norm1.linear.")) {
+            zeros[key] = Tensor.zeros(value.shape)
+        }
+        try load(stateDict: zeros, strict: false)
+    }
+
     /// The label of the null class (unconditional), the last row of the class tables.
     public var nullClassLabel: Int { transformerBlocks[0].norm1.emb.classEmbedder.nullLabel ?? config.numEmbedsAdaNorm! }
 
@@ -69,7 +87,7 @@ public final class DiTTransformer2DModel: Module, Denoiser {
         precondition(labels.dtype.isInteger && labels.count == n,
                      "DiTTransformer2DModel: class labels must be \(n) integers, got \(classLabels.dtype) \(classLabels.shape)")
         let embedder = transformerBlocks[0].norm1.emb
-        if isTraining && embedder.classEmbedder.dropoutProbability > 0 {
+        if isTraining && dropsLabelsWhileTraining && embedder.classEmbedder.dropoutProbability > 0 {
             labels = embedder.classEmbedder.droppingLabels(labels, generator: labelDropGenerator)
         }
 
