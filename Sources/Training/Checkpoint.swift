@@ -97,15 +97,16 @@ public enum Checkpoint {
         }
     }
 
-    /// Writes a model folder for the run's layout: a UNet2DModel folder (config.json,
-    /// weights, and scheduler_config.json when asked), or a text-to-image pipeline folder.
+    /// Writes a model folder for the run's layout: a UNet2DModel or DiTTransformer2DModel folder
+    /// (config.json, weights, and scheduler_config.json when asked), or a text-to-image
+    /// pipeline folder.
     static func writeModel(_ weights: [String: Tensor], of c: TrainingConfiguration, to folder: String, withScheduler: Bool) throws {
         if let text = c.text, let unet = c.conditionUNet {
             try TextToImageFolder.write(folder, tokenizer: text.tokenizer, textEncoder: text.encoder, unet: unet, weights: weights,
                                         scheduler: withScheduler ? c.schedulerConfig : nil)
             return
         }
-        try c.unet.save(folder + "/config.json")
+        if let dit = c.dit { try dit.save(folder + "/config.json") } else { try c.unet.save(folder + "/config.json") }
         try Safetensors(tensors: weights, metadata: ["format": "pt"]).save(folder + "/" + DiffusersFolder.weightsFile)
         if withScheduler { try c.schedulerConfig.save(folder + "/scheduler_config.json") }
     }
@@ -132,7 +133,7 @@ public enum Checkpoint {
                 _ = try TextToImageFolder.configs(folder)
                 return try TextToImageFolder.weights(folder)
             }
-            _ = try UNet2DConfig.load(folder + "/config.json")
+            if c.dit != nil { _ = try DiTTransformer2DConfig.load(folder + "/config.json") } else { _ = try UNet2DConfig.load(folder + "/config.json") }
             return try Safetensors.load(folder + "/" + DiffusersFolder.weightsFile).tensors
         }
     }

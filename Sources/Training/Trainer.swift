@@ -6,8 +6,8 @@ import NeuralNetworks
 import Tensors
 
 /// Trains a denoiser (Ho et al. 2020, Algorithm 1), one optimizer step at a time: a
-/// UNet2DModel, or for a text-to-image run a `TextToImageModel` (text encoder and U-Net
-/// together):
+/// UNet2DModel, a DiTTransformer2DModel (its prediction half with learned sigma), or for a
+/// text-to-image run a `TextToImageModel` (text encoder and U-Net together):
 ///
 ///     x0 = next batch;  t ~ U{0..T-1};  eps ~ N(0, I)
 ///     x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
@@ -32,7 +32,8 @@ public final class Trainer {
     public private(set) var configuration: TrainingConfiguration
     /// The data, captioned as the run's text settings say.
     public let dataset: ImageDataset
-    /// The network trained: a UNet2DModel, or a TextToImageModel for a text-to-image run.
+    /// The network trained: a UNet2DModel, a DiTTransformer2DModel, or a TextToImageModel for
+    /// a text-to-image run.
     public let model: Module & Denoiser
     public let optimizer: Adam
     /// The moving average of the weights (nil without EMA).
@@ -95,7 +96,18 @@ public final class Trainer {
     }
 
     /// The network a configuration describes, with fresh weights.
+    /// A DiT gets the paper's adaLN-Zero initialisation, and the label dropout is the
+    /// trainer's (drawn per image in `draws`), never the model's own.
     static func makeModel(_ c: TrainingConfiguration, generator: RandomGenerator) throws -> Module & Denoiser {
+        if let dit = c.dit {
+            let model: DiTTransformer2DModel
+            do {
+                model = try DiTTransformer2DModel(dit, generator: generator)
+                try model.zeroInitializeModulation()
+            } catch { throw TrainingError("model \(c.model): \(error)") }
+            model.dropsLabelsWhileTraining = false
+            return model
+        }
         guard let text = c.text, let unet = c.conditionUNet else { return try UNet2DModel(c.unet, generator: generator) }
         do {
             return try TextToImageModel(tokenizer: text.tokenizer, textEncoder: text.encoder, unet: unet, generator: generator)
@@ -292,7 +304,7 @@ public final class Trainer {
     }
 
     /// A copy of the model with the EMA weights (the model itself without EMA), in eval mode,
-    /// computing in float32: the model to sample from (a UNet2DModel, or a TextToImageModel).
+    /// computing in float32: the model to sample from (a UNet2DModel, a DiT, or a TextToImageModel).
     public func samplingModel() throws -> Module & Denoiser {
         let copy = try Self.makeModel(configuration, generator: PhiloxGenerator(seed: 0))
         try copy.load(stateDict: ema.map { $0.shadow } ?? model.stateDict())

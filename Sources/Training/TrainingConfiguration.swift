@@ -12,6 +12,14 @@ import Tensors
 /// `numClasses` is the "null" class that a label becomes with probability `labelDropout` in
 /// training, so the same model predicts unconditionally when given it. Classifier-free guidance
 /// then samples with `--class K --null-class numClasses --guidance S`.
+///
+/// DiT runs (`dit` set: `model` is a `DiTPreset` or a DiTTransformer2DModel config.json) follow
+/// diffusers' DiT: `num_embeds_ada_norm` = numClasses, and the class tables have one more row,
+/// the null class (label numClasses), the same convention. An unconditional DiT run has
+/// `num_embeds_ada_norm` 1 and always gets the null class (label 1): diffusers'
+/// DiTTransformer2DModel always takes class labels, and with the null class a guided sampler
+/// (diffusers' DiTPipeline guides by default) contrasts the null class with itself, which
+/// changes nothing, instead of contrasting a trained row with an untrained one.
 public struct TrainingConfiguration: Codable, Equatable, Sendable {
     /// The data set: a name `Datasets.load` knows (e.g. "fashion-mnist") or a path.
     public var data: String
@@ -24,7 +32,15 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     /// The model as the user named it: a preset (`ModelPreset`) or a `config.json` path.
     public var model: String
     /// The resolved UNet2DModel config (sample size, channels and class embeddings filled in).
+    /// Unused by a DiT run (`dit` set), where it keeps the defaults.
     public var unet: UNet2DConfig
+    /// The resolved DiTTransformer2DModel config of a DiT run (sample size, channels and class
+    /// table filled in); nil for U-Net runs. With learned sigma (out_channels = 2 in_channels)
+    /// the trainer learns the prediction half only: the loss never sees the variance half, which
+    /// keeps its initial weights. Samplers here, and diffusers' DiTPipeline, use the prediction
+    /// half alone; DDPM with a learned variance_type would read the untrained half, so the run's
+    /// scheduler config keeps a fixed variance.
+    public var dit: DiTTransformer2DConfig?
     /// Image side and channels, from the data.
     public var imageSize: Int
     public var channels: Int
@@ -107,7 +123,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case data, limit, dataSize = "data_size", dataChannels = "data_channels", model, unet, imageSize = "image_size", channels, numClasses = "num_classes"
+        case data, limit, dataSize = "data_size", dataChannels = "data_channels", model, unet, dit, imageSize = "image_size", channels, numClasses = "num_classes"
         case betaSchedule = "beta_schedule", numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
         case predictionType = "prediction_type", minSNRGamma = "min_snr_gamma", batchSize = "batch_size"
         case learningRate = "learning_rate", warmupSteps = "warmup_steps", lrSchedule = "lr_schedule", totalSteps = "total_steps"
@@ -133,9 +149,21 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         try resolveModel()
     }
 
-    /// Fills `unet` from `model`: the preset's config, or the config.json file, with the
+    /// Fills `unet` (or `dit`) from `model`: the preset's config, or the config.json file (a
+    /// UNet2DModel or a DiTTransformer2DModel config, told apart by `_class_name`), with the
     /// data's size and channels and (class-conditional) numClasses + 1 class embeddings.
     public mutating func resolveModel() throws {
+        dit = nil
+        if let preset = DiTPreset(rawValue: model) {
+            try resolveDiT(preset.configuration(size: imageSize, channels: channels, classes: 1))
+            return
+        }
+        if (model.hasSuffix(".json") || FileManager.default.fileExists(atPath: model)) && DiTTransformer2DConfig.describesDiT(configFile: model) {
+            let config: DiTTransformer2DConfig
+            do { config = try DiTTransformer2DConfig.load(model) } catch { throw TrainingError("model config \(error)") }
+            try resolveDiT(config)
+            return
+        }
         var classes: Int? = nil
         if classConditional {
             guard let n = numClasses, n >= 1 else {
@@ -154,8 +182,29 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
             unet.classEmbedType = nil
             unet.numClassEmbeds = classes
         } else {
-            throw TrainingError("model '\(model)' is neither a preset (\(ModelPreset.allCases.map(\.rawValue).joined(separator: ", "))) nor a config.json file")
+            throw TrainingError("model '\(model)' is neither a preset (\(Self.presetNames.joined(separator: ", "))) nor a config.json file")
         }
+    }
+
+    /// The model presets, U-Net then DiT.
+    public static var presetNames: [String] { ModelPreset.allCases.map(\.rawValue) + DiTPreset.allCases.map(\.rawValue) }
+
+    /// Sets `dit` from `config` with the data's size and channels (twice the channels out when
+    /// the config learns sigma) and the class table: numClasses (+ the null class) for a
+    /// class-conditional run, 1 (+ the null class) otherwise.
+    private mutating func resolveDiT(_ config: DiTTransformer2DConfig) throws {
+        if classConditional {
+            guard let n = numClasses, n >= 1 else {
+                throw TrainingError("class conditioning needs labeled data; \(data) has no labels")
+            }
+        }
+        var c = config
+        let learnsSigma = config.resolvedOutChannels == 2 * config.inChannels
+        c.sampleSize = imageSize
+        c.inChannels = channels
+        c.outChannels = learnsSigma ? 2 * channels : channels
+        c.numEmbedsAdaNorm = classConditional ? numClasses : 1
+        dit = c
     }
 
     /// The scheduler config the model trains with (and that checkpoints save): a
@@ -188,6 +237,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         }
         try validateSettings()
         do { try schedulerConfig.validate() } catch { throw TrainingError("noise schedule: \(error)") }
+        if let dit { return try validateDiT(dit) }
         do { try unet.validate() } catch { throw TrainingError("model \(model): \(error)") }
         let halvings = Swift.max(unet.blockOutChannels.count - 1, 0)
         try check(imageSize % (1 << halvings) == 0,
@@ -213,6 +263,35 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         try check(unet.inChannels == expected && unet.outChannels == channels,
                   "the model takes \(unet.inChannels) channels and predicts \(unet.outChannels); \(taskKind.rawValue) of "
                   + "\(channels)-channel images needs \(expected) in and \(channels) out")
+    }
+
+    /// The checks of a DiT run: its config, the patch size against the image side, the
+    /// channels and class table against the data, and no task or text (a DiT here generates
+    /// from noise, optionally conditioned on a class).
+    private func validateDiT(_ dit: DiTTransformer2DConfig) throws {
+        do { try dit.validate() } catch { throw TrainingError("model \(model): \(error)") }
+        guard imageSize % dit.patchSize == 0 else {
+            throw TrainingError(field: "patch_size", "\(dit.patchSize) (model \(model)) must divide the image side \(imageSize)")
+        }
+        guard dit.sampleSize == imageSize else {
+            throw TrainingError(field: "sample_size", "\(dit.sampleSize) (model \(model)) must be the image side \(imageSize)")
+        }
+        guard dit.inChannels == channels && (dit.resolvedOutChannels == channels || dit.resolvedOutChannels == 2 * channels) else {
+            throw TrainingError(field: "out_channels", "model \(model) takes \(dit.inChannels) channels and predicts \(dit.resolvedOutChannels); "
+                                + "\(channels)-channel images need \(channels) in and \(channels) out (\(2 * channels) with learned sigma)")
+        }
+        let classes = classConditional ? numClasses : 1
+        guard dit.numEmbedsAdaNorm == classes else {
+            throw TrainingError(field: "num_embeds_ada_norm", "\(dit.numEmbedsAdaNorm.map(String.init) ?? "null") (model \(model)); "
+                                + (classConditional ? "the data has \(numClasses ?? 0) classes" : "an unconditional run has 1 (and the null class)"))
+        }
+        guard taskKind == .generation else {
+            throw TrainingError(field: "task", "\(taskKind.rawValue) needs conditioning channels, which a DiT does not take: "
+                                + "train it with a U-Net preset (\(ModelPreset.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard text == nil else {
+            throw TrainingError("a DiT conditions on class labels, not on text: text-to-image runs train a U-Net")
+        }
     }
 
     /// Refuses numbers no run can use (NaN, infinity, out of range), naming the field and the

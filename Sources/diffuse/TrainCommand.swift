@@ -8,14 +8,14 @@ import Pipelines
 import Tensors
 import Training
 
-/// `diffuse train`: trains a UNet2DModel (or, with --text-conditional, a text encoder and a
-/// cross-attention U-Net) on a data set into a run directory, or resumes one.
+/// `diffuse train`: trains a UNet2DModel or a DiTTransformer2DModel (or, with
+/// --text-conditional, a text encoder and a cross-attention U-Net) on a data set into a run directory, or resumes one.
 /// Parses the options into a `TrainingConfiguration`, runs `TrainingRun` and reports progress;
 /// the work is in Training (and sampling in Pipelines).
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a diffusion model (UNet2DModel, or a text-to-image pipeline) from scratch, or resume a run.",
+        abstract: "Train a diffusion model (UNet2DModel, DiTTransformer2DModel, or a text-to-image pipeline) from scratch, or resume a run.",
         discussion: """
             Writes RUN_DIR/training_config.json, a checkpoint in RUN_DIR/checkpoint/ (a diffusers model folder with the \
             EMA weights, raw/ with the optimized ones, and the optimizer and loader state; a text-to-image run's is a pipeline \
@@ -40,7 +40,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Load the images with 1 (gray) or 3 (RGB) channels (default: as the data comes).")
     var channels: Int?
 
-    @Option(help: "The model: a preset (\(ModelPreset.allCases.map(\.rawValue).joined(separator: ", "))) or a UNet2DModel config.json.")
+    @Option(help: "The model: a U-Net preset (\(ModelPreset.allCases.map(\.rawValue).joined(separator: ", "))), a DiT preset (\(DiTPreset.allCases.map(\.rawValue).joined(separator: ", "))), or a UNet2DModel or DiTTransformer2DModel config.json.")
     var model: String?
 
     @Option(help: "The run directory to create.")
