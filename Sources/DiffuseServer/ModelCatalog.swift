@@ -26,7 +26,7 @@ final class ModelCatalog: @unchecked Sendable {
             }
             for name in entries.sorted() where !name.hasPrefix(".") {
                 let folder = root + "/" + name
-                if fm.fileExists(atPath: folder + "/config.json") || fm.fileExists(atPath: folder + "/unet/config.json") {
+                if ["/config.json", "/unet/config.json", "/transformer/config.json"].contains(where: { fm.fileExists(atPath: folder + $0) }) {
                     folders[name] = folder
                 }
             }

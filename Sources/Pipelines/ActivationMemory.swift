@@ -37,11 +37,24 @@ public enum ActivationMemory {
     /// tensors (sample, noise, prediction, sampler state) would not fit in the memory
     /// available.
     public static func check(_ request: GenerationRequest, unet: UNetShape) throws {
+        try check(request) { batch, height, width in evaluationBytes(batch: batch, height: height, width: width, unet: unet) }
+    }
+
+    /// Bytes of one evaluation of a transformer on `tokens` tokens of `width` (DiT): a working
+    /// set of eight token tensors (residual stream, normed input, q, k, v, attention output,
+    /// and the 4x-wide feed-forward counted as two) and the attention maps of all heads.
+    public static func transformerEvaluationBytes(batch: Int, tokens: Int, width: Int, heads: Int) -> Double {
+        let l = Double(tokens)
+        return Double(batch) * 4 * (8 * l * Double(width) + Double(heads) * l * l)
+    }
+
+    /// `check` with the bytes of a model evaluation given for (batch, height, width).
+    public static func check(_ request: GenerationRequest, evaluationBytes: (Int, Int, Int) -> Double) throws {
         let shape = request.sampleShape
         guard shape.count == 3 else { return }
         let batch = request.guidanceScale != 1 ? request.batchSize.multipliedReportingOverflow(by: 2).partialValue : request.batchSize
         let samples = Double(request.batchSize) * shape.reduce(1.0) { $0 * Double($1) } * 4 * 4
-        let bytes = samples + evaluationBytes(batch: batch, height: shape[1], width: shape[2], unet: unet)
+        let bytes = samples + evaluationBytes(batch, shape[1], shape[2])
         let what = "generating a batch of \(request.batchSize) at \(shape[2])x\(shape[1])"
         if let problem = MemoryBudget.shortfall(bytes, for: what) {
             throw PipelineError(problem + "; generate fewer samples at a time (--batch-size) or smaller ones")

@@ -54,12 +54,19 @@ public final class ModelStore: @unchecked Sendable {
         return model
     }
 
+    /// The folder of a DiTTransformer2DModel's config.json: `folder` or its transformer/
+    /// (a DiTPipeline folder); nil when neither describes a DiT.
+    public static func ditFolder(_ folder: String) -> String? {
+        [folder, folder + "/transformer"].first { DiTTransformer2DConfig.describesDiT(configFile: $0 + "/config.json") }
+    }
+
     /// What the store knows of every bundled model (loading each), for a front end to list.
     public func bundledModels() throws -> [ModelInfo] {
         try BundledModel.names.map { try model($0).info }
     }
 
-    /// Loads a UNet2DModel folder (or a pipeline folder with unet/) or a text-to-image
+    /// Loads a UNet2DModel folder (or a pipeline folder with unet/), a DiTTransformer2DModel
+    /// folder (or a pipeline folder with transformer/), a text-to-image or a Stable Diffusion
     /// pipeline folder, with its scheduler config.
     static func load(folder: String) throws -> StoredModel {
         if StableDiffusionFolder.isStableDiffusion(folder) {
@@ -82,6 +89,18 @@ public final class ModelStore: @unchecked Sendable {
                 + "a vocabulary of \(model.tokenizer.vocabulary.count) words"
             return StoredModel(folder: folder, unetFolder: folder + "/unet", network: .textToImage(model),
                                schedulerConfig: try DiffusersFolder.schedulerConfig(folder + "/unet"), note: note)
+        }
+        if let ditFolder = Self.ditFolder(folder) {
+            let model: DiTTransformer2DModel
+            do { model = try DiTTransformer2DModel.load(folder: ditFolder) } catch { throw PipelineError("\(error)") }
+            model.eval()
+            let c = model.config
+            let classes = c.numEmbedsAdaNorm.map { $0 == 1 ? "unconditional (one class)" : "\($0) classes" } ?? ""
+            return StoredModel(folder: folder, unetFolder: ditFolder, network: .dit(model),
+                               schedulerConfig: try DiffusersFolder.schedulerConfig(ditFolder),
+                               note: "model \(ditFolder): DiTTransformer2DModel, \(model.parameterCount()) parameters, \(c.numLayers) blocks "
+                                   + "of width \(c.innerDim), patches \(c.patchSize)x\(c.patchSize), \(classes)"
+                                   + (c.learnsSigma ? ", learned sigma (unused by the samplers)" : ""))
         }
         let unetFolder = FileManager.default.fileExists(atPath: folder + "/config.json") ? folder : folder + "/unet"
         guard FileManager.default.fileExists(atPath: unetFolder + "/config.json") else {
@@ -136,13 +155,15 @@ public final class StoredModel: @unchecked Sendable {
     /// The networks a store loads.
     public enum Network {
         case unet(UNet2DModel)
+        /// A DiTTransformer2DModel (class-conditional, or unconditional with one class).
+        case dit(DiTTransformer2DModel)
         case textToImage(TextToImageModel)
         /// A Stable Diffusion pipeline: CLIP text encoder, latent U-Net, autoencoder.
         case stableDiffusion(StableDiffusionModel)
     }
 
     public let folder: String
-    /// The folder holding the U-Net's config.json (the folder itself, or its unet/).
+    /// The folder holding the denoiser's config.json (the folder itself, or its unet/ or transformer/).
     public let unetFolder: String
     public let network: Network
     /// The folder's scheduler_config.json; nil when it has none.
@@ -166,6 +187,11 @@ public final class StoredModel: @unchecked Sendable {
                                  defaultSampler: found, classes: nil, classNames: nil, nullClass: nil)
             info.negativePrompts = true
             return info
+        case .dit(let model):
+            // An unconditional DiT run has one class and always gets the null class.
+            let classes = model.config.numEmbedsAdaNorm.flatMap { $0 > 1 ? $0 : nil }
+            return ModelInfo(folder: folder, kind: classes == nil ? .unconditional : .classConditional, sampleShape: model.defaultSampleShape,
+                             defaultSampler: found, classes: classes, classNames: nil, nullClass: classes.map { _ in model.nullClassLabel })
         case .unet(let model):
             let kind: ModelKind
             if model.conditioningChannels == model.sampleChannels { kind = .upscale }

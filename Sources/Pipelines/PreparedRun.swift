@@ -90,6 +90,7 @@ extension StoredModel {
     func pipeline(_ schedulerConfig: SchedulerConfig) -> any PreparingPipeline {
         switch network {
         case .unet(let unet): return GenerationPipeline(model: unet, schedulerConfig: schedulerConfig)
+        case .dit(let dit): return GenerationPipeline(model: dit, schedulerConfig: schedulerConfig)
         case .textToImage(let text): return GenerationPipeline(model: text, schedulerConfig: schedulerConfig)
         case .stableDiffusion(let sd): return StableDiffusionPipeline(model: sd, schedulerConfig: schedulerConfig)
         }
@@ -120,9 +121,25 @@ extension SamplingRequest {
         case .unet(let unet):
             let (config, kind, note) = try stored.scheduler(sampler)
             notes.append(note)
-            var request = try tensors(for: unet, sampler: kind, noiseFile: noiseFile, notes: &notes)
+            var nullClass: (label: Int, note: String)? = nil
+            if let rows = unet.config.numClassEmbeds, unet.config.classEmbedType == nil {
+                nullClass = (rows - 1, "null class \(rows - 1): the last row of the class embedding, as diffuse train --class-conditional makes it")
+            }
+            var request = try tensors(sampleChannels: unet.sampleChannels, modelShape: unet.defaultSampleShape, nullClass: nullClass,
+                                      sampler: kind, noiseFile: noiseFile, notes: &notes)
             try addImageInputs(to: &request)
             let generation = try GenerationPipeline(model: unet, schedulerConfig: config).prepare(firstChunk(of: request))
+            return PreparedRun(model: stored, schedulerConfig: config, request: request, generation: generation, notes: notes,
+                               samplesPerPrompt: nil, chunkSize: chunkSize)
+        case .dit(let dit):
+            let (config, kind, note) = try stored.scheduler(sampler)
+            notes.append(note)
+            let null = dit.nullClassLabel
+            var request = try tensors(sampleChannels: dit.config.inChannels, modelShape: dit.defaultSampleShape,
+                                      nullClass: (null, "null class \(null): the DiT's num_embeds_ada_norm, its class table's last row"),
+                                      sampler: kind, noiseFile: noiseFile, notes: &notes)
+            try addImageInputs(to: &request)
+            let generation = try GenerationPipeline(model: dit, schedulerConfig: config).prepare(firstChunk(of: request))
             return PreparedRun(model: stored, schedulerConfig: config, request: request, generation: generation, notes: notes,
                                samplesPerPrompt: nil, chunkSize: chunkSize)
         case .textToImage(let text):
@@ -145,9 +162,12 @@ extension SamplingRequest {
         return [channels, height ?? shape[1], width ?? shape[2]]
     }
 
-    /// The request as tensors for a UNet2DModel: noise or batch and shape, generator, sampler
-    /// settings, class labels, the null class and guidance.
-    func tensors(for unet: UNet2DModel, sampler kind: SamplerKind, noiseFile: String?, notes: inout [String]) throws -> GenerationRequest {
+    /// The request as tensors for a UNet2DModel or a DiT taking `sampleChannels`-channel samples
+    /// (of `modelShape` by default): noise or batch and shape, generator, sampler settings, class
+    /// labels, the null class (the request's, else the model's `nullClass`, noted when guidance
+    /// takes it) and guidance.
+    func tensors(sampleChannels: Int, modelShape: [Int]?, nullClass modelNullClass: (label: Int, note: String)?,
+                 sampler kind: SamplerKind, noiseFile: String?, notes: inout [String]) throws -> GenerationRequest {
         var request: GenerationRequest
         if let noiseFile {
             let noise = try NPY.load(noiseFile)
@@ -164,10 +184,10 @@ extension SamplingRequest {
             request = GenerationRequest(sampler: kind, steps: steps, noise: noise)
             notes.append("noise \(noiseFile): shape \(noise.shape)")
         } else {
-            guard unet.defaultSampleShape != nil || (height != nil && width != nil) else {
+            guard modelShape != nil || (height != nil && width != nil) else {
                 throw PipelineError("config.json gives no sample_size: pass the initial noise as a .npy file to set the sample shape")
             }
-            let shape = try sampleShape(channels: unet.sampleChannels, modelShape: unet.defaultSampleShape, configFile: "config.json")
+            let shape = try sampleShape(channels: sampleChannels, modelShape: modelShape, configFile: "config.json")
             request = GenerationRequest(sampler: kind, steps: steps, batchSize: batch ?? 1, sampleShape: shape)
         }
         request.seed = seed
@@ -183,9 +203,9 @@ extension SamplingRequest {
             request.conditioning = Conditioning(classLabels: Tensor(integers: perSample))
         }
         var nullClass = self.nullClass
-        if guidance != 1 && nullClass == nil, let rows = unet.config.numClassEmbeds, unet.config.classEmbedType == nil {
-            nullClass = rows - 1
-            notes.append("null class \(rows - 1): the last row of the class embedding, as diffuse train --class-conditional makes it")
+        if guidance != 1 && nullClass == nil, let modelNullClass {
+            nullClass = modelNullClass.label
+            notes.append(modelNullClass.note)
         }
         if let nullClass {
             request.unconditional = Conditioning(classLabels: Tensor(integers: Array(repeating: nullClass, count: batch)))

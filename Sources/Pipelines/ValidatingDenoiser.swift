@@ -24,6 +24,16 @@ extension ValidatingDenoiser {
     /// (`ActivationMemory`), before anything is allocated.
     func validateImages(_ request: GenerationRequest, modelName: String, sampleChannels: Int, inChannels: Int,
                         downsamplings: Int, shape unet: ActivationMemory.UNetShape) throws {
+        try validateImages(request, modelName: modelName, sampleChannels: sampleChannels, inChannels: inChannels,
+                           downsamplings: downsamplings) { batch, height, width in
+            ActivationMemory.evaluationBytes(batch: batch, height: height, width: width, unet: unet)
+        }
+    }
+
+    /// `validateImages` with the memory of a model evaluation given as bytes for (batch,
+    /// height, width).
+    func validateImages(_ request: GenerationRequest, modelName: String, sampleChannels: Int, inChannels: Int,
+                        downsamplings: Int, memory: (Int, Int, Int) -> Double) throws {
         let shape = request.sampleShape
         guard shape.count == 3 else {
             throw PipelineError("\(modelName) generates [C, H, W] samples (batch [B, C, H, W]), not samples of shape \(shape)")
@@ -53,6 +63,6 @@ extension ValidatingDenoiser {
             throw PipelineError("the model halves the resolution \(downsamplings) times, so height and width must be multiples of "
                                 + "\(multiple); got \(shape[1])x\(shape[2])")
         }
-        try ActivationMemory.check(request, unet: unet)
+        try ActivationMemory.check(request, evaluationBytes: memory)
     }
 }

@@ -1,13 +1,13 @@
 import ArgumentParser
 import Pipelines
 
-/// `diffuse sample`: generates samples with a diffusers UNet2DModel folder, from noise or,
+/// `diffuse sample`: generates samples with a diffusers UNet2DModel or DiTTransformer2DModel folder, from noise or,
 /// with --init-image, from an image (SDEdit). Translates the options into a `SamplingRequest`
 /// and prints its progress; the work is in Pipelines.
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
-        abstract: "Generate samples with a diffusers UNet2DModel folder and its scheduler config.",
+        abstract: "Generate samples with a diffusers UNet2DModel or DiTTransformer2DModel folder and its scheduler config.",
         discussion: """
             Starts from noise (a .npy file, or drawn from --seed with --rng) and runs the sampler for --steps steps, \
             as diffusers' pipelines do: with --rng torch, a seed gives diffusers' results for \

@@ -9,7 +9,7 @@ import Tensors
 /// them into the one `SamplingRequest`, `outputs(defaultOut:)` says where the samples go, and
 /// `run(_:outputs:)` prepares, runs and writes it.
 struct SamplingOptions: ParsableArguments {
-    @Option(help: "A diffusers UNet2DModel folder (config.json, diffusion_pytorch_model.safetensors, scheduler_config.json), or a pipeline folder with unet/ (default: the bundled Fashion-MNIST model; upscale: the bundled SR3 model; generate: the bundled text-to-image model).")
+    @Option(help: "A diffusers UNet2DModel or DiTTransformer2DModel folder (config.json, diffusion_pytorch_model.safetensors, scheduler_config.json), or a pipeline folder with unet/ or transformer/ (default: the bundled Fashion-MNIST model; upscale: the bundled SR3 model; generate: the bundled text-to-image model).")
     var model: String?
 
     @Option(help: "A bundled model by name, instead of --model.")
