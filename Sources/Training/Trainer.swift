@@ -82,7 +82,8 @@ public final class Trainer {
         self.dataset = dataset
         captionTokens = try Self.tokens(of: dataset, configuration.text)
         model = try Self.makeModel(configuration, generator: PhiloxGenerator(seed: configuration.seed))
-        if configuration.bf16 { model.setComputeType(.bfloat16) }
+        // bf16 only where the CPU computes it natively: elsewhere it would add conversions and rounding.
+        if configuration.bf16 && BFloat16Support.native { model.setComputeType(.bfloat16) }
         model.train()
         optimizer = Adam.adamW(learningRate: configuration.learningRate, beta1: configuration.adamBeta1, beta2: configuration.adamBeta2,
                                eps: configuration.adamEpsilon, weightDecay: configuration.weightDecay)

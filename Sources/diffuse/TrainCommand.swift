@@ -99,7 +99,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Seed of the weights, data order, flips, timesteps and noise. (default: 0)")
     var seed: UInt64?
 
-    @Flag(help: "Compute convolutions and matmuls in bfloat16.")
+    @Flag(help: "Compute convolutions and matmuls in bfloat16 (fp32 master weights) where the CPU has bf16 instructions (AVX-512 BF16, AMX); elsewhere it says so and computes in float32.")
     var bf16 = false
 
     @Flag(help: "Flip images horizontally at random.")
@@ -337,6 +337,7 @@ struct TrainCommand: ParsableCommand {
 
     func train(_ trainer: Trainer, in runDirectory: String) throws {
         let run = TrainingRun(trainer: trainer, runDirectory: runDirectory)
+        if trainer.configuration.bf16 && !BFloat16Support.native { log(BFloat16Support.fallbackNote) }
         let interrupt = InterruptFlag()
         run.shouldStop = { interrupt.isSet }
         run.log = { log($0) }

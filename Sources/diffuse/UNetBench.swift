@@ -48,7 +48,9 @@ struct UNetBench: ParsableCommand {
         let cfg = try UNet2DConfig.load(config)
         let size = cfg.sampleSize ?? 32
         let model = try UNet2DModel(cfg, generator: PhiloxGenerator(seed: 0))
-        if bf16 { model.setComputeType(.bfloat16) }
+        if bf16 {
+            if BFloat16Support.native { model.setComputeType(.bfloat16) } else { FileHandle.standardError.write(Data((BFloat16Support.fallbackNote + "\n").utf8)) }
+        }
         let schedule = try NoiseSchedule(SchedulerConfig())
         let process = ForwardProcess(schedule)
         let rng = PhiloxGenerator(seed: 1)

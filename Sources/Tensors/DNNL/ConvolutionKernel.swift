@@ -65,6 +65,7 @@ struct ConvPostOps: Hashable {
 enum ConvolutionKernel {
     /// Whether oneDNN has native bf16 convolutions on this CPU.
     static let bf16Supported: Bool = {
+        if BFloat16Support.disabledByEnvironment { return false }
         let g = ConvGeometry(batch: 1, inChannels: 16, height: 8, width: 8, outChannels: 16, kernelH: 3, kernelW: 3,
                              strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1)
         return forwardPrimitive(g, .bfloat16, bias: false, post: ConvPostOps()) != nil

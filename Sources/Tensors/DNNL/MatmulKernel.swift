@@ -77,6 +77,7 @@ enum MatmulKernel {
 
     /// Whether oneDNN runs bf16 matmuls natively here (AVX-512 with bf16 or AMX).
     static let bf16Supported: Bool = {
+        if BFloat16Support.disabledByEnvironment { return false }
         let key = "probe|matmul-bf16"
         return OneDNN.primitive(key, make: {
             var amd = try OneDNN.desc([16, 16], [16, 1], .bfloat16)
