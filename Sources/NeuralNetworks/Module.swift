@@ -140,6 +140,12 @@ open class Module: @unchecked Sendable {
         for (_, m) in namedModules() { m.computeType = type }
     }
 
+    /// Drops the kernels' cached forms of every parameter (`Tensor.releaseDerivedForms`): the
+    /// memory they hold goes back to the system until this module runs again.
+    public func releaseDerivedForms() {
+        for (_, p) in namedParameters() { p.value.releaseDerivedForms() }
+    }
+
     /// `x` in the compute type (a no-op for float32).
     public func compute(_ x: Tensor) -> Tensor {
         x.dtype == computeType || !x.dtype.isFloatingPoint ? x : x.to(computeType)

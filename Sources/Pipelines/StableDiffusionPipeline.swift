@@ -83,6 +83,7 @@ struct StableDiffusionPipeline: PreparingPipeline {
                 request.noise = request.noise ?? generator.normal(batchShape, mean: 0, std: 1)
             }
             request.pixelInputs = nil
+            model.vae.releaseDerivedForms()  // the encoder's, before the U-Net's steps
         }
         let preview = onStep.map { report in
             { (step: GenerationStep) in
@@ -92,6 +93,11 @@ struct StableDiffusionPipeline: PreparingPipeline {
         }
         let latents = try denoising.generate(PreparedGeneration(request: request, sampler: sampler), generator: generator,
                                              onStep: preview, isCancelled: isCancelled)
+        // One network's kernel-ready weights at a time: the U-Net's go before the decoder
+        // makes its own, and the decoder's before the next run's U-Net steps (each network
+        // remakes them on its first call: a fraction of a second beside a step or a decode).
+        model.unet.releaseDerivedForms()
+        defer { model.vae.releaseDerivedForms() }
         return try decode(latents)
     }
 

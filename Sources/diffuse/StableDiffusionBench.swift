@@ -76,6 +76,9 @@ struct StableDiffusionBench: ParsableCommand {
         report["build_s"] = seconds(since: built)
         report["params"] = ["unet": unet.parameterCount(), "vae": vae.parameterCount(), "text_encoder": text.parameterCount()]
         report["rss_after_build_mb"] = Double(currentRSSBytes()) / 1e6
+        var memory: [[String: Any]] = []
+        let noteMemory = { (stage: String) in memory.append(memorySnapshot(stage)) }
+        noteMemory("build")
 
         let latent = size / 8
         let rng = PhiloxGenerator(seed: 3)
@@ -89,17 +92,24 @@ struct StableDiffusionBench: ParsableCommand {
             let (_, runs) = ConvolutionAlgorithm.recording { step() }  // warm-up: autotuning, recorded
             flops.unet = runs.directFLOPs + StableDiffusionFLOPs.transformers(unet, batch: 2, side: latent, contextLength: 77)
             report["unet_conv_algorithms"] = runs.algorithmCounts
+            noteMemory("unet warm-up")
             times["unet"] = timed(repeats, step)
             report["rss_after_unet_mb"] = Double(peakRSSBytes()) / 1e6
+            noteMemory("unet")
         }
         if wanted.contains("vae") {
+            // As the pipeline moves from the U-Net to the decoder: the U-Net's kernel-ready
+            // weights go first (StableDiffusionPipeline.generate).
+            unet.releaseDerivedForms()
             let z = rng.normal([1, 4, latent, latent])
             let decode = { _ = try! vae.decode(z) }
             let (_, runs) = ConvolutionAlgorithm.recording { decode() }
             flops.vae = runs.directFLOPs + StableDiffusionFLOPs.attention(vae.decoder.midBlock.attentions, batch: 1, tokens: latent * latent)
             report["vae_conv_algorithms"] = runs.algorithmCounts
+            noteMemory("vae warm-up")
             times["vae"] = timed(repeats, decode)
             report["rss_after_vae_mb"] = Double(peakRSSBytes()) / 1e6
+            noteMemory("vae")
         }
         flops.text = StableDiffusionFLOPs.textEncoder(text.config, batch: 2, length: 77)
         if wanted.contains("e2e") {
@@ -119,7 +129,9 @@ struct StableDiffusionBench: ParsableCommand {
                 request.unconditional = Conditioning(context: embeddings.sliced(axis: 0, start: 0, end: 1).contiguous())
                 request.guidanceScale = 7.5
                 let latents = try! pipeline.generate(request)
+                unet.releaseDerivedForms()  // as StableDiffusionPipeline.generate
                 _ = try! vae.images(fromLatents: latents)
+                vae.releaseDerivedForms()
             }
             times["e2e"] = (0..<e2eRepeats).map { _ in
                 let start = DispatchTime.now().uptimeNanoseconds
@@ -128,6 +140,8 @@ struct StableDiffusionBench: ParsableCommand {
             }
         }
         report["peak_rss_mb"] = Double(peakRSSBytes()) / 1e6
+        if wanted.contains("e2e") { noteMemory("e2e") }
+        report["memory"] = memory
         if profile, wanted.contains("unet") {
             let x = rng.normal([2, 4, latent, latent]), context = rng.normal([2, 77, contextWidth])
             OpProfiler.start()
@@ -205,6 +219,11 @@ struct StableDiffusionBench: ParsableCommand {
                          report["rss_after_build_mb"] as! Double)
         if let p = report["peer_peak_rss_mb"] as? Double { rss += String(format: ", diffusers %.0f MB", p) }
         print(rss)
+        for m in memory {
+            print(String(format: "  memory after %@: RSS %.0f MB (peak %.0f), allocator's free lists %.0f MB, derived weight forms %.0f MB, minor faults %d",
+                         m["stage"] as! String as NSString, m["rss_mb"] as! Double, m["peak_rss_mb"] as! Double,
+                         m["allocator_cached_mb"] as! Double, m["derived_mb"] as! Double, m["minor_faults"] as! Int))
+        }
         print("  convolutions: U-Net \(report["unet_conv_algorithms"] ?? "-"); VAE \(report["vae_conv_algorithms"] ?? "-")")
     }
 
@@ -226,6 +245,21 @@ func currentRSSBytes() -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
     return (line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { Int($0) }.first ?? 0) * 1024
+}
+
+/// RSS now and at its peak, and what the allocator's free lists and the derived weight forms
+/// hold, after `stage`.
+func memorySnapshot(_ stage: String) -> [String: Any] {
+    ["stage": stage, "rss_mb": Double(currentRSSBytes()) / 1e6, "peak_rss_mb": Double(peakRSSBytes()) / 1e6,
+     "allocator_cached_mb": Double(MemoryStatistics.allocatorCachedBytes) / 1e6,
+     "derived_mb": Double(MemoryStatistics.derivedBytes) / 1e6, "minor_faults": minorPageFaults()]
+}
+
+/// Minor page faults of this process so far (pages the kernel handed it: fresh memory).
+func minorPageFaults() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_minflt
 }
 
 /// The 1-minute load average.

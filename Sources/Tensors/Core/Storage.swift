@@ -24,7 +24,9 @@ public final class Storage: @unchecked Sendable {
     /// Whether the memory goes back to the system when freed rather than into the
     /// allocator's cache: set on derived buffers (weights in a kernel's layout), long-lived
     /// and of sizes that activations rarely reuse.
-    var returnsToSystem = false
+    var returnsToSystem = false {
+        didSet { if returnsToSystem != oldValue { Allocator.derivedBytes.add(returnsToSystem ? byteCount : -byteCount, ordering: .relaxed) } }
+    }
 
     /// The largest derived buffer kept (`derivedBuffer`): larger ones are made again at each
     /// use and freed after it, so that a large model does not hold its weights twice (Stable
@@ -52,7 +54,8 @@ public final class Storage: @unchecked Sendable {
 
     deinit {
         if owner == nil {
-            if returnsToSystem { free(base) } else { Allocator.shared.release(base, byteCount) }
+            if returnsToSystem { Allocator.derivedBytes.subtract(byteCount, ordering: .relaxed) }
+            Allocator.shared.release(base, byteCount, keep: !returnsToSystem)
         }
     }
 
@@ -85,6 +88,13 @@ public final class Storage: @unchecked Sendable {
 /// A caching allocator: freed buffers are kept by size class and reused, so the large
 /// activations of a training step do not go back to the kernel (and fault their pages in
 /// again) every step. Alignment is 64 bytes (one cache line, one AVX-512 register).
+///
+/// The cache never makes the process larger than its largest working set: the bytes it hands
+/// out and keeps (live + cached) may exceed the most ever live at once only by `slack`. A miss
+/// that would pass that bound first gives cached buffers back to the system. A loop whose
+/// sizes repeat (training steps, denoising steps) is served from the cache after its first
+/// round, while a phase that needs other sizes (a VAE decode after the U-Net's steps) spends
+/// the previous phase's cached buffers instead of holding them beside its own.
 final class Allocator: @unchecked Sendable {
     static let shared = Allocator()
 
@@ -96,17 +106,28 @@ final class Allocator: @unchecked Sendable {
     }
     /// The most bytes kept in the free lists; beyond it buffers go back to the system.
     var cacheLimit = 4 << 30
-    /// The largest buffer kept in the free lists: larger ones go back to the system when
-    /// freed (as glibc returns its blocks above 32 MB), so that a model whose activations
-    /// change size from layer to layer (the VAE decoder: 128 MB at 512x512 x 128 channels)
-    /// does not hold one freed buffer of every size beside the live ones.
-    var largestCached = 64 << 20
+    /// How far live + cached bytes may exceed the most bytes ever live at once: 64 MB, or
+    /// `DIFFUSE_ALLOCATOR_SLACK_MB` (more slack: fewer buffers given back and faulted in again
+    /// between phases, a higher peak).
+    var slack: Int = {
+        let mb = getenv("DIFFUSE_ALLOCATOR_SLACK_MB").flatMap { Double(String(cString: $0)) } ?? 64
+        return Int(mb * 1_048_576)
+    }()
 
     private struct State {
         var free: [Int: [UInt]] = [:]  // addresses, by size class
         var cachedBytes = 0
+        /// Bytes handed out and not yet released (by size class).
+        var liveBytes = 0
+        /// The most bytes live at once so far.
+        var highWater = 0
     }
     private let state = Mutex(State())
+    /// Bytes in derived buffers alive now (kernels' weight forms, cached or in use).
+    static let derivedBytes = Atomic<Int>(0)
+
+    /// Bytes held in the free lists now.
+    var cachedBytes: Int { state.withLock { $0.cachedBytes } }
 
     /// Size classes: exact below 4 KiB, then 8 classes per power of two (<= 12.5% waste).
     static func sizeClass(_ bytes: Int) -> Int {
@@ -118,14 +139,32 @@ final class Allocator: @unchecked Sendable {
 
     func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
         let size = Allocator.sizeClass(max(bytes, 1))
-        if let hit = state.withLock({ s -> UInt? in
-            guard var list = s.free[size], let p = list.popLast() else { return nil }
-            s.free[size] = list
-            s.cachedBytes -= size
-            return p
-        }) {
-            return UnsafeMutableRawPointer(bitPattern: hit)!
+        var evicted: [UInt] = []
+        let hit = state.withLock { s -> UInt? in
+            s.liveBytes += size
+            s.highWater = max(s.highWater, s.liveBytes)
+            if var list = s.free[size], let p = list.popLast() {
+                s.free[size] = list.isEmpty ? nil : list  // only classes with buffers are keys
+                s.cachedBytes -= size
+                return p
+            }
+            // A miss: the new buffer comes from the system; pay for it with cached ones while
+            // live + cached would pass the high-water mark.
+            var excess = s.liveBytes + s.cachedBytes - s.highWater - slack
+            while excess > 0 && s.cachedBytes > 0 {
+                let classes = s.free.keys
+                // The smallest class that covers the excess alone, else the largest.
+                let pick = classes.filter { $0 >= excess }.min() ?? classes.max()!
+                var list = s.free[pick]!
+                evicted.append(list.removeLast())
+                s.free[pick] = list.isEmpty ? nil : list
+                s.cachedBytes -= pick
+                excess -= pick
+            }
+            return nil
         }
+        for address in evicted { free(UnsafeMutableRawPointer(bitPattern: address)) }
+        if let hit { return UnsafeMutableRawPointer(bitPattern: hit)! }
         var p: UnsafeMutableRawPointer?
         let rc = posix_memalign(&p, 64, size)
         guard rc == 0, let p else {
@@ -134,16 +173,39 @@ final class Allocator: @unchecked Sendable {
         return p
     }
 
-    func release(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
+    /// Takes back a buffer from `allocate`: into the free lists when `keep` and they have
+    /// room, else to the system.
+    func release(_ p: UnsafeMutableRawPointer, _ bytes: Int, keep: Bool = true) {
         let size = Allocator.sizeClass(max(bytes, 1))
         let address = UInt(bitPattern: p)
         let limit = cacheLimit
-        let kept = size <= largestCached && state.withLock { s -> Bool in
-            guard s.cachedBytes + size <= limit else { return false }
+        let kept = state.withLock { s -> Bool in
+            s.liveBytes -= size
+            guard keep, s.cachedBytes + size <= limit else { return false }
             s.free[size, default: []].append(address)
             s.cachedBytes += size
             return true
         }
         if !kept { free(p) }
+    }
+}
+
+/// Where a process's memory is, for reports: the caching allocator's free lists and the
+/// kernels' derived weight forms.
+public enum MemoryStatistics {
+    /// Bytes the allocator keeps in its free lists (freed tensors awaiting reuse).
+    public static var allocatorCachedBytes: Int { Allocator.shared.cachedBytes }
+    /// Bytes in derived buffers (weights in a kernel's layout) alive now.
+    public static var derivedBytes: Int { Allocator.derivedBytes.load(ordering: .relaxed) }
+}
+
+extension Tensor {
+    /// Drops the forms of this tensor's storage that kernels derived and cached (a weight in
+    /// oneDNN's blocked layout, Winograd's transform): the memory goes back to the system,
+    /// and the next kernel that needs one makes it again. A pipeline calls this for a model's
+    /// weights when it moves on to another model, so that two models' derived weights are
+    /// not held at once. Results do not change.
+    public func releaseDerivedForms() {
+        storage.clearDerived()
     }
 }
