@@ -38,26 +38,12 @@ extension EvalCommand {
             images = SampleEvaluation.randomImages(of: test, count: n, seed: seed &+ 1)
             evaluated = "test-split"
         } else {
-            let count = samples!
-            var request = SamplingRequest(model: model!, steps: steps)
-            request.sampler = sampler
-            request.eta = eta
-            request.karras = karras
-            request.seed = seed
-            request.rng = rng
             let classes = (try? FeatureClassifier.bundled(for: data))?.info.numClasses ?? 10
-            request.classLabels = try labels(count: count, classes: classes)
-            request.nullClass = nullClass
-            request.guidance = guidance
-            request.batch = count
-            request.chunkSize = batchSize
-            let run = try request.prepare(in: ModelStore())
-            run.notes.forEach(note)
-            guard run.sampleShape.count == 3, run.sampleShape[0] == 1 || run.sampleShape[0] == 3 else {
-                throw ValidationError("the model makes samples of shape \(run.sampleShape): Inception scores grey or RGB images")
+            images = try generate(classLabels: try labels(count: samples!, classes: classes), note: note, elapsed: elapsed) { shape in
+                guard shape.count == 3, shape[0] == 1 || shape[0] == 3 else {
+                    throw ValidationError("the model makes samples of shape \(shape): Inception scores grey or RGB images")
+                }
             }
-            images = try run.run(onChunk: { done in note(String(format: "generated %d/%d  %.1f s", done, count, elapsed())) })
-            if let outNpy { try NPY.save(images, to: outNpy) }
             evaluated = "samples"
         }
         let n = images.shape[0]

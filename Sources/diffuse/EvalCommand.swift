@@ -167,27 +167,13 @@ struct EvalCommand: ParsableCommand {
             images = SampleEvaluation.randomImages(of: test, count: n, seed: seed &+ 1)
             evaluated = "test-split"
         } else {
-            let count = samples!
-            var request = SamplingRequest(model: model!, steps: steps)
-            request.sampler = sampler
-            request.eta = eta
-            request.karras = karras
-            request.seed = seed
-            request.rng = rng
-            requested = try labels(count: count, classes: info.numClasses)
-            request.classLabels = requested
-            request.nullClass = nullClass
-            request.guidance = guidance
-            request.batch = count
-            request.chunkSize = batchSize
-            let run = try request.prepare(in: ModelStore())
-            run.notes.forEach(note)
-            let expected = [info.channels, info.imageSize, info.imageSize]
-            guard run.sampleShape == expected else {
-                throw ValidationError("the model makes samples of shape \(run.sampleShape), but the \(info.data) classifier scores \(expected)")
+            requested = try labels(count: samples!, classes: info.numClasses)
+            images = try generate(classLabels: requested, note: note, elapsed: elapsed) { shape in
+                let expected = [info.channels, info.imageSize, info.imageSize]
+                guard shape == expected else {
+                    throw ValidationError("the model makes samples of shape \(shape), but the \(info.data) classifier scores \(expected)")
+                }
             }
-            images = try run.run(onChunk: { done in note(String(format: "generated %d/%d  %.1f s", done, count, elapsed())) })
-            if let outNpy { try NPY.save(images, to: outNpy) }
             evaluated = "samples"
         }
         let real = SampleEvaluation.randomImages(of: train, count: images.shape[0], seed: seed)
@@ -211,6 +197,30 @@ struct EvalCommand: ParsableCommand {
             print(String(format: "  requested class: %.1f%% of the samples are classified as the class they were generated for", 100 * accuracy))
         }
         print(String(format: "done in %.1f s", elapsed()))
+    }
+
+    /// --samples images from --model as one `SamplingRequest` run in chunks of --batch-size
+    /// (written to --out-npy when given); `check` sees the sample shape before any sampling.
+    func generate(classLabels: [Int]?, note: @escaping (String) -> Void, elapsed: @escaping () -> Double,
+                  check: ([Int]) throws -> Void) throws -> Tensor {
+        let count = samples!
+        var request = SamplingRequest(model: model!, steps: steps)
+        request.sampler = sampler
+        request.eta = eta
+        request.karras = karras
+        request.seed = seed
+        request.rng = rng
+        request.classLabels = classLabels
+        request.nullClass = nullClass
+        request.guidance = guidance
+        request.batch = count
+        request.chunkSize = batchSize
+        let run = try request.prepare(in: ModelStore())
+        run.notes.forEach(note)
+        try check(run.sampleShape)
+        let images = try run.run(onChunk: { done in note(String(format: "generated %d/%d  %.1f s", done, count, elapsed())) })
+        if let outNpy { try NPY.save(images, to: outNpy) }
+        return images
     }
 
     /// The per-sample labels --class-labels asks for (nil without it).
