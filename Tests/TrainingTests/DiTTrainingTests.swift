@@ -181,24 +181,12 @@ func tinyDiTConfiguration(steps: Int, in dir: String, classConditional: Bool = f
 /// `diffuse train --model CONFIG.json` with a DiT config, then `diffuse sample` on its
 /// checkpoint, as a user runs them.
 @Suite struct DiTCommandLineTests {
-    struct Run { let status: Int32, output: String, error: String }
+    typealias Run = DiffuseRun
 
     /// Runs the built binary (`CommandLineTests.binary`) with one thread and the convolution
     /// algorithm pinned, so that separate processes compute the same bits.
     func diffuse(_ arguments: [String]) throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLineTests.binary)
-        process.arguments = arguments + ["--threads", "1"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["DIFFUSE_CONV_ALGORITHM"] = "onednn"
-        process.environment = environment
-        let (out, err) = (Pipe(), Pipe())
-        (process.standardOutput, process.standardError) = (out, err)
-        try process.run()
-        let output = out.fileHandleForReading.readDataToEndOfFile(), error = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
-                   error: String(decoding: error, as: UTF8.self))
+        try runDiffuse(arguments + ["--threads", "1"], environment: ["DIFFUSE_CONV_ALGORITHM": "onednn"])
     }
 
     /// A tiny class-conditional DiT trained 4 steps straight, and 2 steps then resumed to 4:

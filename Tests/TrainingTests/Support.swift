@@ -52,3 +52,27 @@ func bitIdentical(_ a: [String: Tensor], _ b: [String: Tensor]) -> Bool {
         return v.shape == w.shape && v.to(.float32).scalars.map(\.bitPattern) == w.to(.float32).scalars.map(\.bitPattern)
     }
 }
+
+/// How a run of the built `diffuse` binary ended and what it printed.
+struct DiffuseRun { let status: Int32, output: String, error: String }
+
+/// Runs the `diffuse` binary built beside the tests with `arguments` and `environment` added
+/// to this process's, reading stdout and stderr to the end.
+func runDiffuse(_ arguments: [String], environment: [String: String] = [:]) throws -> DiffuseRun {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CommandLineTests.binary)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let (out, err) = (Pipe(), Pipe())
+    (process.standardOutput, process.standardError) = (out, err)
+    try process.run()
+    // stderr is read on another thread, so that neither pipe fills while the other is read.
+    final class Box: @unchecked Sendable { var data = Data() }
+    let error = Box(), group = DispatchGroup()
+    DispatchQueue.global().async(group: group) { error.data = err.fileHandleForReading.readDataToEndOfFile() }
+    let output = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return DiffuseRun(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
+                      error: String(decoding: error.data, as: UTF8.self))
+}

@@ -174,15 +174,24 @@ public enum InceptionEvaluation {
     public static func realFeatures(data: String, split: DatasetSplit, count: Int, seed: UInt64, size: Int?, channels: Int?,
                                     extractor: InceptionFeatureExtractor, note: @escaping (String) -> Void) throws -> Tensor {
         let set = try Datasets.load(name: data, size: size, channels: channels, split: split)
+        return try realFeatures(of: set, cacheName: "\(data)-\(split)", count: count, seed: seed, extractor: extractor, note: note)
+    }
+
+    /// Features of `count` images of `set` picked with `seed`; cached under `cacheName` (with
+    /// the images' shape, count, seed and the weights' fingerprint) when it is given: nil for
+    /// data whose name does not pin its contents (a .npy file, a folder, a prefix).
+    public static func realFeatures(of set: ImageDataset, cacheName: String?, count: Int, seed: UInt64,
+                                    extractor: InceptionFeatureExtractor, note: @escaping (String) -> Void) throws -> Tensor {
         let n = min(count, set.count)
-        let key = "inception-\(data)-\(split)-\(set.channels)x\(set.height)x\(set.width)-n\(n)-seed\(seed)-\(extractor.fingerprint)"
-        if let cached = FeatureCache.load(key: key, note: note), cached.shape == [n, InceptionV3FID.featureDimension] {
-            note("reference: \(n) \(split) images of \(data), features from the cache (\(FeatureCache.directory)/\(key).features)")
+        let key = cacheName.map { "inception-\($0)-\(set.channels)x\(set.height)x\(set.width)-n\(n)-seed\(seed)-\(extractor.fingerprint)" }
+        if let key, let cached = FeatureCache.load(key: key, note: note), cached.shape == [n, InceptionV3FID.featureDimension] {
+            note("reference: \(n) images of \(set.name), features from the cache (\(FeatureCache.directory)/\(key).features)")
             return cached
         }
-        note("reference: computing the features of \(n) \(split) images of \(data) (cached afterwards)")
+        note("reference: computing the features of \(n) images of \(set.name)" + (key == nil ? "" : " (cached afterwards)"))
         let images = SampleEvaluation.randomImages(of: set, count: n, seed: seed)
         let features = try extractor.features(images, progress: progressNote(n, "reference", note))
+        guard let key else { return features }
         let path = try FeatureCache.store(features, key: key)
         note(String(format: "reference: %d images at %.1f images/s, cached in %@", n, extractor.lastImagesPerSecond, path))
         return features
