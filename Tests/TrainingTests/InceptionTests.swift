@@ -117,21 +117,9 @@ import Tensors
     /// rank-deficient covariance, against known spectra.
     @Test func largeSymmetricEigenvaluesAndRankDeficientFactor() throws {
         let (d, r) = (60, 25)
-        let g = PhiloxGenerator(seed: 11).normal([d, d]).scalars.map(Double.init)
-        // Q orthonormal from Gram-Schmidt; A = Q diag(known) Q^T with 35 zero eigenvalues.
-        var q = [Double](repeating: 0, count: d * d)
-        for j in 0..<d {
-            var v = (0..<d).map { g[$0 * d + j] }
-            for k in 0..<j {
-                let dot = (0..<d).reduce(0.0) { $0 + v[$1] * q[$1 * d + k] }
-                for i in 0..<d { v[i] -= dot * q[i * d + k] }
-            }
-            let norm = v.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
-            for i in 0..<d { q[i * d + j] = v[i] / norm }
-        }
+        // 35 zero eigenvalues.
         let known = (0..<d).map { $0 < r ? 0.5 + Double($0) * 0.8 : 0.0 }
-        var a = [Double](repeating: 0, count: d * d)
-        for i in 0..<d { for j in 0..<d { a[i * d + j] = (0..<d).reduce(0.0) { $0 + q[i * d + $1] * known[$1] * q[j * d + $1] } } }
+        let a = symmetricMatrix(eigenvalues: known, seed: 11)
         let values = try LargeSymmetric.eigenvalues(a, dimension: d)
         let worst = zip(values, known.sorted()).map { abs($0 - $1) }.max()!
         #expect(worst < 1e-10)

@@ -32,33 +32,10 @@ func close(_ a: Double, _ b: Double, relative: Double, absolute: Double = 0) -> 
     /// built from known ones come back.
     @Test func symmetricEigenReconstructs() throws {
         let d = 40
-        let g = PhiloxGenerator(seed: 3).normal([d, d]).scalars.map(Double.init)
-        // Q from Gram-Schmidt of g's columns; A = Q diag(known) Q^T.
-        var q = [Double](repeating: 0, count: d * d)
-        for j in 0..<d {
-            var v = [Double](repeating: 0, count: d)
-            for i in 0..<d { v[i] = g[i * d + j] }
-            for k in 0..<j {
-                var dot: Double = 0
-                for i in 0..<d { dot += v[i] * q[i * d + k] }
-                for i in 0..<d { v[i] -= dot * q[i * d + k] }
-            }
-            var norm: Double = 0
-            for i in 0..<d { norm += v[i] * v[i] }
-            norm = norm.squareRoot()
-            for i in 0..<d { q[i * d + j] = v[i] / norm }
-        }
         var known = [Double](repeating: 0, count: d)
         for i in 0..<d { known[i] = Double(i) * 0.37 - 4.0 }
         known[7] += 1e-9  // a near-double eigenvalue
-        var a = [Double](repeating: 0, count: d * d)
-        for i in 0..<d {
-            for j in 0..<d {
-                var s: Double = 0
-                for k in 0..<d { s += q[i * d + k] * known[k] * q[j * d + k] }
-                a[i * d + j] = s
-            }
-        }
+        let a = symmetricMatrix(eigenvalues: known, seed: 3)
         let eigen = try SymmetricEigen(a, dimension: d)
         let sortedKnown: [Double] = known.sorted()
         var worstValue: Double = 0

@@ -76,3 +76,23 @@ func runDiffuse(_ arguments: [String], environment: [String: String] = [:]) thro
     return DiffuseRun(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
                       error: String(decoding: error.data, as: UTF8.self))
 }
+
+/// A = Q diag(eigenvalues) Q^T, row-major d x d, with Q orthonormal from Gram-Schmidt on the
+/// columns of a seeded normal matrix: a symmetric matrix of known spectrum.
+func symmetricMatrix(eigenvalues known: [Double], seed: UInt64) -> [Double] {
+    let d = known.count
+    let g = PhiloxGenerator(seed: seed).normal([d, d]).scalars.map(Double.init)
+    var q = [Double](repeating: 0, count: d * d)
+    for j in 0..<d {
+        var v = (0..<d).map { g[$0 * d + j] }
+        for k in 0..<j {
+            let dot = (0..<d).reduce(0.0) { $0 + v[$1] * q[$1 * d + k] }
+            for i in 0..<d { v[i] -= dot * q[i * d + k] }
+        }
+        let norm = v.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
+        for i in 0..<d { q[i * d + j] = v[i] / norm }
+    }
+    var a = [Double](repeating: 0, count: d * d)
+    for i in 0..<d { for j in 0..<d { a[i * d + j] = (0..<d).reduce(0.0) { $0 + q[i * d + $1] * known[$1] * q[j * d + $1] } } }
+    return a
+}

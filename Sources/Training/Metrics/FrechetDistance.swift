@@ -33,23 +33,4 @@ public enum FrechetDistance {
         let m = LargeSymmetric.congruence(c2, factor, n: d, r: rank)
         return try LargeSymmetric.eigenvalues(m, dimension: rank).reduce(0) { $0 + ($1 > 0 ? $1.squareRoot() : 0) }
     }
-
-    /// Row-major d x d product.
-    static func multiply(_ a: [Double], _ b: [Double], _ d: Int) -> [Double] {
-        var out = [Double](repeating: 0, count: d * d)
-        a.withUnsafeBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
-                out.withUnsafeMutableBufferPointer { o in
-                    for i in 0..<d {
-                        for k in 0..<d {
-                            let x = a[i * d + k]
-                            if x == 0 { continue }
-                            for j in 0..<d { o[i * d + j] += x * b[k * d + j] }
-                        }
-                    }
-                }
-            }
-        }
-        return out
-    }
 }

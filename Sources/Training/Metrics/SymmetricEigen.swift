@@ -6,7 +6,9 @@ import Foundation
 /// Numerical Recipes' `jacobi`): each rotation zeroes one off-diagonal element, and the sweeps
 /// drive the off-diagonal mass to zero quadratically. Slower than Householder + QL but simple
 /// and accurate to a few ulps of the largest eigenvalue, even for tiny or clustered ones;
-/// about a second for d = 256, which is all Fréchet distances need.
+/// about a second for d = 256. `FrechetDistance` no longer uses it (it needs eigenvalues alone
+/// at d = 2048 and takes them from `LargeSymmetric`, Householder + QL); this one also gives
+/// the eigenvectors of small matrices.
 public struct SymmetricEigen: Sendable {
     /// The order of the matrix.
     public let dimension: Int
