@@ -150,6 +150,12 @@ open class Module: @unchecked Sendable {
     public func compute(_ x: Tensor) -> Tensor {
         x.dtype == computeType || !x.dtype.isFloatingPoint ? x : x.to(computeType)
     }
+
+    /// A parameter's value in the compute type, converted once per update of the parameter
+    /// (`Tensor.toCached`), not at every use.
+    public func computeParameter(_ p: Parameter) -> Tensor {
+        p.value.dtype == computeType || !p.value.dtype.isFloatingPoint ? p.value : p.value.toCached(computeType)
+    }
 }
 
 /// A module that maps one tensor to one tensor.

@@ -244,10 +244,14 @@ enum UNetConvolutions {
     /// Runs forward and backward of `c` (loss sum(y * r), so dL/dy = r) with `algorithm` forced
     /// (strictly where it computes every pass, else falling back to oneDNN), checks which
     /// algorithm ran each pass, and checks each pass against the sampled references.
-    static func runAndCheck(_ c: UNetConv, dtype: DType) {
+    /// `weightType` float32 with a bf16 `dtype` is mixed precision as the layers run it: the
+    /// weights are float32 masters (of bf16-representable values here, so that the reference
+    /// is exact), converted inside the kernel, and their gradient stays float32.
+    static func runAndCheck(_ c: UNetConv, dtype: DType, weightType: DType? = nil) {
         let seed = UInt64(((c.batch * 1031 + c.channels) * 1031 + c.height) * 1031 + c.out) &* 4 + UInt64(c.kernel + c.stride)
         // Inputs rounded to the dtype first: the reference convolves the same values.
-        let x = random(c.input, seed: seed).to(dtype), w = random(c.weight, -0.5, 0.5, seed: seed + 1).to(dtype)
+        let weightType = weightType ?? dtype
+        let x = random(c.input, seed: seed).to(dtype), w = random(c.weight, -0.5, 0.5, seed: seed + 1).to(dtype).to(weightType)
         let r = random(c.output, seed: seed + 2).to(dtype)
         let (xv, wv, rv) = (x.to(.float32).scalars, w.to(.float32).scalars, r.to(.float32).scalars)
         // Tolerances, relative to sum|products| of each element (the scale of fp32 rounding in a
@@ -280,7 +284,7 @@ enum UNetConvolutions {
                 #expect(run.candidates == c.candidates(run.pass, dtype), "\(label): \(run.candidates)")
             }
             guard let y else { Issue.record("\(label): no output"); continue }
-            #expect(y.shape == c.output && y.dtype == dtype && grads[0].dtype == dtype && grads[1].dtype == dtype)
+            #expect(y.shape == c.output && y.dtype == dtype && grads[0].dtype == dtype && grads[1].dtype == weightType)
             for (pass, got, reference) in [
                 (ConvolutionPass.forward, y, { forward(xv, wv, c, $0) }),
                 (.backwardData, grads[0], { gradInput(rv, wv, c, $0) }),
@@ -304,6 +308,12 @@ enum UNetConvolutions {
           arguments: cases)
     func bfloat16PathsMatchReference(_ c: UNetConv) {
         Self.runAndCheck(c, dtype: .bfloat16)
+    }
+
+    @Test(.enabled(if: ConvolutionKernel.bf16Supported, "this CPU has no native bf16 convolution (no avx512_bf16): bf16 inputs are widened to fp32"),
+          arguments: cases)
+    func mixedPrecisionPathsMatchReference(_ c: UNetConv) {
+        Self.runAndCheck(c, dtype: .bfloat16, weightType: .float32)
     }
 
     /// Where the CPU has no bf16 convolution, bf16 inputs run the fp32 paths (tested above), so

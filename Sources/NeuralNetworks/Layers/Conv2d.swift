@@ -24,9 +24,11 @@ public final class Conv2d: Module, UnaryLayer {
 
     public func callAsFunction(_ x: Tensor) -> Tensor { callAsFunction(x, residual: nil) }
 
-    /// conv(x) + bias (+ residual), then `activation`, fused where the kernel can.
+    /// conv(x) + bias (+ residual), then `activation`, fused where the kernel can. The
+    /// float32 weights go in as they are: a bfloat16 input makes the kernel compute in bf16
+    /// from its own cached bf16 forms of them, and their gradient stays float32.
     public func callAsFunction(_ x: Tensor, residual: Tensor?, activation: ConvActivation = .none) -> Tensor {
-        conv2d(compute(x), compute(weight.value), bias: bias?.value, stride: stride, padding: padding, dilation: dilation,
+        conv2d(compute(x), weight.value, bias: bias?.value, stride: stride, padding: padding, dilation: dilation,
                groups: groups, residual: residual, activation: activation)
     }
 }

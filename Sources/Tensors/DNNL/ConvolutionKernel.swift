@@ -102,11 +102,14 @@ enum ConvolutionKernel {
         "conv-\(pass)|\(type)|\(g)|\(bias)|\(post.key)"
     }
 
-    static func forwardPrimitive(_ g: ConvGeometry, _ type: DType, bias: Bool, post: ConvPostOps) -> OneDNN.Primitive? {
-        OneDNN.primitive(key("fwd", g, type, bias: bias, post: post)) {
+    /// The forward primitive computing in `type` and writing `dst` (float32, or bfloat16
+    /// for a bf16 pass whose output stays bf16).
+    static func forwardPrimitive(_ g: ConvGeometry, _ type: DType, bias: Bool, post: ConvPostOps,
+                                 dst dstType: DType = .float32) -> OneDNN.Primitive? {
+        OneDNN.primitive(key("fwd", g, type, bias: bias, post: post) + "|dst \(dstType)") {
             var desc = dnnl_convolution_desc_t()
             var src = try activationDesc(g.inputShape, type)
-            var dst = try activationDesc(g.outputShape, type == .bfloat16 ? .float32 : .float32)
+            var dst = try activationDesc(g.outputShape, dstType)
             var wei = try OneDNN.anyDesc(weightDims(g), type)
             var b = try OneDNN.desc([g.outChannels], [1], .float32)
             let (s, d, l, r) = convArgs(g)
@@ -136,6 +139,13 @@ enum ConvolutionKernel {
     /// weight's storage until the weight changes.
     /// With `source`, the weights reordered are `source()` (made only when the cache misses;
     /// a contiguous tensor of g's weight shape), cached on `w`'s storage all the same.
+    /// `converting` to another type than w's (float32 masters for a bf16 pass) converts only
+    /// on a miss, so the master's storage keeps its bf16 form until the weights change.
+    private static func reorderedWeights(_ w: Tensor, _ g: ConvGeometry, target: dnnl_memory_desc_t, purpose: String,
+                                         converting type: DType) -> Storage {
+        reorderedWeights(w, g, target: target, purpose: purpose, source: w.dtype == type ? nil : { w.to(type) })
+    }
+
     private static func reorderedWeights(_ w: Tensor, _ g: ConvGeometry, target: dnnl_memory_desc_t, purpose: String,
                                          source: (() -> Tensor)? = nil) -> Storage {
         let wType: DType = w.dtype
@@ -154,14 +164,15 @@ enum ConvolutionKernel {
     }
 
     /// y = conv(x, w) + bias (+ residual), then SiLU if asked; x channels-last (type
-    /// `type`), y float32 channels-last. `residual` must be float32 channels-last.
+    /// `type`), y channels-last of `outType` (float32, or bfloat16 written by the kernel
+    /// or its epilogue, never by a separate pass). `residual` is channels-last, either type.
     ///
     /// Three ways compute it, and the fastest for the shape is kept (timed on first use):
     /// oneDNN's forward kernel; oneDNN's backward-data kernel of the dual convolution
     /// (stride 1: weights transposed and flipped, padding k-1-p), faster than 2.6's AVX2
     /// forward kernels by up to 1.7x (measured); and LIBXSMM batch-reduce GEMMs.
     static func forward(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ g: ConvGeometry, _ type: DType,
-                        residual: Tensor? = nil, silu: Bool = false) -> Tensor {
+                        residual: Tensor? = nil, silu: Bool = false, outType: DType = .float32) -> Tensor {
         let candidates = forwardCandidates(x, w, g, type)
         let choice = choose(.forward, g, type, candidates, weights: w, proxy: g.timingProxy.map { p in
             { forwardCandidates(Tensor.zeros(p.inputShape).to(type).channelsLast(), w, p, type) }
@@ -169,16 +180,16 @@ enum ConvolutionKernel {
         return OpProfiler.measure("conv fwd \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
         switch choice {
         case .brgemm:
-            return BRGEMMConvolution.forward(x, w, bias, g, residual: residual, silu: silu)
+            let y = BRGEMMConvolution.forward(x, w, bias, g, residual: residual?.asFloat32(), silu: silu)
+            return y.dtype == outType ? y : CopyKernel.convert(y, to: outType)
         case .winograd:
-            return WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), bias, g,
-                                               residual: residual, silu: silu)
+            let y = WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), bias, g,
+                                                residual: residual?.asFloat32(), silu: silu)
+            return y.dtype == outType ? y : CopyKernel.convert(y, to: outType)
         case .onednnDual:
-            let y = forwardByDual(x, w, g, type)
-            epilogue(y, bias, residual, silu: silu)
-            return y
+            return epilogue(forwardByDual(x, w, g, type), bias, residual, silu: silu, outType: outType)
         default:
-            return direct(x, w, bias, g, type, residual: residual, silu: silu)
+            return direct(x, w, bias, g, type, residual: residual, silu: silu, outType: outType)
         }
         }
     }
@@ -196,21 +207,23 @@ enum ConvolutionKernel {
         }
     }
 
-    /// dL/dx for dL/dy `gy` (channels-last, `type`): float32 channels-last. oneDNN's
+    /// dL/dx for dL/dy `gy` (channels-last, `type`): channels-last, float32, or bfloat16
+    /// for `outType` bfloat16 (oneDNN writes it; the others convert). oneDNN's
     /// backward-data kernel, or (stride 1) the LIBXSMM forward of the dual convolution.
-    static func backwardData(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry, _ type: DType) -> Tensor {
+    static func backwardData(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry, _ type: DType, outType: DType = .float32) -> Tensor {
         let candidates: [(Algorithm, () -> Tensor)] = candidateAlgorithms(.backwardData, g, type).map { algorithm in
             switch algorithm {
             case .brgemm:
                 return (algorithm, { BRGEMMConvolution.forward(gy, blocked: BRGEMMConvolution.blockedForDual(w, g), nil, g.dual!) })
             case .winograd:
                 return (algorithm, { WinogradConvolution.forward(gy, transformed: WinogradConvolution.transformedDualWeights(w, g), nil, g.dual!) })
-            case .onednn, .onednnDual: return (algorithm, { backwardDataOneDNN(gy, w, g, type) })
+            case .onednn, .onednnDual: return (algorithm, { backwardDataOneDNN(gy, w, g, type, outType: outType) })
             }
         }
         let choice = choose(.backwardData, g, type, candidates, weights: w)
         return OpProfiler.measure("conv bwd-data \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
-            candidates.first { $0.0 == choice }!.1()
+            let gx = candidates.first { $0.0 == choice }!.1()
+            return gx.dtype == outType ? gx : CopyKernel.convert(gx, to: outType)
         }
     }
 
@@ -349,14 +362,20 @@ enum ConvolutionKernel {
         return Tensor(storage: storage, shape: shape, strides: Shape.contiguousStrides(shape), dtype: w.dtype)
     }
 
-    /// y += bias[c] (+ residual), then SiLU, in place on a fresh channels-last y.
-    private static func epilogue(_ y: Tensor, _ bias: Tensor?, _ residual: Tensor?, silu: Bool) {
-        guard bias != nil || residual != nil || silu else { return }
+    /// y + bias[c] (+ residual), then SiLU, on a fresh channels-last float32 y: in place,
+    /// or, for a bfloat16 `outType`, into a new bf16 tensor, each row converted while it is
+    /// in cache (no separate conversion pass).
+    private static func epilogue(_ y: Tensor, _ bias: Tensor?, _ residual: Tensor?, silu: Bool, outType: DType) -> Tensor {
+        let toBF16 = outType == .bfloat16
+        guard bias != nil || residual != nil || silu || toBF16 else { return y }
+        let out = toBF16 ? Tensor(uninitializedShape: y.shape, strides: y.strides, dtype: .bfloat16) : y
         let c = y.shape[1]
         let rows = y.count / max(c, 1)
         let yp = SendablePointer(y.pointer(as: Float.self))
+        let op = SendablePointer(out.baseAddress.assumingMemoryBound(to: UInt16.self))
         let bp = bias.map { SendablePointer($0.pointer(as: Float.self)) }
-        let rp = residual.map { SendablePointer($0.pointer(as: Float.self)) }
+        let residual32 = residual?.asFloat32()
+        let rp = residual32.map { SendablePointer($0.pointer(as: Float.self)) }
         Parallel.forEach(rows, cost: c * 4) { r in
             let row = yp.p + r * c
             var ch = 0
@@ -369,19 +388,24 @@ enum ConvolutionKernel {
                 Lanes.store(v, row + ch, 1, m)
                 ch += m
             }
+            if toBF16 { BFloat16Runs.narrow(row, 1, op.p + r * c, 1, c) }
         }
+        withExtendedLifetime(residual32) {}
+        return out
     }
 
     /// oneDNN's forward primitive, bias, residual (sum) and SiLU fused.
     static func direct(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ g: ConvGeometry, _ type: DType,
-                       residual: Tensor? = nil, silu: Bool = false) -> Tensor {
+                       residual: Tensor? = nil, silu: Bool = false, outType: DType = .float32) -> Tensor {
         let post = ConvPostOps(sum: residual != nil, silu: silu)
-        guard let p = forwardPrimitive(g, type, bias: bias != nil, post: post) else {
+        // A bf16 output comes from a bf16 pass; a float32 pass (no bf16 on this CPU) converts after.
+        let dstType: DType = type == .bfloat16 ? outType : .float32
+        guard let p = forwardPrimitive(g, type, bias: bias != nil, post: post, dst: dstType) else {
             fatalError("Tensors.conv2d: oneDNN has no fast kernel for \(g) (\(type))")
         }
-        let y = Tensor(uninitializedShape: g.outputShape, strides: Shape.channelsLastStrides(g.outputShape), dtype: .float32)
+        let y = Tensor(uninitializedShape: g.outputShape, strides: Shape.channelsLastStrides(g.outputShape), dtype: dstType)
         if let residual { y.assign(residual) }
-        let wt = reorderedWeights(w.to(type), g, target: p.md(dnnl_query_weights_md), purpose: "fwd")
+        let wt = reorderedWeights(w, g, target: p.md(dnnl_query_weights_md), purpose: "fwd", converting: type)
         var args: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer)] = [
             (DNNL_ARG_SRC, p.md(dnnl_query_src_md), x.baseAddress),
             (DNNL_ARG_WEIGHTS, p.md(dnnl_query_weights_md), wt.base),
@@ -390,18 +414,20 @@ enum ConvolutionKernel {
         if let bias { args.append((DNNL_ARG_BIAS, p.md(dnnl_query_weights_md, 1), bias.baseAddress)) }
         do { try p.execute(args) } catch { fatalError("Tensors.conv2d: \(error)") }
         withExtendedLifetime(wt) {}
-        return y
+        return y.dtype == outType ? y : CopyKernel.convert(y, to: outType)
     }
 
     /// oneDNN's backward-data pass with weights `w`; or, given `dualOf` (weights w0 of the
     /// convolution g0 whose dual `g` is), with the flipped and transposed w0, reordered once
     /// and cached on w0's storage.
+    /// `outType` bfloat16 (with a bf16 `type`) makes oneDNN write dL/dx in bf16.
     static func backwardDataOneDNN(_ gy: Tensor, _ w: Tensor?, _ g: ConvGeometry, _ type: DType,
-                                   dualOf: (Tensor, ConvGeometry)? = nil) -> Tensor {
+                                   dualOf: (Tensor, ConvGeometry)? = nil, outType: DType = .float32) -> Tensor {
+        let dsrcType: DType = type == .bfloat16 ? outType : .float32
         guard let fwd = forwardPrimitive(g, type, bias: false, post: ConvPostOps()),
-              let p = OneDNN.primitive(key("bwd-data", g, type, bias: false), make: {
+              let p = OneDNN.primitive(key("bwd-data", g, type, bias: false) + "|diff-src \(dsrcType)", make: {
                   var desc = dnnl_convolution_desc_t()
-                  var dsrc = try activationDesc(g.inputShape, .float32)
+                  var dsrc = try activationDesc(g.inputShape, dsrcType)
                   var ddst = try activationDesc(g.outputShape, type)
                   var wei = try OneDNN.anyDesc(weightDims(g), type)
                   let (s, d, l, r) = convArgs(g)
@@ -411,14 +437,14 @@ enum ConvolutionKernel {
                   try OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, nil, OneDNN.engine, fwd.pd), "backward-data \(g)")
                   return pd!
               }) else { fatalError("Tensors.conv2d: oneDNN has no backward-data kernel for \(g) (\(type))") }
-        let gx = Tensor(uninitializedShape: g.inputShape, strides: Shape.channelsLastStrides(g.inputShape), dtype: .float32)
+        let gx = Tensor(uninitializedShape: g.inputShape, strides: Shape.channelsLastStrides(g.inputShape), dtype: dsrcType)
         let wt: Storage
         if let (w0, g0) = dualOf {
             wt = reorderedWeights(w0, g, target: p.md(dnnl_query_weights_md), purpose: "dual-bwd-data|\(type)") {
                 flippedTransposed(w0, g0, cached: false).to(type)
             }
         } else {
-            wt = reorderedWeights(w!.to(type), g, target: p.md(dnnl_query_weights_md), purpose: "bwd-data")
+            wt = reorderedWeights(w!, g, target: p.md(dnnl_query_weights_md), purpose: "bwd-data", converting: type)
         }
         do {
             try p.execute([

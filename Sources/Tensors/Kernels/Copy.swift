@@ -75,6 +75,10 @@ enum CopyKernel {
 
     /// Converts `src` to `dtype` into a new tensor laid out like `src` when it is dense.
     static func convert(_ src: Tensor, to dtype: DType) -> Tensor {
+        OpProfiler.measure("convert \(src.dtype)->\(dtype)") { convertUnprofiled(src, to: dtype) }
+    }
+
+    private static func convertUnprofiled(_ src: Tensor, to dtype: DType) -> Tensor {
         let strides = src.isDense ? Shape.denseStrides(shape: src.shape, like: src.strides)
                                   : Shape.contiguousStrides(src.shape)
         let out = Tensor(uninitializedShape: src.shape, strides: strides, dtype: dtype)
@@ -96,13 +100,11 @@ enum CopyKernel {
                                    _ d: UnsafeMutableRawPointer, _ to: DType, _ ds: Int, _ n: Int) {
         // Fast paths for the hot pairs.
         if from == .float32 && to == .bfloat16 {
-            let sp = s.assumingMemoryBound(to: Float.self), dp = d.assumingMemoryBound(to: UInt16.self)
-            for i in 0..<n { dp[i * ds] = BFloat16(sp[i * ss]).bitPattern }
+            BFloat16Runs.narrow(s.assumingMemoryBound(to: Float.self), ss, d.assumingMemoryBound(to: UInt16.self), ds, n)
             return
         }
         if from == .bfloat16 && to == .float32 {
-            let sp = s.assumingMemoryBound(to: UInt16.self), dp = d.assumingMemoryBound(to: UInt32.self)
-            for i in 0..<n { dp[i * ds] = UInt32(sp[i * ss]) << 16 }
+            BFloat16Runs.widen(s.assumingMemoryBound(to: UInt16.self), ss, d.assumingMemoryBound(to: Float.self), ds, n)
             return
         }
         for i in 0..<n {

@@ -11,8 +11,9 @@ import Foundation
 /// Every product is a LIBXSMM JIT GEMM (column-major): a row-major [rows, D] operand with row
 /// stride r is a (D x rows) column-major matrix with leading dimension r, so queries, keys and
 /// values are read in place from their strided head views; K and V are transposed once per
-/// (batch, head) where a product wants them key-major. Float32, Q/K/V [B, H, L, D] with unit
-/// stride in D and no broadcast batch dimensions.
+/// (batch, head) where a product wants them key-major. Float32 (bf16 operands are widened
+/// first, by the caller), Q/K/V [B, H, L, D] with unit stride in D and no broadcast batch
+/// dimensions.
 enum FusedAttention {
     /// Query rows per block: the block's scores (rows x keys) stay in L2.
     static let queryBlock = 64
@@ -32,7 +33,7 @@ enum FusedAttention {
 
     static func supports(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Bool {
         guard q.rank == 4, k.rank == 4, v.rank == 4, BRGEMMConvolution.available,
-              q.dtype == .float32, k.dtype == .float32, v.dtype == .float32 else { return false }
+              [q, k, v].allSatisfy({ $0.dtype == .float32 || $0.dtype == .bfloat16 }) else { return false }
         for t in [q, k, v] {
             guard t.strides[3] == 1, t.strides[0] != 0 || t.shape[0] == 1, t.strides[1] != 0 || t.shape[1] == 1 else { return false }
         }

@@ -51,13 +51,14 @@ struct GroupNormKernel {
 
     // MARK: Forward
 
-    /// Writes y; returns mean and rstd per (n, group).
-    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+    /// Writes y (float32, or bfloat16 bit patterns when `yBF16`, each row narrowed while
+    /// in cache); returns mean and rstd per (n, group).
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, yBF16: Bool = false,
                  gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?) -> (mean: [Float], rstd: [Float]) {
-        OpProfiler.measure("groupnorm fwd") { forwardUnprofiled(x, y, gamma: gamma, beta: beta) }
+        OpProfiler.measure("groupnorm fwd") { forwardUnprofiled(x, y, yBF16: yBF16, gamma: gamma, beta: beta) }
     }
 
-    private func forwardUnprofiled(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+    private func forwardUnprofiled(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, yBF16: Bool,
                                    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?) -> (mean: [Float], rstd: [Float]) {
         let (s1, s2) = statistics(x)
         var mean = [Float](repeating: 0, count: n * groups), rstd = mean
@@ -79,7 +80,7 @@ struct GroupNormKernel {
             }
         }
         let (a, b) = affine(mean, rstd, gamma, beta)
-        if silu { apply(SiLUActivation.self, x, y, a, b) } else { apply(IdentityActivation.self, x, y, a, b) }
+        if silu { apply(SiLUActivation.self, x, y, yBF16, a, b) } else { apply(IdentityActivation.self, x, y, yBF16, a, b) }
         return (mean, rstd)
     }
 
@@ -154,10 +155,11 @@ struct GroupNormKernel {
         return (a, b)
     }
 
-    /// out = act(x a[n, c] + b[n, c]).
-    private func apply<A: PointwiseActivation>(_ act: A.Type, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                                               _ a: [Float], _ b: [Float]) {
-        let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), os = SendablePointer(out)
+    /// out = act(x a[n, c] + b[n, c]); a bf16 `out` gets each row through a float32 tile.
+    private func apply<A: PointwiseActivation>(_ act: A.Type, _ x: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer,
+                                               _ outBF16: Bool, _ a: [Float], _ b: [Float]) {
+        let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), os = SendablePointer(out.assumingMemoryBound(to: Float.self))
+        let o16 = SendablePointer(out.assumingMemoryBound(to: UInt16.self))
         let (c, s) = (self.c, self.s)
         a.withUnsafeBufferPointer { ab in
             b.withUnsafeBufferPointer { bb in
@@ -165,19 +167,23 @@ struct GroupNormKernel {
                 let bp = SendablePointer(UnsafeMutablePointer(mutating: bb.baseAddress!))
                 if channelsLast {
                     Parallel.forRanges(n * s, grain: 16384 / c) { rows in
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: outBF16 ? c : 0) { tile in
                         for row in rows {
                             let sample = row / s
-                            let xr = xs.p + row * c, yr = os.p + row * c
+                            let xr = xs.p + row * c, yr = outBF16 ? tile.baseAddress! : os.p + row * c
                             let ar = ap.p + sample * c, br = bp.p + sample * c
                             for cb in stride(from: 0, to: c, by: 8) {
                                 A.apply(VectorMath.fma(Vec8.load(xr + cb), Vec8.load(ar + cb), Vec8.load(br + cb))).store(yr + cb)
                             }
+                            if outBF16 { BFloat16Runs.narrow(yr, 1, o16.p + row * c, 1, c) }
+                        }
                         }
                     }
                 } else {
                     Parallel.forRanges(n * c, grain: Swift.max(1, 16384 / s)) { rows in
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: outBF16 ? s : 0) { tile in
                         for row in rows {
-                            let xr = xs.p + row * s, yr = os.p + row * s
+                            let xr = xs.p + row * s, yr = outBF16 ? tile.baseAddress! : os.p + row * s
                             let av = Vec8(repeating: ap.p[row]), bv = Vec8(repeating: bp.p[row])
                             var q = 0
                             while q + 8 <= s {
@@ -188,6 +194,8 @@ struct GroupNormKernel {
                                 let m = s - q
                                 Lanes.store(A.apply(VectorMath.fma(Lanes.load(xr + q, 1, m), av, bv)), yr + q, 1, m)
                             }
+                            if outBF16 { BFloat16Runs.narrow(yr, 1, o16.p + row * s, 1, s) }
+                        }
                         }
                     }
                 }

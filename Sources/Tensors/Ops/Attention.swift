@@ -31,15 +31,20 @@ public func scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor,
     return matmul(scores.softmax(axis: -1), value)
 }
 
-/// Attention by `FusedAttention` (no scores in memory), with its own gradient rule.
+/// Attention by `FusedAttention` (no scores in memory), with its own gradient rule. The
+/// kernel computes in float32: bf16 operands are widened, and the output (bf16 when all three
+/// are) and the gradients come back in the operands' types.
 private func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float) -> Tensor {
-    let (out, lse) = OpProfiler.measure("attention fwd") { FusedAttention.forward(q, k, v, scale: scale) }
+    let (q32, k32, v32) = (q.detached().asFloat32(), k.detached().asFloat32(), v.detached().asFloat32())
+    let (out32, lse) = OpProfiler.measure("attention fwd") { FusedAttention.forward(q32, k32, v32, scale: scale) }
+    let outType = Tensor.resultType([q, k, v])
+    let out = outType == .float32 ? out32 : out32.to(outType)
     guard let tape = Tape.active(q, k, v) else { return out }
-    let (qd, kd, vd, od) = (q.detached(), k.detached(), v.detached(), out.detached())
+    let types = (q.dtype, k.dtype, v.dtype)
     return tape.record(out, "attention", [q, k, v]) { g in
         let (dq, dk, dv) = OpProfiler.measure("attention bwd") {
-            FusedAttention.backward(qd, kd, vd, out: od, lse: lse, gout: g, scale: scale)
+            FusedAttention.backward(q32, k32, v32, out: out32, lse: lse, gout: g.asFloat32(), scale: scale)
         }
-        return [dq, dk, dv]
+        return [dq.to(types.0), dk.to(types.1), dv.to(types.2)]
     }
 }

@@ -34,16 +34,17 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, bias: Tensor? = nil,
     if let residual {
         check(residual.shape == g.outputShape, "conv2d", "residual must have the output shape \(g.outputShape), got \(residual.shape)")
     }
-    let bothBF16 = x.dtype == .bfloat16 && weight.dtype == .bfloat16
+    // The output keeps the input's type: bfloat16 activations stay bf16 whatever the weights'
+    // type (float32 masters are converted, once per version, inside the kernel).
+    let outType: DType = x.dtype == .bfloat16 ? .bfloat16 : .float32
     let type: DType = (x.dtype == .bfloat16 || weight.dtype == .bfloat16) && ConvolutionKernel.bf16Supported ? .bfloat16 : .float32
     let tape = Tape.active([x, weight] + (bias.map { [$0] } ?? []) + (residual.map { [$0] } ?? []))
     let xin = x.detached().to(type).channelsLast()
     let win = weight.detached()
     let b = bias.map { $0.detached().to(.float32).contiguous() }
-    let res = residual.map { $0.detached().asFloat32().channelsLast() }
+    let res = residual.map { $0.detached().channelsLast() }
     let fuseSiLU = activation == .silu && tape == nil
-    var y = ConvolutionKernel.forward(xin, win, b, g, type, residual: res, silu: fuseSiLU)
-    if bothBF16 { y = y.to(.bfloat16) }
+    var y = ConvolutionKernel.forward(xin, win, b, g, type, residual: res, silu: fuseSiLU, outType: outType)
     if let tape {
         let inputs = [x, weight] + (bias.map { [$0] } ?? []) + (residual.map { [$0] } ?? [])
         let flags = inputs.map { tape.tracks($0) }
@@ -52,7 +53,8 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, bias: Tensor? = nil,
         y = tape.record(y, "conv2d", inputs) { gy in
             let gyin = gy.to(type).channelsLast()
             var grads: [Tensor?] = []
-            grads.append(flags[0] ? ConvolutionKernel.backwardData(gyin, win, g, type).to(xType) : nil)
+            grads.append(flags[0] ? ConvolutionKernel.backwardData(gyin, win, g, type, outType: xType == .bfloat16 ? .bfloat16 : .float32)
+                .to(xType) : nil)
             if flags[1] || (hasBias && flags[2]) {
                 let (gw, gb) = ConvolutionKernel.backwardWeights(xin, gyin, g, type, bias: hasBias)
                 grads.append(flags[1] ? gw.to(wType) : nil)

@@ -204,4 +204,22 @@ extension Tensor {
         }
         return out
     }
+
+    /// `to(newType)`, converted once per version of this tensor's storage and kept on it (a
+    /// float32 master weight cast for mixed precision is converted once per optimizer step,
+    /// not at every use, and the kernels' forms of the cast, cached on the cast's storage,
+    /// live as long). The gradient converts back, as `to`'s does.
+    public func toCached(_ newType: DType) -> Tensor {
+        if newType == dtype { return self }
+        let detachedSelf = detached()
+        let storage = self.storage.derivedBuffer("cast|\(newType)|\(offset)|\(strides)|\(shape)") {
+            CopyKernel.convert(detachedSelf.contiguous(), to: newType).storage
+        }
+        let out = Tensor(storage: storage, shape: shape, strides: Shape.contiguousStrides(shape), dtype: newType)
+        if newType.isFloatingPoint && dtype.isFloatingPoint, let tape = Tape.active(self) {
+            let from = dtype
+            return tape.record(out, "to(\(newType))", [self]) { g in [g.to(from)] }
+        }
+        return out
+    }
 }

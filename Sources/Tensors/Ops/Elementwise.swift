@@ -21,21 +21,26 @@ extension Tensor {
         return !floats.isEmpty && floats.allSatisfy({ $0.dtype == .bfloat16 }) ? .bfloat16 : .float32
     }
 
+    /// The operand as the elementwise kernels read it: float32 and bfloat16 as they are
+    /// (bf16 is widened tile by tile inside the kernel), other types converted to float32.
+    private func asKernelOperand() -> Tensor { dtype == .bfloat16 ? self : asFloat32() }
+
     /// Forward pass of a unary float op (no recording).
     func mapKernel<K: UnaryKernel>(_ kernel: K) -> Tensor {
-        let x = asFloat32()
-        let out = Tensor(uninitializedShape: shape, strides: Tensor.resultStrides(shape, [x]), dtype: .float32)
+        let x = asKernelOperand()
+        let out = Tensor(uninitializedShape: shape, strides: Tensor.resultStrides(shape, [x]),
+                         dtype: dtype == .bfloat16 ? .bfloat16 : .float32)
         ElementwiseRunner.unary(kernel, x: x, out: out)
-        return dtype == .bfloat16 ? CopyKernel.convert(out, to: .bfloat16) : out
+        return out
     }
 
     /// Forward pass of a binary float op with broadcasting (no recording).
     static func zipKernel<K: BinaryKernel>(_ a: Tensor, _ b: Tensor, _ kernel: K, op: String) -> Tensor {
         let shape = a.shape == b.shape ? a.shape : Shape.broadcast(a.shape, b.shape, op: op)
-        let fa = a.asFloat32(), fb = b.asFloat32()
-        let out = Tensor(uninitializedShape: shape, strides: resultStrides(shape, [fa, fb]), dtype: .float32)
+        let fa = a.asKernelOperand(), fb = b.asKernelOperand()
+        let out = Tensor(uninitializedShape: shape, strides: resultStrides(shape, [fa, fb]), dtype: resultType([a, b]))
         ElementwiseRunner.binary(kernel, a: fa, b: fb, out: out)
-        return resultType([a, b]) == .bfloat16 ? CopyKernel.convert(out, to: .bfloat16) : out
+        return out
     }
 
     /// A unary op whose gradient is `g * dydx(x, y)`.

@@ -18,13 +18,13 @@ extension Tensor {
         let beta = bias.map { $0.detached().asFloat32().contiguous() }
         let kernel = GroupNormKernel(n: n, c: c, s: s, groups: groups, channelsLast: channelsLast, eps: eps,
                                      silu: activation == .silu)
-        let y = Tensor(uninitializedShape: shape, strides: x.strides, dtype: .float32)
+        // A bf16 input gets a bf16 output, written by the kernel (no conversion pass).
+        let out = Tensor(uninitializedShape: shape, strides: x.strides, dtype: dtype == .bfloat16 ? .bfloat16 : .float32)
         var stats: (mean: [Float], rstd: [Float]) = ([], [])
         if count > 0 {
-            stats = kernel.forward(x.pointer(as: Float.self), y.pointer(as: Float.self),
+            stats = kernel.forward(x.pointer(as: Float.self), out.baseAddress, yBF16: out.dtype == .bfloat16,
                                    gamma: gamma?.pointer(as: Float.self), beta: beta?.pointer(as: Float.self))
         }
-        let out = dtype == .bfloat16 ? y.to(.bfloat16) : y
         let inputs = [self] + (weight.map { [$0] } ?? []) + (bias.map { [$0] } ?? [])
         guard let tape = Tape.active(inputs) else { return out }
         let (xType, hasW, hasB) = (dtype, weight != nil, bias != nil)

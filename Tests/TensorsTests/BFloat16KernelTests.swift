@@ -1,0 +1,107 @@
+import Testing
+@testable import Tensors
+
+/// The bf16 paths that skip a conversion pass (elementwise tiles, GroupNorm's output, the
+/// fused attention, conversions themselves) give bit for bit what the float32 op gives when
+/// its inputs are widened and its output rounded to bf16: the old two-pass path.
+@Suite struct BFloat16KernelTests {
+    /// The bit patterns of a bf16 tensor, row-major.
+    static func bits(_ t: Tensor) -> [UInt16] {
+        t.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self)) }
+    }
+
+    /// How many elements of two bf16 tensors differ in their bits (0 when equal).
+    static func mismatches(_ a: Tensor, _ b: Tensor) -> Int {
+        zip(bits(a), bits(b)).filter { $0 != $1 }.count + abs(a.count - b.count)
+    }
+
+    @Test func conversionRoundsAsBFloat16Init() {
+        // Ties both ways, the largest finite values, infinities, NaNs whose payload sits only in
+        // the bits that are dropped (they must stay NaN), subnormals, and random bit patterns.
+        var patterns: [UInt32] = [0x3F80_8000, 0x3F81_8000, 0x3F80_7FFF, 0x7F7F_FFFF, 0xFF7F_FFFF, 0x7F80_0000, 0xFF80_0000,
+                                  0x7F80_0001, 0xFF80_0001, 0x7FFF_FFFF, 0xFFFF_FFFF, 0x7FC0_0000, 0x0000_0001, 0x8000_8000, 0]
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for _ in 0..<4093 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            patterns.append(UInt32(truncatingIfNeeded: state >> 29))
+        }
+        let values = patterns.map { Float(bitPattern: $0) }
+        // Contiguous (the vector loop) and strided (a transposed view: the scalar loop).
+        let t = Tensor(values, shape: [4108])
+        let converted = Self.bits(t.to(.bfloat16))
+        #expect(zip(converted, values).filter { $0 != BFloat16($1).bitPattern }.count == 0)
+        let m = Tensor(values, shape: [52, 79]).transposed()
+        let want = Self.bits(m.contiguous().to(.bfloat16))
+        #expect(Self.mismatches(m.to(.bfloat16), m.contiguous().to(.bfloat16)) == 0)
+        #expect(want.count == 4108 && want.enumerated().allSatisfy { i, b in b == BFloat16(values[(i % 52) * 79 + i / 52]).bitPattern })
+        // Widening is exact.
+        #expect(Self.mismatches(t.to(.bfloat16).to(.float32).to(.bfloat16), t.to(.bfloat16)) == 0)
+    }
+
+    @Test func elementwiseWithBFloat16Operands() {
+        let a = random([3, 16, 7, 9], seed: 1).to(.bfloat16).channelsLast()
+        let b = random([3, 16, 7, 9], seed: 2).to(.bfloat16)  // row-major: the two layouts differ
+        let bias = random([16, 1, 1], seed: 3)
+        let (fa, fb) = (a.to(.float32), b.to(.float32))
+        for (got, want) in [(a + b, fa + fb), (a * b, fa * fb), (a.silu(), fa.silu()), ((a - 0.5).exp(), (fa - 0.5).to(.bfloat16).to(.float32).exp()), (a.exp(), fa.exp())] {
+            #expect(got.dtype == .bfloat16)
+            #expect(Self.mismatches(got, want.to(.bfloat16)) == 0)
+        }
+        // A float32 operand makes the result float32, computed from the widened bf16 values.
+        let mixed = a + bias
+        #expect(mixed.dtype == .float32 && mixed.scalars == (fa + bias).scalars)
+        // Long runs (more than one tile of the mixed path) and a broadcast bf16 row.
+        let long = random([2, 3000], seed: 4).to(.bfloat16), row = random([3000], seed: 5).to(.bfloat16)
+        #expect(Self.mismatches(long * row, (long.to(.float32) * row.to(.float32)).to(.bfloat16)) == 0)
+    }
+
+    @Test(arguments: [true, false])
+    func groupNormWritesBFloat16(channelsLast: Bool) {
+        var x = random([2, 16, 6, 5], -2, 3, seed: 6).to(.bfloat16)
+        if channelsLast { x = x.channelsLast() }
+        let (w, b) = (random([16], seed: 7), random([16], seed: 8))
+        for activation in [ConvActivation.none, .silu] {
+            let got = x.groupNorm(groups: 4, weight: w, bias: b, activation: activation)
+            let want = x.to(.float32).groupNorm(groups: 4, weight: w, bias: b, activation: activation)
+            #expect(got.dtype == .bfloat16)
+            #expect(Self.mismatches(got, want.to(.bfloat16)) == 0)
+        }
+        let (_, g) = valueAndGradient(at: [x, w]) { t in t[0].groupNorm(groups: 4, weight: t[1]).to(.float32).square().sum() }
+        #expect(g[0].dtype == .bfloat16 && g[1].dtype == .float32)
+    }
+
+    @Test func fusedAttentionWithBFloat16Operands() {
+        let q = random([2, 2, 40, 16], seed: 9).to(.bfloat16), k = random([2, 2, 33, 16], seed: 10).to(.bfloat16)
+        let v = random([2, 2, 33, 16], seed: 11).to(.bfloat16)
+        #expect(FusedAttention.supports(q, k, v))
+        let got = scaledDotProductAttention(query: q, key: k, value: v)
+        let want = scaledDotProductAttention(query: q.to(.float32), key: k.to(.float32), value: v.to(.float32))
+        #expect(got.dtype == .bfloat16)
+        #expect(Self.mismatches(got, want.to(.bfloat16)) == 0)
+        // Gradients come back in the operands' type, equal to the float32 ones rounded.
+        let r = random([2, 2, 40, 16], seed: 12)
+        let g16 = valueAndGradient(at: [q, k, v]) { t in (scaledDotProductAttention(query: t[0], key: t[1], value: t[2]).to(.float32) * r).sum() }.gradients
+        let g32 = valueAndGradient(at: [q.to(.float32), k.to(.float32), v.to(.float32)]) { t in
+            (scaledDotProductAttention(query: t[0], key: t[1], value: t[2]).to(.bfloat16).to(.float32) * r).sum()
+        }.gradients
+        for (a, b) in zip(g16, g32) {
+            #expect(a.dtype == .bfloat16)
+            #expect(Self.mismatches(a, b.to(.bfloat16)) == 0)
+        }
+    }
+
+    @Test func cachedCastFollowsTheSource() {
+        var w = random([8, 5], seed: 13)
+        let first = w.toCached(.bfloat16)
+        #expect(first.dtype == .bfloat16 && Self.mismatches(first, w.to(.bfloat16)) == 0)
+        // The same conversion again is the cached one: the same storage.
+        #expect(w.toCached(.bfloat16).storage === first.storage)
+        // An in-place update makes a new conversion with the new values.
+        w.withUnsafeMutableFloats { $0[0] = 7.25 }
+        let second = w.toCached(.bfloat16)
+        #expect(second.storage !== first.storage && second.scalars[0] == 7.25)
+        // The gradient goes back to the float32 source, as `to`'s does.
+        let g = valueAndGradient(at: [w]) { t in (t[0].toCached(.bfloat16).to(.float32) * 3).sum() }.gradients[0]
+        #expect(g.dtype == .float32 && g.scalars.allSatisfy { $0 == 3 })
+    }
+}
