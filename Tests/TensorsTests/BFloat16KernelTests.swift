@@ -66,8 +66,19 @@ import Testing
             #expect(got.dtype == .bfloat16)
             #expect(Self.mismatches(got, want.to(.bfloat16)) == 0)
         }
-        let (_, g) = valueAndGradient(at: [x, w]) { t in t[0].groupNorm(groups: 4, weight: t[1]).to(.float32).square().sum() }
-        #expect(g[0].dtype == .bfloat16 && g[1].dtype == .float32)
+        // The backward pass reads bf16 x and bf16 dy as they are: the same dx as the float32
+        // pass given the same (widened) values, rounded once.
+        for activation in [ConvActivation.none, .silu] {
+            let g = valueAndGradient(at: [x, w]) { t in
+                t[0].groupNorm(groups: 4, weight: t[1], activation: activation).to(.float32).square().sum()
+            }.gradients
+            let want = valueAndGradient(at: [x.to(.float32), w]) { t in
+                t[0].groupNorm(groups: 4, weight: t[1], activation: activation).to(.bfloat16).to(.float32).square().sum()
+            }.gradients
+            #expect(g[0].dtype == .bfloat16 && g[1].dtype == .float32)
+            #expect(Self.mismatches(g[0], want[0].to(.bfloat16)) == 0)
+            #expect(g[1].scalars == want[1].scalars)
+        }
     }
 
     @Test func fusedAttentionWithBFloat16Operands() {

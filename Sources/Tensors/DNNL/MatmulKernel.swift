@@ -3,34 +3,36 @@ import CDNNL
 /// Batched matrix products through oneDNN's matmul primitive, which reads transposed and
 /// strided operands in place.
 enum MatmulKernel {
-    /// a [batch..., M, K] @ b [batch..., K, N] -> [batch..., M, N] Float32, row-major.
-    /// Both have the same rank; each batch dimension is equal or 1 (broadcast).
-    /// bfloat16 operands use oneDNN's bf16 kernels when the CPU has them (fp32
-    /// accumulation), else they are widened to fp32, which computes the same products.
-    static func multiply(_ a: Tensor, _ b: Tensor) -> Tensor {
-        OpProfiler.measure("matmul") { multiplyUnprofiled(a, b) }
+    /// a [batch..., M, K] @ b [batch..., K, N] -> [batch..., M, N] of `outType` (float32 or
+    /// bfloat16), row-major. Both have the same rank; each batch dimension is equal or 1
+    /// (broadcast). bfloat16 operands use oneDNN's bf16 kernels when the CPU has them (fp32
+    /// accumulation, a bf16 output written by the kernel), else they are widened to fp32,
+    /// which computes the same products.
+    static func multiply(_ a: Tensor, _ b: Tensor, outType: DType = .float32) -> Tensor {
+        OpProfiler.measure("matmul") { multiplyUnprofiled(a, b, outType: outType) }
     }
 
-    private static func multiplyUnprofiled(_ a: Tensor, _ b: Tensor) -> Tensor {
+    private static func multiplyUnprofiled(_ a: Tensor, _ b: Tensor, outType: DType) -> Tensor {
         precondition(a.rank == b.rank && a.rank >= 2)
         let r = a.rank
         let (m, k, n) = (a.shape[r - 2], a.shape[r - 1], b.shape[r - 1])
         var outShape = (0..<(r - 2)).map { Swift.max(a.shape[$0], b.shape[$0]) }
         outShape += [m, n]
-        let out = Tensor(uninitializedShape: outShape, dtype: .float32)
-        if out.count == 0 { return out }
-        if k == 0 {
-            out.fill(0)
-            return out
-        }
         let useBF16 = a.dtype == .bfloat16 && b.dtype == .bfloat16 && bf16Supported
         let type: DType = useBF16 ? .bfloat16 : .float32
+        let out = Tensor(uninitializedShape: outShape, dtype: useBF16 ? outType : .float32)
+        let finished = { out.dtype == outType ? out : CopyKernel.convert(out, to: outType) }
+        if out.count == 0 { return finished() }
+        if k == 0 {
+            out.fill(0)
+            return finished()
+        }
         var x = plain(a.to(type)), y = plain(b.to(type))
-        if run(x, y, out, type) { return out }
+        if run(x, y, out, type) { return finished() }
         // Broadcast or stride patterns the primitive refuses: materialise and retry.
         x = x.contiguous()
         y = y.contiguous()
-        if run(x, y, out, type) { return out }
+        if run(x, y, out, type) { return finished() }
         fatalError("Tensors.matmul: oneDNN has no kernel for \(a.shape) x \(b.shape) (\(type))")
     }
 
@@ -52,11 +54,11 @@ enum MatmulKernel {
 
     private static func run(_ a: Tensor, _ b: Tensor, _ out: Tensor, _ type: DType) -> Bool {
         let (ash, ast) = squeezeBroadcast(a), (bsh, bst) = squeezeBroadcast(b)
-        let key = "matmul|\(type)|\(ash)|\(ast)|\(bsh)|\(bst)|\(out.shape)"
+        let key = "matmul|\(type)|\(ash)|\(ast)|\(bsh)|\(bst)|\(out.shape)|\(out.dtype)"
         guard let p = OneDNN.primitive(key, make: {
             var amd = try OneDNN.desc(ash, ast, type)
             var bmd = try OneDNN.desc(bsh, bst, type)
-            var omd = try OneDNN.desc(out.shape, out.strides, .float32)
+            var omd = try OneDNN.desc(out.shape, out.strides, out.dtype)
             var desc = dnnl_matmul_desc_t()
             try OneDNN.check(dnnl_matmul_desc_init(&desc, &amd, &bmd, nil, &omd), "matmul descriptor")
             var pd: dnnl_primitive_desc_t?
@@ -67,7 +69,7 @@ enum MatmulKernel {
             try p.execute([
                 (DNNL_ARG_SRC, try OneDNN.desc(ash, ast, type), a.baseAddress),
                 (DNNL_ARG_WEIGHTS, try OneDNN.desc(bsh, bst, type), b.baseAddress),
-                (DNNL_ARG_DST, try OneDNN.desc(out.shape, out.strides, .float32), out.baseAddress),
+                (DNNL_ARG_DST, try OneDNN.desc(out.shape, out.strides, out.dtype), out.baseAddress),
             ])
         } catch {
             return false

@@ -1,5 +1,7 @@
-/// Group normalisation over [N, C, S] float32 data, forward and backward, with an
-/// activation (identity or SiLU) fused after the affine transform.
+/// Group normalisation over [N, C, S] data, forward and backward, with an activation
+/// (identity or SiLU) fused after the affine transform. x and dy are float32 or bfloat16
+/// (`xBF16`, `dyBF16`: widened as they are loaded, so bf16 data is never copied to float32);
+/// the math and dx are float32.
 ///
 /// Two layouts: channels-first (each (n, c) a contiguous row of S positions; vectors run
 /// along positions) and channels-last (each (n, position) a row of C channels, C a multiple
@@ -11,6 +13,10 @@ struct GroupNormKernel {
     let channelsLast: Bool
     let eps: Float
     let silu: Bool
+    /// x holds bfloat16 (else float32).
+    var xBF16 = false
+    /// dy (the backward pass's input) holds bfloat16 (else float32).
+    var dyBF16 = false
 
     var perGroup: Int { c / groups }
 
@@ -53,14 +59,17 @@ struct GroupNormKernel {
 
     /// Writes y (float32, or bfloat16 bit patterns when `yBF16`, each row narrowed while
     /// in cache); returns mean and rstd per (n, group).
-    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, yBF16: Bool = false,
+    func forward(_ x: UnsafeRawPointer, _ y: UnsafeMutableRawPointer, yBF16: Bool = false,
                  gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?) -> (mean: [Float], rstd: [Float]) {
-        OpProfiler.measure("groupnorm fwd") { forwardUnprofiled(x, y, yBF16: yBF16, gamma: gamma, beta: beta) }
+        OpProfiler.measure("groupnorm fwd") {
+            xBF16 ? forwardUnprofiled(BF16Element.self, x, y, yBF16: yBF16, gamma: gamma, beta: beta)
+                  : forwardUnprofiled(F32Element.self, x, y, yBF16: yBF16, gamma: gamma, beta: beta)
+        }
     }
 
-    private func forwardUnprofiled(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, yBF16: Bool,
+    private func forwardUnprofiled<E: ActivationElement>(_ e: E.Type, _ x: UnsafeRawPointer, _ y: UnsafeMutableRawPointer, yBF16: Bool,
                                    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?) -> (mean: [Float], rstd: [Float]) {
-        let (s1, s2) = statistics(x)
+        let (s1, s2) = statistics(E.self, x)
         var mean = [Float](repeating: 0, count: n * groups), rstd = mean
         let cg = perGroup
         for sample in 0..<n {
@@ -70,7 +79,7 @@ struct GroupNormKernel {
                 for k in 0..<cg {
                     let ch = g * cg + k
                     let t1 = s1[sample * c + ch], t2 = s2[sample * c + ch]
-                    means[k] = Double(x[firstIndex(sample, ch)]) + t1 / Double(s)
+                    means[k] = Double(E.scalar(x, firstIndex(sample, ch))) + t1 / Double(s)
                     m2 += Swift.max(0, t2 - t1 * t1 / Double(s))
                 }
                 let mu = means.reduce(0, +) / Double(cg)
@@ -80,7 +89,7 @@ struct GroupNormKernel {
             }
         }
         let (a, b) = affine(mean, rstd, gamma, beta)
-        if silu { apply(SiLUActivation.self, x, y, yBF16, a, b) } else { apply(IdentityActivation.self, x, y, yBF16, a, b) }
+        if silu { apply(SiLUActivation.self, E.self, x, y, yBF16, a, b) } else { apply(IdentityActivation.self, E.self, x, y, yBF16, a, b) }
         return (mean, rstd)
     }
 
@@ -90,20 +99,20 @@ struct GroupNormKernel {
     }
 
     /// Per-(n, c) sums of (x - shift) and (x - shift)^2.
-    private func statistics(_ x: UnsafePointer<Float>) -> ([Double], [Double]) {
-        let xs = SendablePointer(UnsafeMutablePointer(mutating: x))
+    private func statistics<E: ActivationElement>(_ e: E.Type, _ x: UnsafeRawPointer) -> ([Double], [Double]) {
+        let xs = RawPointer(x)
         let (c, s) = (self.c, self.s)
         return sums { sample, range, acc1, acc2 in
-            let base = xs.p + sample * c * s
+            let base = sample * c * s
             if channelsLast {
                 var t0 = range.lowerBound
                 while t0 < range.upperBound {
                     let t1 = Swift.min(range.upperBound, t0 + GroupNormKernel.tile)
                     for cb in stride(from: 0, to: c, by: 8) {
-                        let shift = Vec8.load(base + cb)
+                        let shift = E.load8(xs.p, base + cb)
                         var v1 = Vec8(), v2 = Vec8()
                         for q in t0..<t1 {
-                            let d = Vec8.load(base + q * c + cb) - shift
+                            let d = E.load8(xs.p, base + q * c + cb) - shift
                             v1 += d
                             v2 = v2.addingProduct(d, d)
                         }
@@ -117,18 +126,19 @@ struct GroupNormKernel {
             } else {
                 for ch in 0..<c {
                     let row = base + ch * s
-                    let shift = Vec8(repeating: row[0])
+                    let first = E.scalar(xs.p, row)
+                    let shift = Vec8(repeating: first)
                     var v1 = Vec8(), v2 = Vec8()
                     var q = range.lowerBound
                     while q + 8 <= range.upperBound {
-                        let d = Vec8.load(row + q) - shift
+                        let d = E.load8(xs.p, row + q) - shift
                         v1 += d
                         v2 = v2.addingProduct(d, d)
                         q += 8
                     }
                     var t1 = Double(v1.sum()), t2 = Double(v2.sum())
                     while q < range.upperBound {
-                        let d = Double(row[q] - row[0])
+                        let d = Double(E.scalar(xs.p, row + q) - first)
                         t1 += d
                         t2 += d * d
                         q += 1
@@ -156,9 +166,10 @@ struct GroupNormKernel {
     }
 
     /// out = act(x a[n, c] + b[n, c]); a bf16 `out` gets each row through a float32 tile.
-    private func apply<A: PointwiseActivation>(_ act: A.Type, _ x: UnsafePointer<Float>, _ out: UnsafeMutableRawPointer,
-                                               _ outBF16: Bool, _ a: [Float], _ b: [Float]) {
-        let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), os = SendablePointer(out.assumingMemoryBound(to: Float.self))
+    private func apply<A: PointwiseActivation, E: ActivationElement>(_ act: A.Type, _ e: E.Type, _ x: UnsafeRawPointer,
+                                                                     _ out: UnsafeMutableRawPointer,
+                                                                     _ outBF16: Bool, _ a: [Float], _ b: [Float]) {
+        let xs = RawPointer(x), os = SendablePointer(out.assumingMemoryBound(to: Float.self))
         let o16 = SendablePointer(out.assumingMemoryBound(to: UInt16.self))
         let (c, s) = (self.c, self.s)
         a.withUnsafeBufferPointer { ab in
@@ -170,10 +181,10 @@ struct GroupNormKernel {
                         withUnsafeTemporaryAllocation(of: Float.self, capacity: outBF16 ? c : 0) { tile in
                         for row in rows {
                             let sample = row / s
-                            let xr = xs.p + row * c, yr = outBF16 ? tile.baseAddress! : os.p + row * c
+                            let xr = row * c, yr = outBF16 ? tile.baseAddress! : os.p + row * c
                             let ar = ap.p + sample * c, br = bp.p + sample * c
                             for cb in stride(from: 0, to: c, by: 8) {
-                                A.apply(VectorMath.fma(Vec8.load(xr + cb), Vec8.load(ar + cb), Vec8.load(br + cb))).store(yr + cb)
+                                A.apply(VectorMath.fma(E.load8(xs.p, xr + cb), Vec8.load(ar + cb), Vec8.load(br + cb))).store(yr + cb)
                             }
                             if outBF16 { BFloat16Runs.narrow(yr, 1, o16.p + row * c, 1, c) }
                         }
@@ -183,16 +194,16 @@ struct GroupNormKernel {
                     Parallel.forRanges(n * c, grain: Swift.max(1, 16384 / s)) { rows in
                         withUnsafeTemporaryAllocation(of: Float.self, capacity: outBF16 ? s : 0) { tile in
                         for row in rows {
-                            let xr = xs.p + row * s, yr = outBF16 ? tile.baseAddress! : os.p + row * s
+                            let xr = row * s, yr = outBF16 ? tile.baseAddress! : os.p + row * s
                             let av = Vec8(repeating: ap.p[row]), bv = Vec8(repeating: bp.p[row])
                             var q = 0
                             while q + 8 <= s {
-                                A.apply(VectorMath.fma(Vec8.load(xr + q), av, bv)).store(yr + q)
+                                A.apply(VectorMath.fma(E.load8(xs.p, xr + q), av, bv)).store(yr + q)
                                 q += 8
                             }
                             if q < s {
                                 let m = s - q
-                                Lanes.store(A.apply(VectorMath.fma(Lanes.load(xr + q, 1, m), av, bv)), yr + q, 1, m)
+                                Lanes.store(A.apply(VectorMath.fma(E.load(xs.p, xr + q, m), av, bv)), yr + q, 1, m)
                             }
                             if outBF16 { BFloat16Runs.narrow(yr, 1, o16.p + row * s, 1, s) }
                         }
@@ -206,22 +217,35 @@ struct GroupNormKernel {
     // MARK: Backward
 
     /// Gradients for x (into dx), gamma and beta.
-    func backward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+    func backward(_ x: UnsafeRawPointer, _ dy: UnsafeRawPointer, _ dx: UnsafeMutablePointer<Float>,
                   mean: [Float], rstd: [Float], gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?)
         -> (dgamma: [Float], dbeta: [Float]) {
         OpProfiler.measure("groupnorm bwd") {
-        silu ? backward(SiLUActivation.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
-             : backward(IdentityActivation.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+            switch (xBF16, dyBF16) {
+            case (true, true): backward(BF16Element.self, BF16Element.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+            case (true, false): backward(BF16Element.self, F32Element.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+            case (false, true): backward(F32Element.self, BF16Element.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+            case (false, false): backward(F32Element.self, F32Element.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+            }
         }
     }
 
-    private func backward<A: PointwiseActivation>(_ act: A.Type, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+    private func backward<E: ActivationElement, D: ActivationElement>(_ e: E.Type, _ d: D.Type, _ x: UnsafeRawPointer,
+                                                                       _ dy: UnsafeRawPointer, _ dx: UnsafeMutablePointer<Float>,
+                                                                       mean: [Float], rstd: [Float], gamma: UnsafePointer<Float>?,
+                                                                       beta: UnsafePointer<Float>?) -> (dgamma: [Float], dbeta: [Float]) {
+        silu ? backward(SiLUActivation.self, E.self, D.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+             : backward(IdentityActivation.self, E.self, D.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+    }
+
+    private func backward<A: PointwiseActivation, E: ActivationElement, D: ActivationElement>(
+        _ act: A.Type, _ e: E.Type, _ d: D.Type, _ x: UnsafeRawPointer, _ dy: UnsafeRawPointer,
                                                   _ dx: UnsafeMutablePointer<Float>, mean: [Float], rstd: [Float],
                                                   gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?)
         -> (dgamma: [Float], dbeta: [Float]) {
         let (a, b) = affine(mean, rstd, gamma, beta)
         // dz = dL/d(pre-activation); per (n, c): sum dz x and sum dz.
-        let (sdx, sd) = gradientSums(act, x, dy, dx, a, b)
+        let (sdx, sd) = gradientSums(act, E.self, D.self, x, dy, dx, a, b)
         var dgamma = [Float](repeating: 0, count: c), dbeta = dgamma
         var k1 = [Float](repeating: 0, count: n * c), k2 = k1, k3 = k1
         let cg = perGroup
@@ -250,16 +274,16 @@ struct GroupNormKernel {
                 }
             }
         }
-        gradientApply(x, dx, k1, k2, k3)
+        gradientApply(E.self, x, dx, k1, k2, k3)
         return (dgamma, dbeta)
     }
 
     /// Also stores dz into `dzOut` (dx's buffer), so that the second pass need not evaluate
     /// the activation again.
-    private func gradientSums<A: PointwiseActivation>(_ act: A.Type, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
-                                                      _ dzOut: UnsafeMutablePointer<Float>,
-                                                      _ a: [Float], _ b: [Float]) -> ([Double], [Double]) {
-        let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), gs = SendablePointer(UnsafeMutablePointer(mutating: dy))
+    private func gradientSums<A: PointwiseActivation, E: ActivationElement, D: ActivationElement>(
+        _ act: A.Type, _ e: E.Type, _ d: D.Type, _ x: UnsafeRawPointer, _ dy: UnsafeRawPointer,
+        _ dzOut: UnsafeMutablePointer<Float>, _ a: [Float], _ b: [Float]) -> ([Double], [Double]) {
+        let xs = RawPointer(x), gs = RawPointer(dy)
         let zs = SendablePointer(dzOut)
         let (c, s) = (self.c, self.s)
         return a.withUnsafeBufferPointer { ab in
@@ -267,7 +291,7 @@ struct GroupNormKernel {
                 let ap = SendablePointer(UnsafeMutablePointer(mutating: ab.baseAddress!))
                 let bp = SendablePointer(UnsafeMutablePointer(mutating: bb.baseAddress!))
                 return sums { sample, range, acc1, acc2 in
-                    let xb = xs.p + sample * c * s, gb = gs.p + sample * c * s, zb = zs.p + sample * c * s
+                    let xb = sample * c * s, gb = sample * c * s, zb = zs.p + sample * c * s
                     if channelsLast {
                         var t0 = range.lowerBound
                         while t0 < range.upperBound {
@@ -276,8 +300,8 @@ struct GroupNormKernel {
                                 let av = Vec8.load(ap.p + sample * c + cb), bv = Vec8.load(bp.p + sample * c + cb)
                                 var v1 = Vec8(), v2 = Vec8()
                                 for q in t0..<t1 {
-                                    let xv = Vec8.load(xb + q * c + cb)
-                                    let dz = A.grad(Vec8.load(gb + q * c + cb), VectorMath.fma(xv, av, bv))
+                                    let xv = E.load8(xs.p, xb + q * c + cb)
+                                    let dz = A.grad(D.load8(gs.p, gb + q * c + cb), VectorMath.fma(xv, av, bv))
                                     dz.store(zb + q * c + cb)
                                     v1 = v1.addingProduct(dz, xv)
                                     v2 += dz
@@ -296,8 +320,8 @@ struct GroupNormKernel {
                             var v1 = Vec8(), v2 = Vec8()
                             var q = range.lowerBound
                             while q + 8 <= range.upperBound {
-                                let xv = Vec8.load(xr + q)
-                                let dz = A.grad(Vec8.load(gr + q), VectorMath.fma(xv, av, bv))
+                                let xv = E.load8(xs.p, xr + q)
+                                let dz = A.grad(D.load8(gs.p, gr + q), VectorMath.fma(xv, av, bv))
                                 dz.store(zr + q)
                                 v1 = v1.addingProduct(dz, xv)
                                 v2 += dz
@@ -306,8 +330,8 @@ struct GroupNormKernel {
                             if q < range.upperBound {
                                 // Lanes past the end load as 0 in dy, so they add nothing.
                                 let m = range.upperBound - q
-                                let xv = Lanes.load(xr + q, 1, m)
-                                let dz = A.grad(Lanes.load(gr + q, 1, m), VectorMath.fma(xv, av, bv))
+                                let xv = E.load(xs.p, xr + q, m)
+                                let dz = A.grad(D.load(gs.p, gr + q, m), VectorMath.fma(xv, av, bv))
                                 Lanes.store(dz, zr + q, 1, m)
                                 v1 = v1.addingProduct(dz, xv)
                                 v2 += dz
@@ -322,8 +346,9 @@ struct GroupNormKernel {
     }
 
     /// dx = k1 dz + k2 x + k3, dz read from (and dx written to) `dx`.
-    private func gradientApply(_ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ k1: [Float], _ k2: [Float], _ k3: [Float]) {
-        let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), ds = SendablePointer(dx)
+    private func gradientApply<E: ActivationElement>(_ e: E.Type, _ x: UnsafeRawPointer, _ dx: UnsafeMutablePointer<Float>,
+                                                     _ k1: [Float], _ k2: [Float], _ k3: [Float]) {
+        let xs = RawPointer(x), ds = SendablePointer(dx)
         let (c, s) = (self.c, self.s)
         k1.withUnsafeBufferPointer { b1 in k2.withUnsafeBufferPointer { b2 in k3.withUnsafeBufferPointer { b3 in
             let (p1, p2, p3) = (b1.baseAddress!, b2.baseAddress!, b3.baseAddress!)
@@ -331,10 +356,10 @@ struct GroupNormKernel {
                 Parallel.forRanges(n * s, grain: 16384 / c) { rows in
                     for row in rows {
                         let o = (row / s) * c
-                        let xr = xs.p + row * c, dr = ds.p + row * c
+                        let xr = row * c, dr = ds.p + row * c
                         for cb in stride(from: 0, to: c, by: 8) {
                             let dz = Vec8.load(dr + cb)
-                            VectorMath.fma(dz, Vec8.load(p1 + o + cb), VectorMath.fma(Vec8.load(p2 + o + cb), Vec8.load(xr + cb), Vec8.load(p3 + o + cb)))
+                            VectorMath.fma(dz, Vec8.load(p1 + o + cb), VectorMath.fma(Vec8.load(p2 + o + cb), E.load8(xs.p, xr + cb), Vec8.load(p3 + o + cb)))
                                 .store(dr + cb)
                         }
                     }
@@ -342,12 +367,12 @@ struct GroupNormKernel {
             } else {
                 Parallel.forRanges(n * c, grain: Swift.max(1, 16384 / s)) { rows in
                     for row in rows {
-                        let xr = xs.p + row * s, dr = ds.p + row * s
+                        let xr = row * s, dr = ds.p + row * s
                         let k1 = Vec8(repeating: p1[row]), k2 = Vec8(repeating: p2[row]), k3 = Vec8(repeating: p3[row])
                         var q = 0
                         while q < s {
                             let m = Swift.min(8, s - q)
-                            Lanes.store(VectorMath.fma(Lanes.load(dr + q, 1, m), k1, VectorMath.fma(k2, Lanes.load(xr + q, 1, m), k3)),
+                            Lanes.store(VectorMath.fma(Lanes.load(dr + q, 1, m), k1, VectorMath.fma(k2, E.load(xs.p, xr + q, m), k3)),
                                         dr + q, 1, m)
                             q += m
                         }
@@ -383,4 +408,47 @@ extension SIMD8 where Scalar == Float {
     @_transparent static func load(_ p: UnsafePointer<Float>) -> Vec8 { UnsafeRawPointer(p).loadUnaligned(as: Vec8.self) }
     @_transparent static func load(_ p: UnsafeMutablePointer<Float>) -> Vec8 { UnsafeRawPointer(p).loadUnaligned(as: Vec8.self) }
     @_transparent func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: Vec8.self) }
+}
+
+/// A read-only buffer that kernels share across threads.
+struct RawPointer: @unchecked Sendable {
+    let p: UnsafeRawPointer
+    init(_ p: UnsafeRawPointer) { self.p = p }
+}
+
+/// The element type a kernel reads activations in, loaded as float32 lanes: float32 as it
+/// is, bfloat16 widened (exact) in the load.
+protocol ActivationElement {
+    /// Elements [index, index + 8).
+    static func load8(_ p: UnsafeRawPointer, _ index: Int) -> Vec8
+    /// Elements [index, index + n), n <= 8; the other lanes 0.
+    static func load(_ p: UnsafeRawPointer, _ index: Int, _ n: Int) -> Vec8
+    static func scalar(_ p: UnsafeRawPointer, _ index: Int) -> Float
+}
+
+enum F32Element: ActivationElement {
+    @_transparent static func load8(_ p: UnsafeRawPointer, _ index: Int) -> Vec8 {
+        (p + index * 4).loadUnaligned(as: Vec8.self)
+    }
+    @_transparent static func load(_ p: UnsafeRawPointer, _ index: Int, _ n: Int) -> Vec8 {
+        Lanes.load(p.assumingMemoryBound(to: Float.self) + index, 1, n)
+    }
+    @_transparent static func scalar(_ p: UnsafeRawPointer, _ index: Int) -> Float {
+        p.assumingMemoryBound(to: Float.self)[index]
+    }
+}
+
+enum BF16Element: ActivationElement {
+    @_transparent static func load8(_ p: UnsafeRawPointer, _ index: Int) -> Vec8 {
+        let h = (p + index * 2).loadUnaligned(as: SIMD8<UInt16>.self)
+        return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16, to: Vec8.self)
+    }
+    @_transparent static func load(_ p: UnsafeRawPointer, _ index: Int, _ n: Int) -> Vec8 {
+        var v = Vec8()
+        for i in 0..<n { v[i] = scalar(p, index + i) }
+        return v
+    }
+    @_transparent static func scalar(_ p: UnsafeRawPointer, _ index: Int) -> Float {
+        Float(bitPattern: UInt32(p.assumingMemoryBound(to: UInt16.self)[index]) &<< 16)
+    }
 }

@@ -42,8 +42,7 @@ private func finishVectorCases(_ out: Tensor, _ a: Tensor, _ b: Tensor) -> Tenso
 
 /// The primitive: equal ranks >= 2, batch dims equal or 1.
 func batchedMatmul(_ a: Tensor, _ b: Tensor) -> Tensor {
-    var y = MatmulKernel.multiply(a, b)
-    if a.dtype == .bfloat16 && b.dtype == .bfloat16 { y = y.to(.bfloat16) }
+    let y = MatmulKernel.multiply(a, b, outType: a.dtype == .bfloat16 && b.dtype == .bfloat16 ? .bfloat16 : .float32)
     guard let tape = Tape.active(a, b) else { return y }
     let ad = a.detached(), bd = b.detached()
     let (ta, tb) = (tape.tracks(a), tape.tracks(b))

@@ -13,25 +13,32 @@ extension Tensor {
         if let bias { check(bias.shape == [c], "groupNorm", "bias must have shape [\(c)], got \(bias.shape)") }
         let s = shape[2...].reduce(1, *)
         let channelsLast = isChannelsLast && c % 8 == 0  // the channels-last kernel runs 8 channels at a time
-        let x = channelsLast ? asFloat32().detached() : asFloat32().detached().contiguous()
+        // bf16 is read as it is (widened in the kernel's loads), other types as float32.
+        let source = dtype == .bfloat16 ? self : asFloat32()
+        let x = channelsLast ? source.detached() : source.detached().contiguous()
         let gamma = weight.map { $0.detached().asFloat32().contiguous() }
         let beta = bias.map { $0.detached().asFloat32().contiguous() }
-        let kernel = GroupNormKernel(n: n, c: c, s: s, groups: groups, channelsLast: channelsLast, eps: eps,
+        var kernel = GroupNormKernel(n: n, c: c, s: s, groups: groups, channelsLast: channelsLast, eps: eps,
                                      silu: activation == .silu)
+        kernel.xBF16 = x.dtype == .bfloat16
         // A bf16 input gets a bf16 output, written by the kernel (no conversion pass).
         let out = Tensor(uninitializedShape: shape, strides: x.strides, dtype: dtype == .bfloat16 ? .bfloat16 : .float32)
         var stats: (mean: [Float], rstd: [Float]) = ([], [])
         if count > 0 {
-            stats = kernel.forward(x.pointer(as: Float.self), out.baseAddress, yBF16: out.dtype == .bfloat16,
+            stats = kernel.forward(x.baseAddress, out.baseAddress, yBF16: out.dtype == .bfloat16,
                                    gamma: gamma?.pointer(as: Float.self), beta: beta?.pointer(as: Float.self))
         }
         let inputs = [self] + (weight.map { [$0] } ?? []) + (bias.map { [$0] } ?? [])
         guard let tape = Tape.active(inputs) else { return out }
         let (xType, hasW, hasB) = (dtype, weight != nil, bias != nil)
         return tape.record(out, "groupNorm", inputs) { g in
-            let gy = channelsLast ? g.asFloat32().channelsLast() : g.asFloat32().contiguous()
+            // dy as it comes when bf16 (widened in the kernel's loads), else as float32; laid out as x.
+            let g1 = g.dtype == .bfloat16 ? g : g.asFloat32()
+            let gy = channelsLast ? g1.channelsLast() : g1.contiguous()
+            var kernel = kernel
+            kernel.dyBF16 = gy.dtype == .bfloat16
             let dx = Tensor(uninitializedShape: x.shape, strides: x.strides, dtype: .float32)
-            let (dgamma, dbeta) = kernel.backward(x.pointer(as: Float.self), gy.pointer(as: Float.self),
+            let (dgamma, dbeta) = kernel.backward(x.baseAddress, gy.baseAddress,
                                                   dx.pointer(as: Float.self), mean: stats.mean, rstd: stats.rstd,
                                                   gamma: gamma?.pointer(as: Float.self), beta: beta?.pointer(as: Float.self))
             var grads: [Tensor?] = [dx.to(xType)]
