@@ -40,6 +40,22 @@ import Tensors
         #expect(kept.shape == (0..<3).map { axes.contains($0) ? 1 : x.shape[$0] })
     }
 
+    /// Channels-last data (read in place where its memory order allows, else copied) and a
+    /// transposed view reduce exactly as their row-major copies; argmax too.
+    @Test(arguments: [[0], [1], [2], [3], [2, 3], [1, 2, 3], [0, 2, 3], [0, 1], [1, 3], [0, 1, 2, 3]])
+    func stridedLayoutsReduceAsRowMajor(axes: [Int]) {
+        let x = random([3, 16, 5, 7], -3, 3, seed: UInt64(axes.reduce(7, *)))
+        for view in [x.channelsLast(), x.permuted(0, 1, 3, 2).contiguous().permuted(0, 1, 3, 2)] {
+            #expect(view.scalars == x.scalars)
+            for keep in [false, true] {
+                expectClose(view.sum(axes: axes, keepDims: keep), x.sum(axes: axes, keepDims: keep), atol: 1e-5, rtol: 1e-6)
+                #expect(view.max(axes: axes, keepDims: keep).scalars == x.max(axes: axes, keepDims: keep).scalars)
+                #expect(view.sum(axes: axes, keepDims: keep).shape == x.sum(axes: axes, keepDims: keep).shape)
+            }
+            if axes.count == 1 { #expect(view.argmax(axis: axes[0]).scalars == x.argmax(axis: axes[0]).scalars) }
+        }
+    }
+
     /// A long sum keeps its accuracy (blocks carried in Double).
     @Test func longSumsAreAccurate() {
         let n = 3_000_001

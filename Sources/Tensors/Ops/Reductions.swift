@@ -36,6 +36,22 @@ extension Tensor {
 
     /// A contiguous copy (or self) viewed as [outer, reduce, inner] with `axes` in the middle.
     func groupedForReduction(_ axes: [Int]) -> (Tensor, Int, Int, Int) {
+        // A dense tensor stored in another order (channels-last activations, their gradients):
+        // read in place when the reduced axes are consecutive in memory and the kept ones
+        // are in their logical order there (a channels-last [N, C, H, W] over H and W is
+        // [N, H*W, C]), instead of copying it to row-major first.
+        if isDense && !isContiguous {
+            let order = (0..<rank).sorted { strides[$0] != strides[$1] ? strides[$0] > strides[$1] : $0 < $1 }
+            let positions = axes.map { order.firstIndex(of: $0)! }.sorted()
+            let kept = order.filter { !axes.contains($0) }
+            let inMemory = detached().permuted(order)
+            if positions.last! - positions.first! + 1 == axes.count && kept == kept.sorted() && inMemory.isContiguous {
+                let outer = order[..<positions.first!].map { shape[$0] }.reduce(1, *)
+                let r = axes.map { shape[$0] }.reduce(1, *)
+                let inner = order[(positions.last! + 1)...].map { shape[$0] }.reduce(1, *)
+                return (inMemory, outer, r, inner)
+            }
+        }
         let consecutive = axes.last! - axes.first! + 1 == axes.count
         if consecutive {
             let c = contiguous()
