@@ -136,8 +136,11 @@ public final class ProcessGroup: @unchecked Sendable {
         for (i, value) in received.enumerated() where Int(value) != step {
             fail("rank \(peers[i]) is at step \(value), this rank at step \(step): the ranks are out of step")
         }
-        // Every rank arrived; the reduction itself gets the same time again.
+        // Every rank arrived; the reduction itself gets the same time again. When it does not
+        // finish, a rank stopped after arriving (or the network failed): the ranks still alive
+        // meet once more (their own timeouts bring them there), so that a stopped one is named.
         complete(&reductions, what: what, deadline: seconds) { _ in
+            arrive("the liveness check after \(what)", tag: 79, seconds: seconds)
             fail("\(what) did not complete within \(Int(seconds)) s after every rank arrived (a rank hung, or the network)")
         }
     }
