@@ -180,12 +180,10 @@ enum ConvolutionKernel {
         return OpProfiler.measure("conv fwd \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
         switch choice {
         case .brgemm:
-            let y = BRGEMMConvolution.forward(x, w, bias, g, residual: residual?.asFloat32(), silu: silu)
-            return y.dtype == outType ? y : CopyKernel.convert(y, to: outType)
+            return BRGEMMConvolution.forward(x, w, bias, g, residual: residual?.asFloat32(), silu: silu).converted(to: outType)
         case .winograd:
-            let y = WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), bias, g,
-                                                residual: residual?.asFloat32(), silu: silu)
-            return y.dtype == outType ? y : CopyKernel.convert(y, to: outType)
+            return WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), bias, g,
+                                               residual: residual?.asFloat32(), silu: silu).converted(to: outType)
         case .onednnDual:
             return epilogue(forwardByDual(x, w, g, type), bias, residual, silu: silu, outType: outType)
         default:
@@ -222,8 +220,7 @@ enum ConvolutionKernel {
         }
         let choice = choose(.backwardData, g, type, candidates, weights: w)
         return OpProfiler.measure("conv bwd-data \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
-            let gx = candidates.first { $0.0 == choice }!.1()
-            return gx.dtype == outType ? gx : CopyKernel.convert(gx, to: outType)
+            candidates.first { $0.0 == choice }!.1().converted(to: outType)
         }
     }
 
@@ -414,7 +411,7 @@ enum ConvolutionKernel {
         if let bias { args.append((DNNL_ARG_BIAS, p.md(dnnl_query_weights_md, 1), bias.baseAddress)) }
         do { try p.execute(args) } catch { fatalError("Tensors.conv2d: \(error)") }
         withExtendedLifetime(wt) {}
-        return y.dtype == outType ? y : CopyKernel.convert(y, to: outType)
+        return y.converted(to: outType)
     }
 
     /// oneDNN's backward-data pass with weights `w`; or, given `dualOf` (weights w0 of the

@@ -21,7 +21,7 @@ enum MatmulKernel {
         let useBF16 = a.dtype == .bfloat16 && b.dtype == .bfloat16 && bf16Supported
         let type: DType = useBF16 ? .bfloat16 : .float32
         let out = Tensor(uninitializedShape: outShape, dtype: useBF16 ? outType : .float32)
-        let finished = { out.dtype == outType ? out : CopyKernel.convert(out, to: outType) }
+        let finished = { out.converted(to: outType) }
         if out.count == 0 { return finished() }
         if k == 0 {
             out.fill(0)

@@ -1,7 +1,7 @@
 /// Group normalisation over [N, C, S] data, forward and backward, with an activation
 /// (identity or SiLU) fused after the affine transform. x and dy are float32 or bfloat16
-/// (`xBF16`, `dyBF16`: widened as they are loaded, so bf16 data is never copied to float32);
-/// the math and dx are float32.
+/// (`xBF16`, and `backward`'s `dyBF16`: widened as they are loaded, so bf16 data is never
+/// copied to float32); the math and dx are float32.
 ///
 /// Two layouts: channels-first (each (n, c) a contiguous row of S positions; vectors run
 /// along positions) and channels-last (each (n, position) a row of C channels, C a multiple
@@ -15,8 +15,6 @@ struct GroupNormKernel {
     let silu: Bool
     /// x holds bfloat16 (else float32).
     var xBF16 = false
-    /// dy (the backward pass's input) holds bfloat16 (else float32).
-    var dyBF16 = false
 
     var perGroup: Int { c / groups }
 
@@ -217,7 +215,7 @@ struct GroupNormKernel {
     // MARK: Backward
 
     /// Gradients for x (into dx), gamma and beta.
-    func backward(_ x: UnsafeRawPointer, _ dy: UnsafeRawPointer, _ dx: UnsafeMutablePointer<Float>,
+    func backward(_ x: UnsafeRawPointer, _ dy: UnsafeRawPointer, dyBF16: Bool = false, _ dx: UnsafeMutablePointer<Float>,
                   mean: [Float], rstd: [Float], gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?)
         -> (dgamma: [Float], dbeta: [Float]) {
         OpProfiler.measure("groupnorm bwd") {

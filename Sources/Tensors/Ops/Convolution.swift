@@ -34,9 +34,10 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, bias: Tensor? = nil,
     if let residual {
         check(residual.shape == g.outputShape, "conv2d", "residual must have the output shape \(g.outputShape), got \(residual.shape)")
     }
-    // The output keeps the input's type: bfloat16 activations stay bf16 whatever the weights'
-    // type (float32 masters are converted, once per version, inside the kernel).
-    let outType: DType = x.dtype == .bfloat16 ? .bfloat16 : .float32
+    // The output keeps the input's type (float32 or bfloat16): bf16 activations stay bf16
+    // whatever the weights' type (float32 masters are converted, once per version, inside
+    // the kernel), and so does dL/dx.
+    let outType = x.dtype
     let type: DType = (x.dtype == .bfloat16 || weight.dtype == .bfloat16) && ConvolutionKernel.bf16Supported ? .bfloat16 : .float32
     let tape = Tape.active([x, weight] + (bias.map { [$0] } ?? []) + (residual.map { [$0] } ?? []))
     let xin = x.detached().to(type).channelsLast()
@@ -49,12 +50,11 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, bias: Tensor? = nil,
         let inputs = [x, weight] + (bias.map { [$0] } ?? []) + (residual.map { [$0] } ?? [])
         let flags = inputs.map { tape.tracks($0) }
         let hasBias = bias != nil
-        let (xType, wType) = (x.dtype, weight.dtype)
+        let wType = weight.dtype
         y = tape.record(y, "conv2d", inputs) { gy in
             let gyin = gy.to(type).channelsLast()
             var grads: [Tensor?] = []
-            grads.append(flags[0] ? ConvolutionKernel.backwardData(gyin, win, g, type, outType: xType == .bfloat16 ? .bfloat16 : .float32)
-                .to(xType) : nil)
+            grads.append(flags[0] ? ConvolutionKernel.backwardData(gyin, win, g, type, outType: outType) : nil)
             if flags[1] || (hasBias && flags[2]) {
                 let (gw, gb) = ConvolutionKernel.backwardWeights(xin, gyin, g, type, bias: hasBias)
                 grads.append(flags[1] ? gw.to(wType) : nil)

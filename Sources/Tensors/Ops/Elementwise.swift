@@ -5,7 +5,11 @@
 /// converted to float32 first.
 extension Tensor {
     /// The Float32 values to compute with (self when already float32).
-    func asFloat32() -> Tensor { dtype == .float32 ? self : CopyKernel.convert(self, to: .float32) }
+    func asFloat32() -> Tensor { converted(to: .float32) }
+
+    /// The values in `type` (self when already of it), for kernels: unlike `to`, never
+    /// recorded on a tape.
+    func converted(to type: DType) -> Tensor { dtype == type ? self : CopyKernel.convert(self, to: type) }
 
     /// Strides for an elementwise result of `shape`: those of the first dense operand that
     /// has the full shape (keeps channels-last activations channels-last), else row-major.

@@ -35,10 +35,8 @@ extension Tensor {
             // dy as it comes when bf16 (widened in the kernel's loads), else as float32; laid out as x.
             let g1 = g.dtype == .bfloat16 ? g : g.asFloat32()
             let gy = channelsLast ? g1.channelsLast() : g1.contiguous()
-            var kernel = kernel
-            kernel.dyBF16 = gy.dtype == .bfloat16
             let dx = Tensor(uninitializedShape: x.shape, strides: x.strides, dtype: .float32)
-            let (dgamma, dbeta) = kernel.backward(x.baseAddress, gy.baseAddress,
+            let (dgamma, dbeta) = kernel.backward(x.baseAddress, gy.baseAddress, dyBF16: gy.dtype == .bfloat16,
                                                   dx.pointer(as: Float.self), mean: stats.mean, rstd: stats.rstd,
                                                   gamma: gamma?.pointer(as: Float.self), beta: beta?.pointer(as: Float.self))
             var grads: [Tensor?] = [dx.to(xType)]
