@@ -52,7 +52,8 @@ extension GenerationServer {
                 let info = try catalog.info(name)
                 return ModelListing(name: name, kind: info.kind, sampleShape: info.sampleShape, defaultSampler: info.defaultSampler,
                                     classes: info.classes, classNames: info.classNames, nullClass: info.nullClass,
-                                    negativePrompts: info.negativePrompts)
+                                    negativePrompts: info.negativePrompts,
+                                    precisions: ComputePrecision.allCases.filter { $0.effective == $0 })
             }
         }
         return JSONResponse.make(["models": listings])

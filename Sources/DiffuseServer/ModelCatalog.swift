@@ -69,9 +69,11 @@ struct ModelListing: Codable {
     let classNames: [String]?
     let nullClass: Int?
     let negativePrompts: Bool
+    /// The compute types that run as themselves on this CPU (`ComputePrecision.effective`).
+    let precisions: [ComputePrecision]
 
     enum CodingKeys: String, CodingKey {
         case name, kind, sampleShape = "sample_shape", defaultSampler = "default_sampler", classes
-        case classNames = "class_names", nullClass = "null_class", negativePrompts = "negative_prompts"
+        case classNames = "class_names", nullClass = "null_class", negativePrompts = "negative_prompts", precisions
     }
 }

@@ -104,6 +104,7 @@ public struct GenerationPipeline<Model: Denoiser> {
         let first = request.firstEvaluation(order: sampler.order)
         let start = first == 0 ? noise * sampler.initialNoiseSigma : sampler.noised(request.initBatch!, noise: noise, step: first)
         let conditioning = request.conditioning
+        let model = SampleTypedOutput(model: self.model)
         var result: Tensor
         if request.guidanceScale != 1, let unconditional = request.unconditional {
             let guided = ClassifierFreeGuidance(model, scale: request.guidanceScale, rescale: request.guidanceRescale,
@@ -120,6 +121,17 @@ public struct GenerationPipeline<Model: Denoiser> {
             result = Tensor.where(fill, result, image)
         }
         return result
+    }
+}
+
+/// A denoiser's output in the sample's type: a network computing in bfloat16 hands the
+/// sampler (and the guidance before it) float32, as the samples are.
+struct SampleTypedOutput<Model: Denoiser>: Denoiser {
+    let model: Model
+
+    func callAsFunction(_ sample: Tensor, timesteps: Tensor, conditioning: Conditioning?) -> Tensor {
+        let out = model(sample, timesteps: timesteps, conditioning: conditioning)
+        return out.dtype == sample.dtype ? out : out.to(sample.dtype)
     }
 }
 

@@ -2,6 +2,7 @@ import Diffusion
 import Foundation
 import ModelIO
 import Models
+import NeuralNetworks
 
 /// The one place that opens model folders and keeps the loaded models, shared by the
 /// command-line tool and the server: each folder is loaded once (under a lock, so two
@@ -39,17 +40,24 @@ public final class ModelStore: @unchecked Sendable {
 
     /// The model `name` names (`folder(for:)`), loaded on first use and kept. `config`: a
     /// single-file checkpoint's architecture, a diffusers SD pipeline folder (nil: inferred).
-    public func model(_ name: String, config: String? = nil) throws -> StoredModel {
+    /// `precision`: the type its networks compute in; a folder asked for in float32 and in
+    /// bfloat16 is two models (the weights' pages, memory-mapped, are shared), so that runs
+    /// of either never change the other's networks. bfloat16 on a CPU without it is the
+    /// float32 model (`ComputePrecision.effective`).
+    public func model(_ name: String, config: String? = nil, precision: ComputePrecision = .float32) throws -> StoredModel {
         let folder = try self.folder(for: name)
         if config != nil && !StableDiffusionSingleFile.isSingleFile(folder) {
             throw PipelineError("a model config folder is for a single-file checkpoint (.safetensors); \(name) is a folder with its own configs")
         }
+        let precision = precision.effective
         let key = URL(fileURLWithPath: folder).standardizedFileURL.path
             + (config.map { "\u{0}" + URL(fileURLWithPath: $0).standardizedFileURL.path } ?? "")
+            + (precision == .float32 ? "" : "\u{0}" + precision.rawValue)
         lock.lock()
         defer { lock.unlock() }
         if let model = loaded[key] { return model }
         let model = try StableDiffusionSingleFile.isSingleFile(folder) ? Self.load(file: folder, config: config) : Self.load(folder: folder)
+        model.setPrecision(precision)
         loaded[key] = model
         return model
     }
@@ -169,10 +177,30 @@ public final class StoredModel: @unchecked Sendable {
     /// The folder's scheduler_config.json; nil when it has none.
     public let schedulerConfig: SchedulerConfig?
     /// What was loaded, for the user.
-    public let note: String
+    public private(set) var note: String
+    /// The type the networks compute in.
+    public private(set) var precision: ComputePrecision = .float32
 
     init(folder: String, unetFolder: String, network: Network, schedulerConfig: SchedulerConfig?, note: String) {
         (self.folder, self.unetFolder, self.network, self.schedulerConfig, self.note) = (folder, unetFolder, network, schedulerConfig, note)
+    }
+
+    /// The networks that compute (a Stable Diffusion pipeline's three).
+    public var modules: [Module] {
+        switch network {
+        case .unet(let model): return [model]
+        case .dit(let model): return [model]
+        case .textToImage(let model): return [model]
+        case .stableDiffusion(let sd): return [sd.textEncoder, sd.unet, sd.vae]
+        }
+    }
+
+    /// Makes every network compute in `precision` (before the store hands the model out).
+    func setPrecision(_ precision: ComputePrecision) {
+        guard precision != self.precision else { return }
+        for module in modules { module.setComputeType(precision.dtype) }
+        self.precision = precision
+        note += ", computing in \(precision.rawValue) (float32 weights, converted once per run)"
     }
 
     /// The model's description.

@@ -113,8 +113,9 @@ extension SamplingRequest {
         let latent = ModelStore.isStableDiffusion(folder)
         if prompts != nil && !latent { try checkTextToImage(folder: folder, noiseFile: noiseFile) }
         try checkSettings()
-        let stored = try store.model(folder, config: modelConfig)
+        let stored = try store.model(folder, config: modelConfig, precision: precision)
         var notes = [stored.note]
+        if precision != stored.precision { notes.append(BFloat16Support.fallbackNote) }
         switch stored.network {
         case .stableDiffusion(let sd):
             return try prepareStableDiffusion(sd, stored: stored, notes: notes, noiseFile: noiseFile)

@@ -55,12 +55,15 @@ public struct SamplingRequest: Codable, Equatable, Sendable {
     public var width: Int?
     /// The image the run starts from or is conditioned on.
     public var images: ImageInput = .none
+    /// The type the networks compute in (bfloat16 only where the CPU has it; the samples
+    /// are float32 either way).
+    public var precision: ComputePrecision = .float32
 
     public init(model: String, steps: Int) { (self.model, self.steps) = (model, steps) }
 
     enum CodingKeys: String, CodingKey {
         case model, modelConfig = "model_config", prompts, negativePrompts = "negative_prompts", clipSkip = "clip_skip", classLabels = "class_labels", nullClass = "null_class", sampler, steps, eta, karras, guidance
-        case guidanceRescale = "guidance_rescale", seed, rng, batch, chunkSize = "chunk_size", height, width, images
+        case guidanceRescale = "guidance_rescale", seed, rng, batch, chunkSize = "chunk_size", height, width, images, precision
     }
 
     /// Decodes a request, taking the defaults for absent fields and refusing unknown values of
@@ -87,6 +90,7 @@ public struct SamplingRequest: Codable, Equatable, Sendable {
         height = try c.decodeIfPresent(Int.self, forKey: .height)
         width = try c.decodeIfPresent(Int.self, forKey: .width)
         images = try c.decodeIfPresent(ImageInput.self, forKey: .images) ?? .none
+        precision = try c.decodeIfPresent(ComputePrecision.self, forKey: .precision) ?? .float32
     }
 
     /// The checks that need no model, made before any weights load.

@@ -66,6 +66,9 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
 
+    @Flag(help: "Compute in bfloat16 where the CPU has it (avx512_bf16 or amx_bf16; float32 weights converted once per run, float32 samples); elsewhere float32, with a note.")
+    var bf16 = false
+
     /// The request the options describe (the command adds its image input or prompts).
     func request(defaultSteps: Int, defaultBatch: Int, defaultModel: String = BundledModel.defaultName) throws -> SamplingRequest {
         try applyThreadsOption(threads)
@@ -82,6 +85,7 @@ struct SamplingOptions: ParsableArguments {
         r.nullClass = nullClass
         r.guidance = guidance ?? 1
         r.guidanceRescale = guidanceRescale
+        r.precision = bf16 ? .bfloat16 : .float32
         return r
     }
 

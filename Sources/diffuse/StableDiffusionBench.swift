@@ -11,6 +11,8 @@ import Tensors
 /// classifier-free-guided U-Net evaluation (batch 2 at size/8, a 77-token context), one VAE
 /// decode to size x size, and a 20-step text-to-image run end to end (text encoder, 20 guided
 /// DDIM steps through `GenerationPipeline`, decode). Each side reports its own peak RSS.
+/// With `--bf16` both compute in bfloat16: Diffuse on its float32 weights converted once per
+/// run, diffusers with its modules cast to bfloat16 (what `torch_dtype=torch.bfloat16` loads).
 struct StableDiffusionBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sd",
@@ -46,6 +48,9 @@ struct StableDiffusionBench: ParsableCommand {
     @Option(help: "Also write the configs (unet.json, vae.json, text_encoder.json, scheduler.json) into this folder.")
     var writeConfigs: String?
 
+    @Flag(help: "Compute in bfloat16 where the CPU has it (float32 weights converted once per run, as `generate --bf16`); the peer runs diffusers with torch_dtype bfloat16.")
+    var bf16 = false
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -73,6 +78,10 @@ struct StableDiffusionBench: ParsableCommand {
         let text = try CLIPTextModel(CLIPTextConfig.load(folder + "/text_encoder.json"), generator: PhiloxGenerator(seed: 2))
         let scheduler = try SchedulerConfig.load(folder + "/scheduler.json")
         for m in [unet, vae, text] as [Module] { m.eval() }
+        let precision = (bf16 ? ComputePrecision.bfloat16 : .float32).effective
+        if bf16 && precision != .bfloat16 { FileHandle.standardError.write(Data((BFloat16Support.fallbackNote + "\n").utf8)) }
+        for m in [unet, vae, text] as [Module] { m.setComputeType(precision.dtype) }
+        report["precision"] = precision.rawValue
         report["build_s"] = seconds(since: built)
         report["params"] = ["unet": unet.parameterCount(), "vae": vae.parameterCount(), "text_encoder": text.parameterCount()]
         report["rss_after_build_mb"] = Double(currentRSSBytes()) / 1e6
@@ -161,7 +170,8 @@ struct StableDiffusionBench: ParsableCommand {
         if let runner = PeerRunner.resolve(peer) {
             let rows = try runner.run(script: peerScript, arguments: [
                 "--configs", folder, "--size", "\(size)", "--threads", "\(threads)", "--repeats", "\(repeats)",
-                "--e2e-repeats", "\(e2eRepeats)", "--steps", "\(steps)", "--items", items, "--flops"])
+                "--e2e-repeats", "\(e2eRepeats)", "--steps", "\(steps)", "--items", items, "--flops"]
+                + (precision == .bfloat16 ? ["--bf16"] : []))
             for row in rows {
                 if let item = row["item"] as? String, let s = row["seconds"] as? [Double] { peerTimes[item] = s }
                 if let f = row["flops"] as? [String: Any] { peerFLOPs = f.compactMapValues { ($0 as? NSNumber)?.doubleValue } }
@@ -194,8 +204,8 @@ struct StableDiffusionBench: ParsableCommand {
             return
         }
         let counts = report["params"] as! [String: Int]
-        print(String(format: "Stable Diffusion %@ (random weights), %dx%d, float32, %d threads; parameters: U-Net %.0fM, VAE %.1fM, text encoder %.1fM",
-                     config as NSString, size, size, threads, Double(counts["unet"]!) / 1e6, Double(counts["vae"]!) / 1e6,
+        print(String(format: "Stable Diffusion %@ (random weights), %dx%d, %@, %d threads; parameters: U-Net %.0fM, VAE %.1fM, text encoder %.1fM",
+                     config as NSString, size, size, precision.rawValue as NSString, threads, Double(counts["unet"]!) / 1e6, Double(counts["vae"]!) / 1e6,
                      Double(counts["text_encoder"]!) / 1e6))
         print(String(format: "  FLOPs: U-Net step %.1f GFLOP, VAE decode %.1f GFLOP, text encoder %.1f GFLOP", flops.unet / 1e9,
                      flops.vae / 1e9, flops.text / 1e9))

@@ -22,6 +22,7 @@ extension ServerTests {
             (#"{"model": "fashion-mnist", "steps": "#, 400, nil, "not a valid"),
             (#"{"model": "fashion-mnist"}"#, 400, "steps", "steps"),
             (#"{"model": "fashion-mnist", "steps": 2, "sampler": "magic"}"#, 400, "sampler", "not a valid"),
+            (#"{"model": "fashion-mnist", "steps": 2, "precision": "float16"}"#, 400, "precision", "not a valid"),
             (#"{"model": "fashion-mnist", "steps": 2, "images": {"imageToImage": {"image": "!!not base64!!", "strength": 0.5}}}"#,
              400, "images.imageToImage.image", "base64"),
             (try Self.imageToImageJSON(width: 10, height: 12), 422, nil, "10"),

@@ -2,6 +2,7 @@ import DiffuseServer
 import Foundation
 import ImageIO
 import Pipelines
+import Tensors
 import Testing
 
 /// The HTTP service over real loopback sockets, one server per test (each with a state
@@ -24,6 +25,7 @@ extension ServerTests {
         #expect(fashion["kind"] as? String == "unconditional")
         #expect(fashion["sample_shape"] as? [Int] == [1, 28, 28])
         #expect(fashion["default_sampler"] is String)
+        #expect(fashion["precisions"] as? [String] == (BFloat16Support.native ? ["float32", "bfloat16"] : ["float32"]))
         let classes = try #require(list.first { $0["name"] as? String == "fashion-mnist-classes" })
         #expect(classes["kind"] as? String == "class" && classes["classes"] as? Int == 10 && classes["null_class"] as? Int == 10)
         #expect((classes["class_names"] as? [String])?[7] == "Sneaker")

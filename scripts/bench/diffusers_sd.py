@@ -1,5 +1,6 @@
 """PyTorch peer of `diffuse bench sd`: Stable Diffusion's full-size networks with random weights
-in diffusers 0.42 + transformers, float32, eager, under inference_mode, on the same thread count.
+in diffusers 0.42 + transformers, float32 (--bf16: modules and inputs cast to bfloat16, what
+torch_dtype=torch.bfloat16 loads), eager, under inference_mode, on the same thread count.
 
 The configs come from the folder `diffuse bench sd` writes (--configs DIR: unet.json, vae.json,
 text_encoder.json in diffusers / transformers form), so both sides build the same architectures.
@@ -14,7 +15,7 @@ Items (each prints one JSON line: the seconds of every timed run after one warm-
 (on the meta device: shapes only, nothing computed) as {"flops": {...}}.
 
 Usage: .venv-peer/bin/python scripts/bench/diffusers_sd.py --configs DIR [--size 512]
-       [--threads 2] [--repeats 3] [--steps 20] [--items unet,vae,e2e] [--flops]
+       [--threads 2] [--repeats 3] [--steps 20] [--items unet,vae,e2e] [--flops] [--bf16]
 """
 import argparse, json, os, time
 
@@ -28,6 +29,7 @@ ap.add_argument("--steps", type=int, default=20)
 ap.add_argument("--guidance", type=float, default=7.5)
 ap.add_argument("--items", default="unet,vae,e2e")
 ap.add_argument("--flops", action="store_true")
+ap.add_argument("--bf16", action="store_true", help="modules and inputs in bfloat16 (as torch_dtype=torch.bfloat16 loads them)")
 args = ap.parse_args()
 
 import torch
@@ -72,6 +74,9 @@ if args.flops:
     del unet, vae, text
 
 unet, vae, text = build()
+dtype = torch.bfloat16 if args.bf16 else torch.float32
+for m in (unet, vae, text):
+    m.to(dtype)
 ctx_dim = unet.config.cross_attention_dim
 g = torch.Generator().manual_seed(1)
 
@@ -89,12 +94,12 @@ def timed(name, f, repeats, warmup=True):
 
 with torch.inference_mode():
     if "unet" in items:
-        x = torch.randn(2, 4, latent, latent, generator=g)
-        ctx = torch.randn(2, 77, ctx_dim, generator=g)
+        x = torch.randn(2, 4, latent, latent, generator=g).to(dtype)
+        ctx = torch.randn(2, 77, ctx_dim, generator=g).to(dtype)
         t = torch.tensor([500, 500])
         timed("unet", lambda: unet(x, t, encoder_hidden_states=ctx).sample, args.repeats)
     if "vae" in items:
-        z = torch.randn(1, 4, latent, latent, generator=g)
+        z = torch.randn(1, 4, latent, latent, generator=g).to(dtype)
         timed("vae", lambda: vae.decode(z).sample, args.repeats)
     if "e2e" in items:
         scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,

@@ -205,6 +205,7 @@ function selectModel(name) {
   const kind = model.kind;
   for (const f of document.querySelectorAll("[data-kinds]")) f.hidden = !f.dataset.kinds.split(" ").includes(kind);
   $("#negative-field").hidden = !model.negative_prompts;
+  $("#precision-field").hidden = !(Array.isArray(model.precisions) && model.precisions.includes("bfloat16"));
   const { channels, height, width } = sampleSize(model);
   const sampler = model.default_sampler ? SAMPLER_NAMES[model.default_sampler] || model.default_sampler : null;
   $("#model-info").textContent = `${KIND_NAMES[kind] || kind}, ${width}×${height} ${channels === 1 ? "grayscale" : channels + "-channel"}`
@@ -516,6 +517,7 @@ function buildRequest() {
   };
   const sampler = $("#sampler").value;
   if (sampler) request.sampler = sampler;
+  if (!$("#precision-field").hidden && $("#bf16").checked) request.precision = "bfloat16";
   const fail = (message, field) => { throw Object.assign(new Error(message), { field }); };
   switch (model.kind) {
     case "text": {
@@ -783,7 +785,7 @@ function showSummary(job) {
 function settingsText(r) {
   return [r.model, r.sampler ? SAMPLER_NAMES[r.sampler] || r.sampler : "default sampler", `${r.steps} steps`,
           r.guidance != null && r.guidance !== 1 ? `guidance ${r.guidance}` : null, `seed ${r.seed ?? 0}`,
-          (r.batch || 1) > 1 ? `batch ${r.batch}` : null].filter(Boolean).join(" · ");
+          (r.batch || 1) > 1 ? `batch ${r.batch}` : null, r.precision === "bfloat16" ? "bfloat16" : null].filter(Boolean).join(" · ");
 }
 
 function renderJob(job) {
@@ -814,6 +816,7 @@ function renderJob(job) {
     r.guidance != null && r.guidance !== 1 ? el("span", { text: `guidance ${r.guidance}` }) : null,
     el("span", { text: `seed ${r.seed ?? 0}` }),
     (r.batch || 1) > 1 ? el("span", { text: `batch ${r.batch}` }) : null,
+    r.precision === "bfloat16" ? el("span", { text: "bfloat16" }) : null,
     TERMINAL.has(job.state) && seconds(job) != null ? el("span", { text: `${seconds(job).toFixed(1)} s` }) : null);
   const actions = el("div", { class: "job-actions" },
     el("button", { type: "button", class: "ghost small", text: "Reuse", onclick: () => reuse(job) }));
@@ -888,6 +891,7 @@ async function reuse(job) {
   $("#seed").value = r.seed ?? 0;
   $("#sampler").value = r.sampler && SAMPLER_NAMES[r.sampler] ? r.sampler : "";
   if (r.guidance != null) $("#guidance").value = r.guidance;
+  $("#bf16").checked = r.precision === "bfloat16";
   if (Array.isArray(r.prompts)) $("#prompt").value = r.prompts.join("\n");
   $("#negative").value = Array.isArray(r.negative_prompts) ? r.negative_prompts.join(", ") : "";
   if (Array.isArray(r.class_labels) && r.class_labels.length) $("#class").value = String(r.class_labels[0]);

@@ -45,13 +45,14 @@ public final class CLIPTextModel: Module {
 
     /// The prompt embeddings [B, L, hidden] diffusers' `encode_prompt` makes: the last hidden
     /// state, or with `clipSkip` k the final layer norm of hidden_states[-(k + 1)], the output
-    /// of layer N - k (so k = 1 skips the last layer). Layers past it are not run.
+    /// of layer N - k (so k = 1 skips the last layer). Layers past it are not run. float32
+    /// whatever the compute type (what a pipeline keeps for its steps).
     public func promptEmbeddings(_ ids: Tensor, clipSkip: Int? = nil) -> Tensor {
         let skip = clipSkip ?? 0
         precondition((0...config.numHiddenLayers).contains(skip),
                      "CLIPTextModel: clip skip \(skip) must be between 0 and the number of layers \(config.numHiddenLayers)")
         let hidden = textModel.hiddenStates(ids, layers: config.numHiddenLayers - skip)
-        return textModel.finalLayerNorm(hidden[hidden.count - 1])
+        return textModel.finalLayerNorm(hidden[hidden.count - 1]).to(.float32)
     }
 
     /// Rows of `last` [B, L, D] at each row's end-of-text position [B, D].

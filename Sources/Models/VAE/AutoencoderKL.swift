@@ -73,16 +73,17 @@ public final class AutoencoderKL: Module {
         return decodeWhole(latents)
     }
 
-    /// encoder + quant_conv: the moments [N, 2 x latent_channels, H / f, W / f].
+    /// encoder + quant_conv: the moments [N, 2 x latent_channels, H / f, W / f] in the
+    /// images' type (whatever the compute type).
     func moments(_ images: Tensor) -> Tensor {
         let x = encoder(images)
-        return quantConv.map { $0(x) } ?? x
+        return (quantConv.map { $0(x) } ?? x).to(images.dtype)
     }
 
-    /// post_quant_conv + decoder on the whole input.
+    /// post_quant_conv + decoder on the whole input; the images in the latents' type.
     func decodeWhole(_ latents: Tensor) -> Tensor {
         let z = compute(latents).channelsLast()
-        return decoder(postQuantConv.map { $0(z) } ?? z)
+        return decoder(postQuantConv.map { $0(z) } ?? z).to(latents.dtype)
     }
 
     // MARK: The diffusion model's latents
