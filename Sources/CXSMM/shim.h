@@ -20,3 +20,21 @@ static inline void cxsmm_call(libxsmm_smmfunction_reducebatch_addr kernel, const
                               float *c, unsigned long long count) {
     kernel(a, b, c, &count);
 }
+
+/// A batch-reduce kernel with bfloat16 A and B and float32 C (vdpbf16ps where the CPU has
+/// AVX-512 BF16): A in VNNI-2 form (column-major m x k with each pair of k interleaved: element
+/// (i, p) at a[(p / 2) * 2 lda + 2 i + p % 2]), k even; NULL when the JIT cannot make one.
+static inline libxsmm_bsmmfunction_reducebatch_addr cxsmm_dispatch_bf16(int m, int n, int k, int lda, int ldb, int ldc, float beta) {
+    libxsmm_blasint la = lda, lb = ldb, lc = ldc;
+    float alpha = 1.0f;
+    int flags = LIBXSMM_GEMM_FLAG_VNNI_A;
+    int prefetch = LIBXSMM_PREFETCH_NONE;
+    return libxsmm_bsmmdispatch_reducebatch_addr(m, n, k, &la, &lb, &lc, &alpha, &beta, &flags, &prefetch);
+}
+
+/// C = beta C + sum over i < count of A[i] B[i], bfloat16 operands. The kernel advances the
+/// pointers in `a` and `b` as it goes: pass arrays the caller does not reuse.
+static inline void cxsmm_call_bf16(libxsmm_bsmmfunction_reducebatch_addr kernel, const libxsmm_bfloat16 **a,
+                                   const libxsmm_bfloat16 **b, float *c, unsigned long long count) {
+    kernel(a, b, c, &count);
+}

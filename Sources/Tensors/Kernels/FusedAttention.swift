@@ -58,7 +58,7 @@ enum FusedAttention {
     /// rows x cols at `src` (row stride `stride`) into `dst` as cols x rows, contiguous
     /// (LIBXSMM's blocked transpose).
     @inline(__always)
-    private static func transpose(_ src: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int, into dst: UnsafeMutablePointer<Float>) {
+    static func transpose(_ src: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int, into dst: UnsafeMutablePointer<Float>) {
         libxsmm_otrans(dst, src, 4, libxsmm_blasint(cols), libxsmm_blasint(rows), libxsmm_blasint(stride), libxsmm_blasint(rows))
     }
 
@@ -118,7 +118,7 @@ enum FusedAttention {
     /// x = exp(x s - max(x s)) in place over n values (softmax before its division); returns
     /// log Σ exp(x s) and the sum of the new x.
     @inline(__always)
-    private static func exponentiateRow(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) -> (lse: Float, total: Float) {
+    static func exponentiateRow(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) -> (lse: Float, total: Float) {
         let sv = Vec8(repeating: scale)
         var mv = Vec8(repeating: -.infinity)
         var j = 0

@@ -31,17 +31,26 @@ public func scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor,
     return matmul(scores.softmax(axis: -1), value)
 }
 
-/// Attention by `FusedAttention` (no scores in memory), with its own gradient rule. The
-/// kernel computes in float32: bf16 operands are widened, and the output (bf16 when all three
-/// are) and the gradients come back in the operands' types.
+/// Attention by `FusedAttention` (no scores in memory), with its own gradient rule. Three
+/// bf16 operands run the bf16 forward where the CPU has it (`FusedAttention.supportsBF16`);
+/// otherwise the kernel computes in float32 on widened operands. The output (bf16 when all
+/// three are) and the gradients come back in the operands' types; the backward pass widens
+/// the operands when it runs.
 private func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float) -> Tensor {
-    let (q32, k32, v32) = (q.detached().asFloat32(), k.detached().asFloat32(), v.detached().asFloat32())
-    let (out32, lse) = OpProfiler.measure("attention fwd") { FusedAttention.forward(q32, k32, v32, scale: scale) }
+    let (qd, kd, vd) = (q.detached(), k.detached(), v.detached())
+    let (out32, lse): (Tensor, Tensor)
+    if FusedAttention.supportsBF16(qd, kd, vd) {
+        (out32, lse) = OpProfiler.measure("attention fwd bf16") { FusedAttention.forwardBF16(qd, kd, vd, scale: scale) }
+    } else {
+        let (q32, k32, v32) = (qd.asFloat32(), kd.asFloat32(), vd.asFloat32())
+        (out32, lse) = OpProfiler.measure("attention fwd") { FusedAttention.forward(q32, k32, v32, scale: scale) }
+    }
     let outType = Tensor.resultType([q, k, v])
     let out = outType == .float32 ? out32 : out32.to(outType)
     guard let tape = Tape.active(q, k, v) else { return out }
     let types = (q.dtype, k.dtype, v.dtype)
     return tape.record(out, "attention", [q, k, v]) { g in
+        let (q32, k32, v32) = (qd.asFloat32(), kd.asFloat32(), vd.asFloat32())
         let (dq, dk, dv) = OpProfiler.measure("attention bwd") {
             FusedAttention.backward(q32, k32, v32, out: out32, lse: lse, gout: g.asFloat32(), scale: scale)
         }
