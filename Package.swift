@@ -6,8 +6,11 @@ import PackageDescription
 /// machine this project runs on has AVX2 (Haswell, 2013, and later).
 #if arch(x86_64)
 let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+/// TensorsAVX512 is built for AVX-512 and called only where the CPU has it (checked at run time).
+let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "skylake-avx512"])]
 #else
 let kernelFlags: [SwiftSetting] = []
+let avx512Flags: [SwiftSetting] = []
 #endif
 
 let package = Package(
@@ -38,7 +41,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // OpenMPI, loaded at run time (dlopen) by a small C shim: see Sources/CMPI/include/CMPI.h.
         .target(name: "CMPI", path: "Sources/CMPI"),
-        .target(name: "Tensors", dependencies: ["CDNNL", "COpenMP", "CXSMM"], swiftSettings: kernelFlags),
+        .target(name: "TensorsAVX512", swiftSettings: avx512Flags),
+        .target(name: "Tensors", dependencies: ["CDNNL", "COpenMP", "CXSMM", "TensorsAVX512"], swiftSettings: kernelFlags),
         .target(name: "NeuralNetworks", dependencies: ["Tensors"], swiftSettings: kernelFlags),
         .target(name: "Diffusion", dependencies: ["Tensors"], swiftSettings: kernelFlags),
         .target(name: "Models", dependencies: ["Tensors", "NeuralNetworks", "Diffusion"], swiftSettings: kernelFlags),
@@ -56,7 +60,7 @@ let package = Package(
             dependencies: ["Tensors", "NeuralNetworks", "Diffusion", "Models", "ModelIO", "ImageIO", "Datasets", "Training", "Pipelines",
                            "DiffuseServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: kernelFlags),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], resources: [.copy("Fixtures")],
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TensorsAVX512"], resources: [.copy("Fixtures")],
                     swiftSettings: kernelFlags),
         .testTarget(name: "NeuralNetworksTests", dependencies: ["NeuralNetworks", "ModelIO"], resources: [.copy("Fixtures")],
                     swiftSettings: kernelFlags),

@@ -87,7 +87,13 @@ struct GroupNormKernel {
             }
         }
         let (a, b) = affine(mean, rstd, gamma, beta)
-        if silu { apply(SiLUActivation.self, E.self, x, y, yBF16, a, b) } else { apply(IdentityActivation.self, E.self, x, y, yBF16, a, b) }
+        if silu && CPUFeatures.avx512 {
+            applySiLU16(E.self, x, y, yBF16, a, b)
+        } else if silu {
+            apply(SiLUActivation.self, E.self, x, y, yBF16, a, b)
+        } else {
+            apply(IdentityActivation.self, E.self, x, y, yBF16, a, b)
+        }
         return (mean, rstd)
     }
 
