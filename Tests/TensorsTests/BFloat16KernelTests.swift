@@ -117,7 +117,7 @@ import Testing
     /// only roundings are P's to bf16 (2^-9 relative: the output moves by at most that times
     /// the largest |v|) and the sums' order.
     @Test func fusedAttentionBF16Forward() throws {
-        for (lq, lk, d, heads) in [(40, 33, 40, 2), (100, 197, 64, 3), (64, 77, 40, 8), (130, 64, 16, 1)] {
+        for (lq, lk, d, heads) in [(40, 33, 40, 2), (100, 197, 64, 3), (64, 77, 40, 8), (131, 64, 16, 1)] {
             let qkv = random([2, lq, heads * d], seed: 20).to(.bfloat16)
             let kv = random([2, lk, 2 * heads * d], seed: 21).to(.bfloat16)
             let q = qkv.reshaped([2, lq, heads, d]).permuted(0, 2, 1, 3)
@@ -133,6 +133,17 @@ import Testing
             let m = scores.max(axes: [3], keepDims: true)
             let reference = ((scores - m).exp().sum(axes: [3], keepDims: true).log() + m).reshaped([2, heads, lq])
             #expect(Self.maxDifference(lse, reference) <= 1e-4, "\(lq)x\(lk)x\(d) lse")
+            // The bf16 backward against the float32 one on the same values, out and lse: P,
+            // dS and the operands in bf16 (2^-9 relative each), sums of many terms.
+            guard FusedAttention.supportsBF16Backward(q, k, v) else { continue }
+            let g = random([2, heads, lq, d], seed: 22).to(.bfloat16)
+            let got = FusedAttention.backwardBF16(q, k, v, out: out.permuted(0, 2, 1, 3).contiguous().permuted(0, 2, 1, 3),
+                                                  lse: lse, gout: g, scale: 1 / Float(d).squareRoot())
+            let ref = FusedAttention.backward(q.to(.float32), k.to(.float32), v.to(.float32), out: out, lse: lse,
+                                              gout: g.to(.float32), scale: 1 / Float(d).squareRoot())
+            for (name, a, b) in [("dq", got.0, ref.0), ("dk", got.1, ref.1), ("dv", got.2, ref.2)] {
+                #expect(Self.maxDifference(a, b) <= 1e-2 * Self.maxMagnitude(b), "\(lq)x\(lk)x\(d) \(name): \(Self.maxDifference(a, b)) of \(Self.maxMagnitude(b))")
+            }
         }
     }
 

@@ -78,8 +78,8 @@ extension FusedAttention {
                 let (bi, hi) = (pair / h, pair % h)
                 let rows = Swift.min(mb, lq - i0)
                 if pair != current {
-                    packKeys(K.at(bi, hi), stride: K.sl, keys: lk, d: d, blocks: keyBlocks, into: kv)
-                    packValues(V.at(bi, hi), stride: V.sl, keys: lk, dv: dv, into: vv)
+                    packKeyBlocks(K.at(bi, hi), stride: K.sl, width: d, blocks: keyBlocks, into: kv)
+                    packPairs(V.at(bi, hi), stride: V.sl, rows: lk, width: dv, into: vv)
                     current = pair
                 }
                 let (scores, product) = rows == mb ? full : tail
@@ -102,32 +102,5 @@ extension FusedAttention {
         }
         withExtendedLifetime((q, k, v)) {}
         return (out.permuted(0, 2, 1, 3), lse)
-    }
-
-    /// K's rows (keys, each d values with row stride `stride`) as VNNI-2 A operands, one per key
-    /// block: block (j0, n) at kv + j0 d holds [d/2][n][2] (pairs of features of each key
-    /// side by side): a transpose of the block's rows read as d/2 32-bit values.
-    private static func packKeys(_ k: UnsafePointer<UInt16>, stride: Int, keys: Int, d: Int, blocks: [(Int, Int)],
-                                 into kv: UnsafeMutablePointer<UInt16>) {
-        for (j0, n) in blocks {
-            libxsmm_otrans(kv + j0 * d, k + j0 * stride, 4, libxsmm_blasint(d / 2), libxsmm_blasint(n),
-                           libxsmm_blasint(stride / 2), libxsmm_blasint(n))
-        }
-    }
-
-    /// V's rows as the VNNI-2 A operand of O = V P: [Lk/2][dv][2], keys 2i and 2i + 1 side by
-    /// side; an odd last key is paired with zeros.
-    private static func packValues(_ v: UnsafePointer<UInt16>, stride: Int, keys: Int, dv: Int, into vv: UnsafeMutablePointer<UInt16>) {
-        var j = 0
-        while j < keys {
-            let a = v + j * stride, out = vv + j * dv
-            if j + 1 < keys {
-                let b = a + stride
-                for c in 0..<dv { out[2 * c] = a[c]; out[2 * c + 1] = b[c] }
-            } else {
-                for c in 0..<dv { out[2 * c] = a[c]; out[2 * c + 1] = 0 }
-            }
-            j += 2
-        }
     }
 }

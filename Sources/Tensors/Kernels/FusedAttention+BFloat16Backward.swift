@@ -1,0 +1,176 @@
+import CXSMM
+import Foundation
+import TensorsAVX512
+
+/// The backward pass on bf16 Q, K, V and dO where LIBXSMM makes bf16 kernels: the five
+/// products of `backward` (S = K Q^T, dV += P^T dO, dP = dO V^T, dQ = dS K, dK += dS^T Q) on
+/// bf16 operands with float32 accumulation; P, dP and dS are float32 between them and rounded
+/// to bf16 as operands. Each product's A operand is packed in VNNI-2 form: per (batch, head)
+/// K and V by key blocks ([D/2][keys][2], for S and dP) and K by pairs of keys ([Lk/2][D][2],
+/// for dQ); per query block Q and dO by pairs of queries (for dK and dV). The B operands
+/// P^T and dS^T are rounded a row at a time, then transposed; odd counts get zero pairs.
+extension FusedAttention {
+    /// Whether `backwardBF16` takes these operands (besides `supportsBF16`): even value
+    /// width and row stride.
+    static func supportsBF16Backward(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Bool {
+        supportsBF16(q, k, v) && v.shape[3] % 2 == 0 && v.strides[2] % 2 == 0
+    }
+
+    private static func kernel16(m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, beta: Float) -> libxsmm_bsmmfunction_reducebatch_addr {
+        guard let f = cxsmm_dispatch_bf16(Int32(m), Int32(n), Int32(k), Int32(lda), Int32(ldb), Int32(ldc), beta) else {
+            fatalError("Tensors.attention: LIBXSMM has no bf16 kernel for \(m)x\(n)x\(k)")
+        }
+        return f
+    }
+
+    @inline(__always)
+    private static func gemm16(_ f: libxsmm_bsmmfunction_reducebatch_addr, _ a: UnsafePointer<UInt16>, _ b: UnsafePointer<UInt16>,
+                               _ c: UnsafeMutablePointer<Float>) {
+        var ap: UnsafePointer<UInt16>? = a, bp: UnsafePointer<UInt16>? = b
+        cxsmm_call_bf16(f, &ap, &bp, c, 1)
+    }
+
+    /// dQ, dK, dV (float32, each [B, L, H, D] in memory, returned as [B, H, L, D] views) for
+    /// bf16 q, k, v (`supportsBF16Backward`), the forward's float32 `out` and `lse`, and
+    /// dL/dout `gout` (any type: rounded to bf16 once if it is not).
+    static func backwardBF16(_ q: Tensor, _ k: Tensor, _ v: Tensor, out: Tensor, lse: Tensor, gout: Tensor,
+                             scale: Float) -> (Tensor, Tensor, Tensor) {
+        let (b, h, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let (lk, dv) = (k.shape[2], v.shape[3])
+        let lkPad = lk + lk % 2
+        let g = gout.dtype == .bfloat16 && gout.strides[3] == 1 ? gout : gout.converted(to: .bfloat16).contiguous()
+        let dq = Tensor(uninitializedShape: [b, lq, h, d], dtype: .float32)
+        let dk = Tensor(uninitializedShape: [b, lk, h, d], dtype: .float32)
+        let dvt = Tensor(uninitializedShape: [b, lk, h, dv], dtype: .float32)
+        let (Q, K, V, G) = (HalfOperand(q), HalfOperand(k), HalfOperand(v), HalfOperand(g))
+        let O = Operand(out)
+        let (dQ, dK, dV) = (SendablePointer(dq.pointer(as: Float.self)), SendablePointer(dk.pointer(as: Float.self)),
+                            SendablePointer(dvt.pointer(as: Float.self)))
+        let lp = SendablePointer(lse.pointer(as: Float.self))
+        let mb = Swift.min(queryBlock, lq)
+        let mbPad = mb + mb % 2
+        let keyBlocks = stride(from: 0, to: lk, by: keyBlock).map { ($0, Swift.min(keyBlock, lk - $0)) }
+        struct Kernels {
+            let scores, gradP: [libxsmm_bsmmfunction_reducebatch_addr]
+            let gradV0, gradV1, gradQ, gradK0, gradK1: libxsmm_bsmmfunction_reducebatch_addr
+        }
+        func kernels(_ n: Int) -> Kernels {
+            let nPad = n + n % 2
+            return Kernels(scores: keyBlocks.map { kernel16(m: $0.1, n: n, k: d, lda: $0.1, ldb: Q.sl, ldc: lkPad, beta: 0) },
+                           gradP: keyBlocks.map { kernel16(m: $0.1, n: n, k: dv, lda: $0.1, ldb: G.sl, ldc: lkPad, beta: 0) },
+                           gradV0: kernel16(m: dv, n: lk, k: nPad, lda: dv, ldb: nPad, ldc: h * dv, beta: 0),
+                           gradV1: kernel16(m: dv, n: lk, k: nPad, lda: dv, ldb: nPad, ldc: h * dv, beta: 1),
+                           gradQ: kernel16(m: d, n: n, k: lkPad, lda: d, ldb: lkPad, ldc: h * d, beta: 0),
+                           gradK0: kernel16(m: d, n: lk, k: nPad, lda: d, ldb: nPad, ldc: h * d, beta: 0),
+                           gradK1: kernel16(m: d, n: lk, k: nPad, lda: d, ldb: nPad, ldc: h * d, beta: 1))
+        }
+        let full = kernels(mb), tail = lq % mb == 0 ? full : kernels(lq % mb)
+        let pairs = b * h
+        Parallel.team { t, threads in
+            let kS = UnsafeMutablePointer<UInt16>.allocate(capacity: lk * d)       // K for S, by key blocks
+            let vP = UnsafeMutablePointer<UInt16>.allocate(capacity: lk * dv)      // V for dP, by key blocks
+            let kQ = UnsafeMutablePointer<UInt16>.allocate(capacity: lkPad * d)    // K for dQ, by pairs of keys
+            let qK = UnsafeMutablePointer<UInt16>.allocate(capacity: mbPad * d)    // Q block for dK
+            let gV = UnsafeMutablePointer<UInt16>.allocate(capacity: mbPad * dv)   // dO block for dV
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: mb * lkPad)
+            let dp = UnsafeMutablePointer<Float>.allocate(capacity: mb * lkPad)
+            let pT = UnsafeMutablePointer<UInt16>.allocate(capacity: lk * mbPad)   // P^T, bf16
+            let dS = UnsafeMutablePointer<UInt16>.allocate(capacity: mb * lkPad)   // dS, bf16
+            let dST = UnsafeMutablePointer<UInt16>.allocate(capacity: lk * mbPad)  // dS^T, bf16
+            defer { for buffer in [kS, vP, kQ, qK, gV, pT, dS, dST] { buffer.deallocate() }; p.deallocate(); dp.deallocate() }
+            for pair in (pairs * t / threads)..<(pairs * (t + 1) / threads) {
+                let (bi, hi) = (pair / h, pair % h)
+                packKeyBlocks(K.at(bi, hi), stride: K.sl, width: d, blocks: keyBlocks, into: kS)
+                packKeyBlocks(V.at(bi, hi), stride: V.sl, width: dv, blocks: keyBlocks, into: vP)
+                packPairs(K.at(bi, hi), stride: K.sl, rows: lk, width: d, into: kQ)
+                let dkBase = dK.p + bi * lk * h * d + hi * d, dvBase = dV.p + bi * lk * h * dv + hi * dv
+                var i0 = 0
+                while i0 < lq {
+                    let rows = Swift.min(mb, lq - i0), rowsPad = rows + rows % 2
+                    let f = rows == mb ? full : tail
+                    // P = exp(S s - lse), recomputed; dP = dO V^T.
+                    for (index, (j0, _)) in keyBlocks.enumerated() {
+                        gemm16(f.scores[index], kS + j0 * d, Q.at(bi, hi, i0), p + j0)
+                        gemm16(f.gradP[index], vP + j0 * dv, G.at(bi, hi, i0), dp + j0)
+                    }
+                    for r in 0..<rows {
+                        let row = p + r * lkPad, shift = lp.p[(bi * h + hi) * lq + i0 + r]
+                        if CPUFeatures.avx512 {
+                            AVX512Kernels.exponentiate(row, lk, scale: scale, shift: shift)
+                        } else {
+                            let (sv, shv) = (Vec8(repeating: scale), Vec8(repeating: shift))
+                            var j = 0
+                            while j + 8 <= lk { Lanes.store(VectorMath.exp(Lanes.load(row + j, 1) * sv - shv), row + j, 1); j += 8 }
+                            while j < lk { row[j] = Foundation.exp(row[j] * scale - shift); j += 1 }
+                        }
+                    }
+                    // dV (+)= P^T dO (P rounded into dS's buffer, which dS fills after).
+                    for r in 0..<rows { BFloat16Runs.narrow(p + r * lkPad, 1, dS + r * lkPad, 1, lk) }
+                    transpose16(dS, stride: lkPad, rows: rows, cols: lk, into: pT, ld: rowsPad)
+                    packPairs(G.at(bi, hi, i0), stride: G.sl, rows: rows, width: dv, into: gV)
+                    gemm16(i0 == 0 ? f.gradV0 : f.gradV1, gV, pT, dvBase)
+                    // dS = P (dP - rowsum(dO O)) s.
+                    for r in 0..<rows {
+                        let go = G.at(bi, hi, i0 + r), o = O.at(bi, hi, i0 + r)
+                        var delta: Float = 0
+                        for e in 0..<dv { delta += Float(bitPattern: UInt32(go[e]) &<< 16) * o[e] }
+                        let prow = p + r * lkPad, drow = dp + r * lkPad
+                        let dl = Vec8(repeating: delta), sv = Vec8(repeating: scale)
+                        var j = 0
+                        while j + 8 <= lk {
+                            Lanes.store(Lanes.load(prow + j, 1) * (Lanes.load(drow + j, 1) - dl) * sv, drow + j, 1)
+                            j += 8
+                        }
+                        while j < lk { drow[j] = prow[j] * (drow[j] - delta) * scale; j += 1 }
+                        BFloat16Runs.narrow(drow, 1, dS + r * lkPad, 1, lk)
+                        if lkPad > lk { dS[r * lkPad + lk] = 0 }
+                    }
+                    // dQ = dS K; dK (+)= dS^T Q.
+                    gemm16(f.gradQ, kQ, dS, dQ.p + (bi * lq + i0) * h * d + hi * d)
+                    transpose16(dS, stride: lkPad, rows: rows, cols: lk, into: dST, ld: rowsPad)
+                    packPairs(Q.at(bi, hi, i0), stride: Q.sl, rows: rows, width: d, into: qK)
+                    gemm16(i0 == 0 ? f.gradK0 : f.gradK1, qK, dST, dkBase)
+                    i0 += rows
+                }
+            }
+        }
+        withExtendedLifetime((q, k, v, out, g, lse)) {}
+        return (dq.permuted(0, 2, 1, 3), dk.permuted(0, 2, 1, 3), dvt.permuted(0, 2, 1, 3))
+    }
+
+    /// Rows (keys) of `width` values as VNNI-2 A operands of m = keys, k = width, one per key
+    /// block: block (j0, n) at out + j0 width holds [width/2][n][2].
+    static func packKeyBlocks(_ x: UnsafePointer<UInt16>, stride: Int, width: Int, blocks: [(Int, Int)],
+                              into out: UnsafeMutablePointer<UInt16>) {
+        for (j0, n) in blocks {
+            libxsmm_otrans(out + j0 * width, x + j0 * stride, 4, libxsmm_blasint(width / 2), libxsmm_blasint(n),
+                           libxsmm_blasint(stride / 2), libxsmm_blasint(n))
+        }
+    }
+
+    /// Rows as the VNNI-2 A operand of m = width, k = rows: [rows/2][width][2], rows 2i and
+    /// 2i + 1 side by side; an odd last row is paired with zeros.
+    static func packPairs(_ x: UnsafePointer<UInt16>, stride: Int, rows: Int, width: Int, into out: UnsafeMutablePointer<UInt16>) {
+        // Each pair as one 32-bit word (the low half first): a plain loop the compiler vectorizes.
+        let words = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
+        var j = 0
+        while j < rows {
+            let a = x + j * stride, o = words + j / 2 * width
+            if j + 1 < rows {
+                let b = a + stride
+                for c in 0..<width { o[c] = UInt32(a[c]) | UInt32(b[c]) &<< 16 }
+            } else {
+                for c in 0..<width { o[c] = UInt32(a[c]) }
+            }
+            j += 2
+        }
+    }
+
+    /// out[c ld + r] = x[r stride + c] for r < rows, c < cols (LIBXSMM's 16-bit transpose),
+    /// and 0 in row `rows` of each column when ld > rows (the zero pair of an odd count).
+    static func transpose16(_ x: UnsafePointer<UInt16>, stride: Int, rows: Int, cols: Int,
+                            into out: UnsafeMutablePointer<UInt16>, ld: Int) {
+        libxsmm_otrans(out, x, 2, libxsmm_blasint(cols), libxsmm_blasint(rows), libxsmm_blasint(stride), libxsmm_blasint(ld))
+        if ld > rows { for c in 0..<cols { out[c * ld + rows] = 0 } }
+    }
+}
