@@ -56,6 +56,28 @@ import Tensors
         }
     }
 
+    /// bf16 data is reduced as it is stored (widened in the kernel's loads), giving bit for
+    /// bit what the widened float32 copy gives: row-major, channels-last read in place,
+    /// channels-last copied, rows longer than a thread's share, and a NaN.
+    @Test(arguments: [[0], [3], [2, 3], [1, 2, 3], [0, 2, 3], [1, 3], [0, 1, 2, 3]])
+    func bf16ReducesAsItsWidenedCopy(axes: [Int]) {
+        let x = random([3, 16, 5, 7], -3, 3, seed: UInt64(axes.reduce(11, *))).to(.bfloat16)
+        for view in [x, x.channelsLast()] {
+            let wide = view.to(.float32)
+            for keep in [false, true] {
+                #expect(view.sum(axes: axes, keepDims: keep).scalars == wide.sum(axes: axes, keepDims: keep).scalars)
+                #expect(view.max(axes: axes, keepDims: keep).to(.float32).scalars == wide.max(axes: axes, keepDims: keep).scalars)
+                #expect(view.min(axes: axes, keepDims: keep).to(.float32).scalars == wide.min(axes: axes, keepDims: keep).scalars)
+            }
+        }
+        var long = [Float](repeating: 0.5, count: 300_001)
+        long[123_456] = .nan
+        let l = Tensor(long).to(.bfloat16)
+        #expect(l.sum().scalars[0].isNaN && l.max().to(.float32).scalars[0].isNaN)
+        let finite = Tensor([Float](repeating: 0.25, count: 300_001)).to(.bfloat16)
+        #expect(finite.sum().scalars == finite.to(.float32).sum().scalars)
+    }
+
     /// A long sum keeps its accuracy (blocks carried in Double).
     @Test func longSumsAreAccurate() {
         let n = 3_000_001

@@ -220,31 +220,35 @@ struct GroupNormKernel {
 
     // MARK: Backward
 
-    /// Gradients for x (into dx), gamma and beta.
+    /// Gradients for x (into dx), gamma and beta. With `dxBF16`, dx is also written there as
+    /// bf16, a row at a time as it is finished (`dx` then serves as float32 scratch).
     func backward(_ x: UnsafeRawPointer, _ dy: UnsafeRawPointer, dyBF16: Bool = false, _ dx: UnsafeMutablePointer<Float>,
+                  dxBF16: UnsafeMutablePointer<UInt16>? = nil,
                   mean: [Float], rstd: [Float], gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?)
         -> (dgamma: [Float], dbeta: [Float]) {
         OpProfiler.measure("groupnorm bwd") {
+            let out = dxBF16.map(SendablePointer.init)
             switch (xBF16, dyBF16) {
-            case (true, true): backward(BF16Element.self, BF16Element.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
-            case (true, false): backward(BF16Element.self, F32Element.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
-            case (false, true): backward(F32Element.self, BF16Element.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
-            case (false, false): backward(F32Element.self, F32Element.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+            case (true, true): return backward(BF16Element.self, BF16Element.self, x, dy, dx, out, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+            case (true, false): return backward(BF16Element.self, F32Element.self, x, dy, dx, out, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+            case (false, true): return backward(F32Element.self, BF16Element.self, x, dy, dx, out, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+            case (false, false): return backward(F32Element.self, F32Element.self, x, dy, dx, out, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
             }
         }
     }
 
     private func backward<E: ActivationElement, D: ActivationElement>(_ e: E.Type, _ d: D.Type, _ x: UnsafeRawPointer,
                                                                        _ dy: UnsafeRawPointer, _ dx: UnsafeMutablePointer<Float>,
-                                                                       mean: [Float], rstd: [Float], gamma: UnsafePointer<Float>?,
+                                                                       _ out16: SendablePointer<UInt16>?, mean: [Float], rstd: [Float], gamma: UnsafePointer<Float>?,
                                                                        beta: UnsafePointer<Float>?) -> (dgamma: [Float], dbeta: [Float]) {
-        silu ? backward(SiLUActivation.self, E.self, D.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
-             : backward(IdentityActivation.self, E.self, D.self, x, dy, dx, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+        silu ? backward(SiLUActivation.self, E.self, D.self, x, dy, dx, out16, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+             : backward(IdentityActivation.self, E.self, D.self, x, dy, dx, out16, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
     }
 
     private func backward<A: PointwiseActivation, E: ActivationElement, D: ActivationElement>(
         _ act: A.Type, _ e: E.Type, _ d: D.Type, _ x: UnsafeRawPointer, _ dy: UnsafeRawPointer,
-                                                  _ dx: UnsafeMutablePointer<Float>, mean: [Float], rstd: [Float],
+                                                  _ dx: UnsafeMutablePointer<Float>, _ out16: SendablePointer<UInt16>?,
+                                                  mean: [Float], rstd: [Float],
                                                   gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?)
         -> (dgamma: [Float], dbeta: [Float]) {
         let (a, b) = affine(mean, rstd, gamma, beta)
@@ -278,7 +282,7 @@ struct GroupNormKernel {
                 }
             }
         }
-        gradientApply(E.self, x, dx, k1, k2, k3)
+        gradientApply(E.self, x, dx, out16, k1, k2, k3)
         return (dgamma, dbeta)
     }
 
@@ -349,9 +353,10 @@ struct GroupNormKernel {
         }
     }
 
-    /// dx = k1 dz + k2 x + k3, dz read from (and dx written to) `dx`.
+    /// dx = k1 dz + k2 x + k3, dz read from (and dx written to) `dx`; with `out16`, each
+    /// finished row is also rounded into it.
     private func gradientApply<E: ActivationElement>(_ e: E.Type, _ x: UnsafeRawPointer, _ dx: UnsafeMutablePointer<Float>,
-                                                     _ k1: [Float], _ k2: [Float], _ k3: [Float]) {
+                                                     _ out16: SendablePointer<UInt16>?, _ k1: [Float], _ k2: [Float], _ k3: [Float]) {
         let xs = RawPointer(x), ds = SendablePointer(dx)
         let (c, s) = (self.c, self.s)
         k1.withUnsafeBufferPointer { b1 in k2.withUnsafeBufferPointer { b2 in k3.withUnsafeBufferPointer { b3 in
@@ -366,6 +371,7 @@ struct GroupNormKernel {
                             VectorMath.fma(dz, Vec8.load(p1 + o + cb), VectorMath.fma(Vec8.load(p2 + o + cb), E.load8(xs.p, xr + cb), Vec8.load(p3 + o + cb)))
                                 .store(dr + cb)
                         }
+                        if let out16 { BFloat16Runs.narrow(dr, 1, out16.p + row * c, 1, c) }
                     }
                 }
             } else {
@@ -380,6 +386,7 @@ struct GroupNormKernel {
                                         dr + q, 1, m)
                             q += m
                         }
+                        if let out16 { BFloat16Runs.narrow(dr, 1, out16.p + row * s, 1, s) }
                     }
                 }
             }

@@ -1,16 +1,29 @@
-/// Reductions over the middle axis of a contiguous [outer, reduce, inner] Float32 array.
+/// Reductions over the middle axis of a contiguous [outer, reduce, inner] float32 or
+/// bfloat16 array (bf16 widened in the loads, exactly), into float32.
 enum ReduceKernel {
     enum Kind { case sum, max, min }
 
     /// out[o, i] = reduce over r of x[o, r, i].
     static func reduce(_ kind: Kind, _ x: UnsafePointer<Float>, outer: Int, reduce: Int, inner: Int,
                        into out: UnsafeMutablePointer<Float>) {
-        OpProfiler.measure("reduce \(kind)") { reduceUnprofiled(kind, x, outer: outer, reduce: reduce, inner: inner, into: out) }
+        self.reduce(kind, UnsafeRawPointer(x), bf16: false, outer: outer, reduce: reduce, inner: inner, into: out)
     }
 
-    private static func reduceUnprofiled(_ kind: Kind, _ x: UnsafePointer<Float>, outer: Int, reduce: Int, inner: Int,
-                                         into out: UnsafeMutablePointer<Float>) {
-        let xp = SendablePointer(UnsafeMutablePointer(mutating: x)), op = SendablePointer(out)
+    /// As above, on float32 or (`bf16`) bfloat16 elements at `x`.
+    static func reduce(_ kind: Kind, _ x: UnsafeRawPointer, bf16: Bool, outer: Int, reduce: Int, inner: Int,
+                       into out: UnsafeMutablePointer<Float>) {
+        OpProfiler.measure("reduce \(kind)") {
+            if bf16 {
+                reduceUnprofiled(kind, BF16Element.self, x, outer: outer, reduce: reduce, inner: inner, into: out)
+            } else {
+                reduceUnprofiled(kind, F32Element.self, x, outer: outer, reduce: reduce, inner: inner, into: out)
+            }
+        }
+    }
+
+    private static func reduceUnprofiled<E: ActivationElement>(_ kind: Kind, _ e: E.Type, _ x: UnsafeRawPointer, outer: Int,
+                                                               reduce: Int, inner: Int, into out: UnsafeMutablePointer<Float>) {
+        let xp = RawPointer(x), op = SendablePointer(out)
         let threads = Parallel.threadCount
         if inner == 1 && outer < threads && reduce >= 65536 {
             // Few long rows (a full reduction): split each row among the threads.
@@ -21,7 +34,7 @@ enum ReduceKernel {
                     let pp = SendablePointer(pb.baseAddress!)
                     Parallel.team(threads: threads) { t, n in
                         let s = reduce * t / n, e = reduce * (t + 1) / n
-                        pp.p[t] = row(kind, xp.p + o * reduce + s, e - s)
+                        pp.p[t] = row(kind, E.self, xp.p, o * reduce + s, e - s)
                     }
                     op.p[o] = combine(kind, Array(pb))
                 }
@@ -29,7 +42,7 @@ enum ReduceKernel {
             return
         }
         if inner == 1 {
-            Parallel.forEach(outer, cost: reduce) { o in op.p[o] = row(kind, xp.p + o * reduce, reduce) }
+            Parallel.forEach(outer, cost: reduce) { o in op.p[o] = row(kind, E.self, xp.p, o * reduce, reduce) }
             return
         }
         // Rows of `inner` combined elementwise; jobs are (outer, inner block).
@@ -38,7 +51,7 @@ enum ReduceKernel {
         Parallel.forEach(outer * blocks, cost: reduce * Swift.min(block, inner)) { job in
             let o = job / blocks, b = job % blocks
             let i0 = b * block, i1 = Swift.min(inner, i0 + block)
-            columns(kind, xp.p + o * reduce * inner, reduce: reduce, inner: inner, range: i0..<i1,
+            columns(kind, E.self, xp.p, start: o * reduce * inner, reduce: reduce, inner: inner, range: i0..<i1,
                     into: op.p + o * inner)
         }
     }
@@ -54,26 +67,30 @@ enum ReduceKernel {
     /// Reduces n contiguous floats. Sums use 4 x 8 float lanes per block of 256 (8 values a
     /// lane) and carry the blocks in Double, so the error does not grow with n.
     static func row(_ kind: Kind, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        row(kind, F32Element.self, UnsafeRawPointer(x), 0, n)
+    }
+
+    /// Reduces elements [start, start + n) of x.
+    static func row<E: ActivationElement>(_ kind: Kind, _ e: E.Type, _ base: UnsafeRawPointer, _ start: Int, _ n: Int) -> Float {
         switch kind {
         case .sum:
             var total: Double = 0
-            var start = 0
-            while start < n {
-                let end = Swift.min(n, start + 256)
+            var first = 0
+            while first < n {
+                let end = Swift.min(n, first + 256)
                 var a0 = Vec8(), a1 = Vec8(), a2 = Vec8(), a3 = Vec8()
-                var i = start
+                var i = first
                 while i + 32 <= end {
-                    let p = UnsafeRawPointer(x + i)
-                    a0 += p.loadUnaligned(as: Vec8.self)
-                    a1 += p.loadUnaligned(fromByteOffset: 32, as: Vec8.self)
-                    a2 += p.loadUnaligned(fromByteOffset: 64, as: Vec8.self)
-                    a3 += p.loadUnaligned(fromByteOffset: 96, as: Vec8.self)
+                    a0 += E.load8(base, start + i)
+                    a1 += E.load8(base, start + i + 8)
+                    a2 += E.load8(base, start + i + 16)
+                    a3 += E.load8(base, start + i + 24)
                     i += 32
                 }
                 var s = Double(((a0 + a1) + (a2 + a3)).sum())
-                while i < end { s += Double(x[i]); i += 1 }
+                while i < end { s += Double(E.scalar(base, start + i)); i += 1 }
                 total += s
-                start = end
+                first = end
             }
             return Float(total)
         case .max, .min:
@@ -82,24 +99,25 @@ enum ReduceKernel {
             var nan = false
             var i = 0
             while i + 8 <= n {
-                let v = UnsafeRawPointer(x + i).loadUnaligned(as: Vec8.self)
+                let v = E.load8(base, start + i)
                 if any(v .!= v) { nan = true }
                 acc = isMax ? VectorMath.max(acc, v) : VectorMath.min(acc, v)
                 i += 8
             }
             var r = isMax ? acc.max() : acc.min()
             while i < n {
-                if x[i].isNaN { nan = true }
-                r = isMax ? Swift.max(r, x[i]) : Swift.min(r, x[i])
+                let v = E.scalar(base, start + i)
+                if v.isNaN { nan = true }
+                r = isMax ? Swift.max(r, v) : Swift.min(r, v)
                 i += 1
             }
             return nan ? .nan : r
         }
     }
 
-    /// out[i] = reduce over r of x[r * inner + i], for i in range.
-    private static func columns(_ kind: Kind, _ x: UnsafePointer<Float>, reduce: Int, inner: Int,
-                                range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+    /// out[i] = reduce over r of x[start + r * inner + i], for i in range.
+    private static func columns<E: ActivationElement>(_ kind: Kind, _ e: E.Type, _ x: UnsafeRawPointer, start: Int, reduce: Int,
+                                                      inner: Int, range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         let width = range.count
         withUnsafeTemporaryAllocation(of: Double.self, capacity: width) { accBuf in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: width) { blockBuf in
@@ -111,10 +129,10 @@ enum ReduceKernel {
                     let r1 = Swift.min(reduce, r0 + 64)
                     blk.initialize(repeating: initial, count: width)
                     for r in r0..<r1 {
-                        let row = x + r * inner + range.lowerBound
+                        let row = start + r * inner + range.lowerBound
                         var i = 0
                         while i + 8 <= width {
-                            let v = UnsafeRawPointer(row + i).loadUnaligned(as: Vec8.self)
+                            let v = E.load8(x, row + i)
                             let a = UnsafeRawPointer(blk + i).loadUnaligned(as: Vec8.self)
                             let c: Vec8
                             switch kind {
@@ -126,7 +144,7 @@ enum ReduceKernel {
                             i += 8
                         }
                         while i < width {
-                            let v = row[i]
+                            let v = E.scalar(x, row + i)
                             switch kind {
                             case .sum: blk[i] += v
                             case .max: if v > blk[i] || v.isNaN { blk[i] = v }

@@ -19,7 +19,8 @@ extension Tensor {
         return out
     }
 
-    /// The reduction kernel on Float32 data, result shaped with keepDims.
+    /// The reduction kernel on float32 data (bf16 read as it is, widened in the kernel's
+    /// loads; other types widened first), the float32 result shaped with keepDims.
     private func reduceForward(_ kind: ReduceKernel.Kind, _ axes: [Int], keepDims: Bool, op: String) -> Tensor {
         let outShape = Tensor.reducedShape(shape, axes, keepDims: keepDims)
         let out = Tensor(uninitializedShape: outShape, dtype: .float32)
@@ -27,10 +28,10 @@ extension Tensor {
             out.fill(kind == .sum ? 0 : .nan)
             return out
         }
-        let src = asFloat32()
+        let src = dtype == .bfloat16 ? self : asFloat32()
         let (data, outer, r, inner) = src.groupedForReduction(axes)
-        ReduceKernel.reduce(kind, data.pointer(as: Float.self), outer: outer, reduce: r, inner: inner,
-                            into: out.pointer(as: Float.self))
+        ReduceKernel.reduce(kind, UnsafeRawPointer(data.baseAddress), bf16: data.dtype == .bfloat16, outer: outer, reduce: r,
+                            inner: inner, into: out.pointer(as: Float.self))
         return out
     }
 
