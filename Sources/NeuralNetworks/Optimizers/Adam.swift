@@ -39,8 +39,11 @@ public final class Adam: Optimizer {
         for (path, p) in parameters where p.isTrainable {
             guard let grad = gradients[path] else { continue }
             precondition(grad.shape == p.shape, "Adam: gradient of \(path) has shape \(grad.shape), the parameter \(p.shape)")
-            var m = first[path] ?? Tensor.zeros(p.shape), v = second[path] ?? Tensor.zeros(p.shape)
-            var vmax = amsgrad ? (maxSecond[path] ?? Tensor.zeros(p.shape)) : Tensor.zeros([])
+            // Taken out of the tables while updated in place: a second reference to their
+            // storage would make every update copy them first (copy on write).
+            var m = first.removeValue(forKey: path) ?? Tensor.zeros(p.shape)
+            var v = second.removeValue(forKey: path) ?? Tensor.zeros(p.shape)
+            var vmax = amsgrad ? (maxSecond.removeValue(forKey: path) ?? Tensor.zeros(p.shape)) : Tensor.zeros([])
             withGradient(grad) { g in
                 p.value.withUnsafeMutableFloats { w in
                     m.withUnsafeMutableFloats { mb in

@@ -40,7 +40,7 @@ public final class ExponentialMovingAverage {
         currentDecay = decay(at: optimizationStep)
         let oneMinus = Float(1 - currentDecay)
         for (path, p) in model.namedParameters() {
-            guard var s = shadow[path] else { continue }
+            guard var s = shadow.removeValue(forKey: path) else { continue }  // unshared while updated in place
             precondition(s.shape == p.shape, "EMA: the shadow of \(path) has shape \(s.shape), the parameter \(p.shape)")
             let current = p.value.to(.float32)
             if p.isTrainable {

@@ -23,7 +23,7 @@ public final class SGD: Optimizer {
         for (path, p) in parameters where p.isTrainable {
             guard let grad = gradients[path] else { continue }
             precondition(grad.shape == p.shape, "SGD: gradient of \(path) has shape \(grad.shape), the parameter \(p.shape)")
-            var buffer = buffers[path]
+            var buffer = buffers.removeValue(forKey: path)  // unshared while updated in place (no copy on write)
             let first = buffer == nil
             if mu != 0 && first { buffer = Tensor.zeros(p.shape) }
             withGradient(grad) { g in
