@@ -32,15 +32,16 @@ extension FusedAttention {
         @inline(__always) func at(_ b: Int, _ h: Int, _ i: Int = 0) -> UnsafeMutablePointer<UInt16> { base + b * sb + h * sh + i * sl }
     }
 
-    private static func bf16Kernel(m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int) -> libxsmm_bsmmfunction_reducebatch_addr {
-        guard let f = cxsmm_dispatch_bf16(Int32(m), Int32(n), Int32(k), Int32(lda), Int32(ldb), Int32(ldc), 0) else {
+    /// LIBXSMM's bf16 kernel C = beta C + A B (A in VNNI-2 form); LIBXSMM keeps the kernels it made.
+    static func bf16Kernel(m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, beta: Float = 0) -> libxsmm_bsmmfunction_reducebatch_addr {
+        guard let f = cxsmm_dispatch_bf16(Int32(m), Int32(n), Int32(k), Int32(lda), Int32(ldb), Int32(ldc), beta) else {
             fatalError("Tensors.attention: LIBXSMM has no bf16 kernel for \(m)x\(n)x\(k)")
         }
         return f
     }
 
     @inline(__always)
-    private static func gemm(_ f: libxsmm_bsmmfunction_reducebatch_addr, _ a: UnsafePointer<UInt16>, _ b: UnsafePointer<UInt16>,
+    static func gemm(_ f: libxsmm_bsmmfunction_reducebatch_addr, _ a: UnsafePointer<UInt16>, _ b: UnsafePointer<UInt16>,
                              _ c: UnsafeMutablePointer<Float>) {
         var ap: UnsafePointer<UInt16>? = a, bp: UnsafePointer<UInt16>? = b
         cxsmm_call_bf16(f, &ap, &bp, c, 1)

@@ -16,20 +16,6 @@ extension FusedAttention {
         supportsBF16(q, k, v) && v.shape[3] % 2 == 0 && v.strides[2] % 2 == 0
     }
 
-    private static func kernel16(m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, beta: Float) -> libxsmm_bsmmfunction_reducebatch_addr {
-        guard let f = cxsmm_dispatch_bf16(Int32(m), Int32(n), Int32(k), Int32(lda), Int32(ldb), Int32(ldc), beta) else {
-            fatalError("Tensors.attention: LIBXSMM has no bf16 kernel for \(m)x\(n)x\(k)")
-        }
-        return f
-    }
-
-    @inline(__always)
-    private static func gemm16(_ f: libxsmm_bsmmfunction_reducebatch_addr, _ a: UnsafePointer<UInt16>, _ b: UnsafePointer<UInt16>,
-                               _ c: UnsafeMutablePointer<Float>) {
-        var ap: UnsafePointer<UInt16>? = a, bp: UnsafePointer<UInt16>? = b
-        cxsmm_call_bf16(f, &ap, &bp, c, 1)
-    }
-
     /// dQ, dK, dV (float32, each [B, L, H, D] in memory, returned as [B, H, L, D] views) for
     /// bf16 q, k, v (`supportsBF16Backward`), the forward's float32 `out` and `lse`, and
     /// dL/dout `gout` (any type: rounded to bf16 once if it is not).
@@ -56,13 +42,13 @@ extension FusedAttention {
         }
         func kernels(_ n: Int) -> Kernels {
             let nPad = n + n % 2
-            return Kernels(scores: keyBlocks.map { kernel16(m: $0.1, n: n, k: d, lda: $0.1, ldb: Q.sl, ldc: lkPad, beta: 0) },
-                           gradP: keyBlocks.map { kernel16(m: $0.1, n: n, k: dv, lda: $0.1, ldb: G.sl, ldc: lkPad, beta: 0) },
-                           gradV0: kernel16(m: dv, n: lk, k: nPad, lda: dv, ldb: nPad, ldc: h * dv, beta: 0),
-                           gradV1: kernel16(m: dv, n: lk, k: nPad, lda: dv, ldb: nPad, ldc: h * dv, beta: 1),
-                           gradQ: kernel16(m: d, n: n, k: lkPad, lda: d, ldb: lkPad, ldc: h * d, beta: 0),
-                           gradK0: kernel16(m: d, n: lk, k: nPad, lda: d, ldb: nPad, ldc: h * d, beta: 0),
-                           gradK1: kernel16(m: d, n: lk, k: nPad, lda: d, ldb: nPad, ldc: h * d, beta: 1))
+            return Kernels(scores: keyBlocks.map { bf16Kernel(m: $0.1, n: n, k: d, lda: $0.1, ldb: Q.sl, ldc: lkPad, beta: 0) },
+                           gradP: keyBlocks.map { bf16Kernel(m: $0.1, n: n, k: dv, lda: $0.1, ldb: G.sl, ldc: lkPad, beta: 0) },
+                           gradV0: bf16Kernel(m: dv, n: lk, k: nPad, lda: dv, ldb: nPad, ldc: h * dv, beta: 0),
+                           gradV1: bf16Kernel(m: dv, n: lk, k: nPad, lda: dv, ldb: nPad, ldc: h * dv, beta: 1),
+                           gradQ: bf16Kernel(m: d, n: n, k: lkPad, lda: d, ldb: lkPad, ldc: h * d, beta: 0),
+                           gradK0: bf16Kernel(m: d, n: lk, k: nPad, lda: d, ldb: nPad, ldc: h * d, beta: 0),
+                           gradK1: bf16Kernel(m: d, n: lk, k: nPad, lda: d, ldb: nPad, ldc: h * d, beta: 1))
         }
         let full = kernels(mb), tail = lq % mb == 0 ? full : kernels(lq % mb)
         let pairs = b * h
@@ -90,8 +76,8 @@ extension FusedAttention {
                     let f = rows == mb ? full : tail
                     // P = exp(S s - lse), recomputed; dP = dO V^T.
                     for (index, (j0, _)) in keyBlocks.enumerated() {
-                        gemm16(f.scores[index], kS + j0 * d, Q.at(bi, hi, i0), p + j0)
-                        gemm16(f.gradP[index], vP + j0 * dv, G.at(bi, hi, i0), dp + j0)
+                        gemm(f.scores[index], kS + j0 * d, Q.at(bi, hi, i0), p + j0)
+                        gemm(f.gradP[index], vP + j0 * dv, G.at(bi, hi, i0), dp + j0)
                     }
                     for r in 0..<rows {
                         let row = p + r * lkPad, shift = lp.p[(bi * h + hi) * lq + i0 + r]
@@ -108,7 +94,7 @@ extension FusedAttention {
                     for r in 0..<rows { BFloat16Runs.narrow(p + r * lkPad, 1, dS + r * lkPad, 1, lk) }
                     transpose16(dS, stride: lkPad, rows: rows, cols: lk, into: pT, ld: rowsPad)
                     packPairs(G.at(bi, hi, i0), stride: G.sl, rows: rows, width: dv, into: gV)
-                    gemm16(i0 == 0 ? f.gradV0 : f.gradV1, gV, pT, dvBase)
+                    gemm(i0 == 0 ? f.gradV0 : f.gradV1, gV, pT, dvBase)
                     // dS = P (dP - rowsum(dO O)) s.
                     for r in 0..<rows {
                         let go = G.at(bi, hi, i0 + r), o = O.at(bi, hi, i0 + r)
@@ -126,10 +112,10 @@ extension FusedAttention {
                         if lkPad > lk { dS[r * lkPad + lk] = 0 }
                     }
                     // dQ = dS K; dK (+)= dS^T Q.
-                    gemm16(f.gradQ, kQ, dS, dQ.p + (bi * lq + i0) * h * d + hi * d)
+                    gemm(f.gradQ, kQ, dS, dQ.p + (bi * lq + i0) * h * d + hi * d)
                     transpose16(dS, stride: lkPad, rows: rows, cols: lk, into: dST, ld: rowsPad)
                     packPairs(Q.at(bi, hi, i0), stride: Q.sl, rows: rows, width: d, into: qK)
-                    gemm16(i0 == 0 ? f.gradK0 : f.gradK1, qK, dST, dkBase)
+                    gemm(i0 == 0 ? f.gradK0 : f.gradK1, qK, dST, dkBase)
                     i0 += rows
                 }
             }
