@@ -65,11 +65,7 @@ import Tensors
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let c = try #require(StableDiffusionCase.all.first { $0.name == "sd15-txt2img-negative-euler-a" })
-        let run = try cli.diffuse(["generate", "--model", c.modelFolder, "--prompt", c.prompts[0], "--prompt", c.prompts[1],
-                                   "--negative-prompt", c.negative_prompts![0], "--negative-prompt", c.negative_prompts![1],
-                                   "--steps", "\(c.steps)", "--guidance", "\(c.guidance)", "--seed", "\(c.seed)",
-                                   "--rng", c.request.rng.rawValue, "--sampler", c.sampler, "--height", "\(c.height)", "--width", "\(c.width)",
-                                   "--bf16", "--out-npy", dir + "/images.npy"])
+        let run = try cli.diffuse(c.generateArguments + ["--bf16", "--out-npy", dir + "/images.npy"])
         #expect(run.status == 0, "\(run.error)")
         #expect(run.output.contains(BFloat16Support.native ? "computing in bfloat16" : BFloat16Support.fallbackNote), "\(run.output)")
         let images = try NPY.load(dir + "/images.npy"), expected = try NPY.load(StableDiffusionCase.root + "/\(c.name).npy")

@@ -41,6 +41,14 @@ struct StableDiffusionCase: Decodable, CustomTestStringConvertible, Sendable {
         return dir
     }()
 
+    /// `diffuse generate` arguments that repeat the run (text-to-image cases).
+    var generateArguments: [String] {
+        ["generate", "--model", modelFolder] + prompts.flatMap { ["--prompt", $0] }
+            + (negative_prompts ?? []).flatMap { ["--negative-prompt", $0] }
+            + ["--steps", "\(steps)", "--guidance", "\(guidance)", "--seed", "\(seed)", "--rng", request.rng.rawValue,
+               "--sampler", sampler, "--height", "\(height)", "--width", "\(width)"]
+    }
+
     /// The request that repeats the run.
     var request: SamplingRequest {
         var r = SamplingRequest(model: modelFolder, steps: steps)
@@ -158,11 +166,7 @@ struct StableDiffusionCase: Decodable, CustomTestStringConvertible, Sendable {
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let c = try #require(StableDiffusionCase.all.first { $0.name == "sd15-txt2img-negative-euler-a" })
-        let run = try cli.diffuse(["generate", "--model", c.modelFolder, "--prompt", c.prompts[0], "--prompt", c.prompts[1],
-                                   "--negative-prompt", c.negative_prompts![0], "--negative-prompt", c.negative_prompts![1],
-                                   "--steps", "\(c.steps)", "--guidance", "\(c.guidance)", "--seed", "\(c.seed)",
-                                   "--rng", c.request.rng.rawValue, "--sampler", c.sampler, "--height", "\(c.height)", "--width", "\(c.width)",
-                                   "--out", dir + "/grid.png", "--out-npy", dir + "/images.npy"])
+        let run = try cli.diffuse(c.generateArguments + ["--out", dir + "/grid.png", "--out-npy", dir + "/images.npy"])
         #expect(run.status == 0, "\(run.error)")
         expectClose(try NPY.load(dir + "/images.npy"), try NPY.load(StableDiffusionCase.root + "/\(c.name).npy"), rtol: 1e-3, "CLI")
         let grid = try Image(contentsOf: dir + "/grid.png")

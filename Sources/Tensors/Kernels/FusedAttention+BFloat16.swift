@@ -21,17 +21,6 @@ extension FusedAttention {
         bf16Available && [q, k, v].allSatisfy { $0.dtype == .bfloat16 } && q.shape[3] % 2 == 0 && k.strides[2] % 2 == 0
     }
 
-    /// A strided bf16 [B, H, L, D] operand.
-    struct HalfOperand: @unchecked Sendable {
-        let base: UnsafeMutablePointer<UInt16>
-        let sb: Int, sh: Int, sl: Int
-        init(_ t: Tensor) {
-            base = t.pointer(as: UInt16.self)
-            (sb, sh, sl) = (t.strides[0], t.strides[1], t.strides[2])
-        }
-        @inline(__always) func at(_ b: Int, _ h: Int, _ i: Int = 0) -> UnsafeMutablePointer<UInt16> { base + b * sb + h * sh + i * sl }
-    }
-
     /// LIBXSMM's bf16 kernel C = beta C + A B (A in VNNI-2 form); LIBXSMM keeps the kernels it made.
     static func bf16Kernel(m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, beta: Float = 0) -> libxsmm_bsmmfunction_reducebatch_addr {
         guard let f = cxsmm_dispatch_bf16(Int32(m), Int32(n), Int32(k), Int32(lda), Int32(ldb), Int32(ldc), beta) else {
@@ -55,7 +44,7 @@ extension FusedAttention {
         let lkPad = lk + lk % 2
         let out = Tensor(uninitializedShape: [b, lq, h, dv], dtype: .float32)
         let lse = Tensor(uninitializedShape: [b, h, lq], dtype: .float32)
-        let (Q, K, V) = (HalfOperand(q), HalfOperand(k), HalfOperand(v))
+        let (Q, K, V) = (Operand<UInt16>(q), Operand<UInt16>(k), Operand<UInt16>(v))
         let op = SendablePointer(out.pointer(as: Float.self)), lp = SendablePointer(lse.pointer(as: Float.self))
         let mb = Swift.min(queryBlock, lq)
         let blocks = (lq + mb - 1) / mb
@@ -85,20 +74,14 @@ extension FusedAttention {
                 }
                 let (scores, product) = rows == mb ? full : tail
                 for (index, (j0, _)) in keyBlocks.enumerated() { gemm(scores[index], kv + j0 * d, Q.at(bi, hi, i0), s + j0) }
-                for r in 0..<rows {
-                    let row = s + r * lkPad
-                    let (lse, total) = exponentiateRow(row, lk, scale: scale)
-                    lp.p[(bi * h + hi) * lq + i0 + r] = lse
-                    norms[r] = 1 / total
+                softmaxRows(s, rows: rows, stride: lkPad, count: lk, scale: scale, lse: lp.p + (bi * h + hi) * lq + i0,
+                            norms: &norms) { r, row in
                     BFloat16Runs.narrow(row, 1, p + r * lkPad, 1, lk)
                     if lkPad > lk { p[r * lkPad + lk] = 0 }
                 }
                 let o = op.p + ((bi * lq + i0) * h + hi) * dv
                 gemm(product, vv, p, o)
-                for r in 0..<rows {
-                    let row = o + r * h * dv, inv = norms[r]
-                    for c in 0..<dv { row[c] *= inv }
-                }
+                scaleRows(o, rows: rows, stride: h * dv, width: dv, by: norms)
             }
         }
         withExtendedLifetime((q, k, v)) {}

@@ -1,6 +1,5 @@
 import CXSMM
 import Foundation
-import TensorsAVX512
 
 /// The backward pass on bf16 Q, K, V and dO where LIBXSMM makes bf16 kernels: the five
 /// products of `backward` (S = K Q^T, dV += P^T dO, dP = dO V^T, dQ = dS K, dK += dS^T Q) on
@@ -28,8 +27,8 @@ extension FusedAttention {
         let dq = Tensor(uninitializedShape: [b, lq, h, d], dtype: .float32)
         let dk = Tensor(uninitializedShape: [b, lk, h, d], dtype: .float32)
         let dvt = Tensor(uninitializedShape: [b, lk, h, dv], dtype: .float32)
-        let (Q, K, V, G) = (HalfOperand(q), HalfOperand(k), HalfOperand(v), HalfOperand(g))
-        let O = Operand(out)
+        let (Q, K, V, G) = (Operand<UInt16>(q), Operand<UInt16>(k), Operand<UInt16>(v), Operand<UInt16>(g))
+        let O = Operand<Float>(out)
         let (dQ, dK, dV) = (SendablePointer(dq.pointer(as: Float.self)), SendablePointer(dk.pointer(as: Float.self)),
                             SendablePointer(dvt.pointer(as: Float.self)))
         let lp = SendablePointer(lse.pointer(as: Float.self))
@@ -79,17 +78,7 @@ extension FusedAttention {
                         gemm(f.scores[index], kS + j0 * d, Q.at(bi, hi, i0), p + j0)
                         gemm(f.gradP[index], vP + j0 * dv, G.at(bi, hi, i0), dp + j0)
                     }
-                    for r in 0..<rows {
-                        let row = p + r * lkPad, shift = lp.p[(bi * h + hi) * lq + i0 + r]
-                        if CPUFeatures.avx512 {
-                            AVX512Kernels.exponentiate(row, lk, scale: scale, shift: shift)
-                        } else {
-                            let (sv, shv) = (Vec8(repeating: scale), Vec8(repeating: shift))
-                            var j = 0
-                            while j + 8 <= lk { Lanes.store(VectorMath.exp(Lanes.load(row + j, 1) * sv - shv), row + j, 1); j += 8 }
-                            while j < lk { row[j] = Foundation.exp(row[j] * scale - shift); j += 1 }
-                        }
-                    }
+                    for r in 0..<rows { exponentiateRow(p + r * lkPad, lk, scale: scale, shift: lp.p[(bi * h + hi) * lq + i0 + r]) }
                     // dV (+)= P^T dO (P rounded into dS's buffer, which dS fills after).
                     for r in 0..<rows { BFloat16Runs.narrow(p + r * lkPad, 1, dS + r * lkPad, 1, lk) }
                     transpose16(dS, stride: lkPad, rows: rows, cols: lk, into: pT, ld: rowsPad)
@@ -100,14 +89,8 @@ extension FusedAttention {
                         let go = G.at(bi, hi, i0 + r), o = O.at(bi, hi, i0 + r)
                         var delta: Float = 0
                         for e in 0..<dv { delta += Float(bitPattern: UInt32(go[e]) &<< 16) * o[e] }
-                        let prow = p + r * lkPad, drow = dp + r * lkPad
-                        let dl = Vec8(repeating: delta), sv = Vec8(repeating: scale)
-                        var j = 0
-                        while j + 8 <= lk {
-                            Lanes.store(Lanes.load(prow + j, 1) * (Lanes.load(drow + j, 1) - dl) * sv, drow + j, 1)
-                            j += 8
-                        }
-                        while j < lk { drow[j] = prow[j] * (drow[j] - delta) * scale; j += 1 }
+                        let drow = dp + r * lkPad
+                        scoreGradientRow(p + r * lkPad, drow, lk, delta: delta, scale: scale)
                         BFloat16Runs.narrow(drow, 1, dS + r * lkPad, 1, lk)
                         if lkPad > lk { dS[r * lkPad + lk] = 0 }
                     }

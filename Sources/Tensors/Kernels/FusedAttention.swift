@@ -21,15 +21,16 @@ enum FusedAttention {
     /// Keys per score GEMM call.
     static let keyBlock = 64
 
-    /// A strided [B, H, L, D] operand: element (b, h, i, d) at base + b sb + h sh + i sl + d.
-    struct Operand: @unchecked Sendable {
-        let base: UnsafeMutablePointer<Float>
+    /// A strided [B, H, L, D] operand of float32 or (UInt16) bf16 elements: element
+    /// (b, h, i, d) at base + b sb + h sh + i sl + d.
+    struct Operand<Element>: @unchecked Sendable {
+        let base: UnsafeMutablePointer<Element>
         let sb: Int, sh: Int, sl: Int
         init(_ t: Tensor) {
-            base = t.pointer(as: Float.self)
+            base = t.pointer(as: Element.self)
             (sb, sh, sl) = (t.strides[0], t.strides[1], t.strides[2])
         }
-        @inline(__always) func at(_ b: Int, _ h: Int, _ i: Int = 0) -> UnsafeMutablePointer<Float> { base + b * sb + h * sh + i * sl }
+        @inline(__always) func at(_ b: Int, _ h: Int, _ i: Int = 0) -> UnsafeMutablePointer<Element> { base + b * sb + h * sh + i * sl }
     }
 
     static func supports(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Bool {
@@ -70,7 +71,7 @@ enum FusedAttention {
         let (lk, dv) = (k.shape[2], v.shape[3])
         let out = Tensor(uninitializedShape: [b, lq, h, dv], dtype: .float32)
         let lse = Tensor(uninitializedShape: [b, h, lq], dtype: .float32)
-        let (Q, K, V) = (Operand(q), Operand(k), Operand(v))
+        let (Q, K, V) = (Operand<Float>(q), Operand<Float>(k), Operand<Float>(v))
         let op = SendablePointer(out.pointer(as: Float.self)), lp = SendablePointer(lse.pointer(as: Float.self))
         let mb = Swift.min(queryBlock, lq)
         let blocks = (lq + mb - 1) / mb
@@ -99,21 +100,64 @@ enum FusedAttention {
                 for (index, (j0, _)) in keyBlocks.enumerated() { gemm(scores[index], kt + j0, Q.at(bi, hi, i0), s + j0) }
                 // P stays unnormalised (exp(x s - max)); each output row is divided by its sum
                 // after the product instead: dv values per row rather than lk.
-                for r in 0..<rows {
-                    let (lse, total) = exponentiateRow(s + r * lk, lk, scale: scale)
-                    lp.p[(bi * h + hi) * lq + i0 + r] = lse
-                    norms[r] = 1 / total
-                }
+                softmaxRows(s, rows: rows, stride: lk, count: lk, scale: scale, lse: lp.p + (bi * h + hi) * lq + i0, norms: &norms)
                 let o = op.p + ((bi * lq + i0) * h + hi) * dv
                 gemm(product, V.at(bi, hi), s, o)
-                for r in 0..<rows {
-                    let row = o + r * h * dv, inv = norms[r]
-                    for c in 0..<dv { row[c] *= inv }
-                }
+                scaleRows(o, rows: rows, stride: h * dv, width: dv, by: norms)
             }
         }
         withExtendedLifetime((q, k, v)) {}
         return (out.permuted(0, 2, 1, 3), lse)
+    }
+
+    /// Each of `rows` rows (`count` scores, `stride` apart) exponentiated in place
+    /// (`exponentiateRow`): its log-sum-exp into lse[r], the reciprocal of its sum into norms[r].
+    @inline(__always)
+    static func softmaxRows(_ s: UnsafeMutablePointer<Float>, rows: Int, stride: Int, count: Int, scale: Float,
+                            lse: UnsafeMutablePointer<Float>, norms: inout [Float],
+                            each: (Int, UnsafeMutablePointer<Float>) -> Void = { _, _ in }) {
+        for r in 0..<rows {
+            let row = s + r * stride
+            let (l, total) = exponentiateRow(row, count, scale: scale)
+            lse[r] = l
+            norms[r] = 1 / total
+            each(r, row)
+        }
+    }
+
+    /// Row r of `rows` (`width` values, `stride` apart) times norms[r].
+    @inline(__always)
+    static func scaleRows(_ o: UnsafeMutablePointer<Float>, rows: Int, stride: Int, width: Int, by norms: [Float]) {
+        for r in 0..<rows {
+            let row = o + r * stride, inv = norms[r]
+            for c in 0..<width { row[c] *= inv }
+        }
+    }
+
+    /// x = exp(x s - shift) in place over n values: a probability row recomputed from its
+    /// log-sum-exp. 16 lanes where the CPU has AVX-512.
+    @inline(__always)
+    static func exponentiateRow(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float, shift: Float) {
+        if CPUFeatures.avx512 {
+            AVX512Kernels.exponentiate(x, n, scale: scale, shift: shift)
+            return
+        }
+        let (sv, shv) = (Vec8(repeating: scale), Vec8(repeating: shift))
+        var j = 0
+        while j + 8 <= n { Lanes.store(VectorMath.exp(Lanes.load(x + j, 1) * sv - shv), x + j, 1); j += 8 }
+        while j < n { x[j] = Foundation.exp(x[j] * scale - shift); j += 1 }
+    }
+
+    /// dS = P (dP - delta) s over n values, in dP's row.
+    @inline(__always)
+    static func scoreGradientRow(_ p: UnsafePointer<Float>, _ dp: UnsafeMutablePointer<Float>, _ n: Int, delta: Float, scale: Float) {
+        let dl = Vec8(repeating: delta), sv = Vec8(repeating: scale)
+        var j = 0
+        while j + 8 <= n {
+            Lanes.store(Lanes.load(p + j, 1) * (Lanes.load(dp + j, 1) - dl) * sv, dp + j, 1)
+            j += 8
+        }
+        while j < n { dp[j] = p[j] * (dp[j] - delta) * scale; j += 1 }
     }
 
     /// x = exp(x s - max(x s)) in place over n values (softmax before its division); returns
@@ -153,7 +197,7 @@ enum FusedAttention {
         let dq = Tensor(uninitializedShape: [b, lq, h, d], dtype: .float32)
         let dk = Tensor(uninitializedShape: [b, lk, h, d], dtype: .float32)
         let dvt = Tensor(uninitializedShape: [b, lk, h, dv], dtype: .float32)
-        let (Q, K, V, O, G) = (Operand(q), Operand(k), Operand(v), Operand(out), Operand(g))
+        let (Q, K, V, O, G) = (Operand<Float>(q), Operand<Float>(k), Operand<Float>(v), Operand<Float>(out), Operand<Float>(g))
         let (dQ, dK, dV) = (SendablePointer(dq.pointer(as: Float.self)), SendablePointer(dk.pointer(as: Float.self)),
                             SendablePointer(dvt.pointer(as: Float.self)))
         let lp = SendablePointer(lse.pointer(as: Float.self))
@@ -189,17 +233,7 @@ enum FusedAttention {
                     let f = rows == mb ? full : tail
                     // P = exp(S s - lse), recomputed.
                     gemm(f.scores, kt, Q.at(bi, hi, i0), p)
-                    for r in 0..<rows {
-                        let row = p + r * lk
-                        if CPUFeatures.avx512 {
-                            AVX512Kernels.exponentiate(row, lk, scale: scale, shift: lp.p[(bi * h + hi) * lq + i0 + r])
-                            continue
-                        }
-                        let shift = Vec8(repeating: lp.p[(bi * h + hi) * lq + i0 + r]), sv = Vec8(repeating: scale)
-                        var j = 0
-                        while j + 8 <= lk { Lanes.store(VectorMath.exp(Lanes.load(row + j, 1) * sv - shift), row + j, 1); j += 8 }
-                        while j < lk { row[j] = Foundation.exp(row[j] * scale - shift[0]); j += 1 }
-                    }
+                    for r in 0..<rows { exponentiateRow(p + r * lk, lk, scale: scale, shift: lp.p[(bi * h + hi) * lq + i0 + r]) }
                     // dV (+)= P^T dO; dP = dO V^T.
                     gemm(i0 == 0 ? f.gradV0 : f.gradV1, G.at(bi, hi, i0), p, dvBase)
                     gemm(f.gradP, vt, G.at(bi, hi, i0), dp)
@@ -210,14 +244,7 @@ enum FusedAttention {
                         while e + 8 <= dv { acc += Lanes.load(go + e, 1) * Lanes.load(o + e, 1); e += 8 }
                         var delta = acc.sum()
                         while e < dv { delta += go[e] * o[e]; e += 1 }
-                        let prow = p + r * lk, drow = dp + r * lk
-                        let dl = Vec8(repeating: delta), sv = Vec8(repeating: scale)
-                        var j = 0
-                        while j + 8 <= lk {
-                            Lanes.store(Lanes.load(prow + j, 1) * (Lanes.load(drow + j, 1) - dl) * sv, drow + j, 1)
-                            j += 8
-                        }
-                        while j < lk { drow[j] = prow[j] * (drow[j] - delta) * scale; j += 1 }
+                        scoreGradientRow(p + r * lk, dp + r * lk, lk, delta: delta, scale: scale)
                     }
                     // dQ = dS K; dK (+)= dS^T Q.
                     gemm(f.gradQ, K.at(bi, hi), dp, dQ.p + (bi * lq + i0) * h * d + hi * d)
