@@ -140,6 +140,16 @@ open class Module: @unchecked Sendable {
         for (_, m) in namedModules() { m.computeType = type }
     }
 
+    /// Holds every floating-point parameter in `type` from now on (inference: bf16 weights take
+    /// half the memory of float32 ones, and need no per-run conversion). Parameters cast to
+    /// bf16 are no longer float32 masters: this is for models that will not be trained.
+    public func castParameters(to type: DType) {
+        precondition(type.isFloatingPoint, "Module.castParameters: \(type) is not a floating-point type")
+        for (_, p) in namedParameters() where p.value.dtype.isFloatingPoint && p.value.dtype != type {
+            p.value = p.value.converted(to: type)
+        }
+    }
+
     /// Drops the kernels' cached forms of every parameter (`Tensor.releaseDerivedForms`): the
     /// memory they hold goes back to the system until this module runs again.
     public func releaseDerivedForms() {

@@ -1,9 +1,10 @@
 import Tensors
 
-/// The floating-point type a request's networks compute in. The weights stay float32 (a
-/// folder's, memory-mapped); with `bfloat16` each network converts them once per run and
-/// computes its convolutions, matmuls, attention and norms on bf16 activations with fp32
-/// accumulation. The sampler's arithmetic, guidance included, is float32 either way.
+/// The floating-point type a request's networks compute in. With `bfloat16` the weights are
+/// rounded to bf16 when the model loads (as diffusers' `torch_dtype=torch.bfloat16` holds
+/// them: half the memory) and the convolutions, matmuls, attention and norms run on bf16
+/// activations with fp32 accumulation. The sampler's arithmetic, guidance included, is
+/// float32 either way.
 /// `bfloat16` pays only where the CPU has bfloat16 instructions (avx512_bf16 or amx_bf16):
 /// elsewhere a request for it computes in float32, with a note (`effective`).
 public enum ComputePrecision: String, Codable, Sendable, CaseIterable {

@@ -40,9 +40,9 @@ public final class ModelStore: @unchecked Sendable {
 
     /// The model `name` names (`folder(for:)`), loaded on first use and kept. `config`: a
     /// single-file checkpoint's architecture, a diffusers SD pipeline folder (nil: inferred).
-    /// `precision`: the type its networks compute in; a folder asked for in float32 and in
-    /// bfloat16 is two models (the weights' pages, memory-mapped, are shared), so that runs
-    /// of either never change the other's networks. bfloat16 on a CPU without it is the
+    /// `precision`: the type its networks compute in and hold their weights in; a folder
+    /// asked for in float32 and in bfloat16 is two models, so that runs of either never
+    /// change the other's networks. bfloat16 on a CPU without it is the
     /// float32 model (`ComputePrecision.effective`).
     public func model(_ name: String, config: String? = nil, precision: ComputePrecision = .float32) throws -> StoredModel {
         let folder = try self.folder(for: name)
@@ -195,12 +195,16 @@ public final class StoredModel: @unchecked Sendable {
         }
     }
 
-    /// Makes every network compute in `precision` (before the store hands the model out).
+    /// Makes every network compute in `precision`, its weights held in that type (before the
+    /// store hands the model out: a stored model is never trained).
     func setPrecision(_ precision: ComputePrecision) {
         guard precision != self.precision else { return }
-        for module in modules { module.setComputeType(precision.dtype) }
+        for module in modules {
+            module.setComputeType(precision.dtype)
+            module.castParameters(to: precision.dtype)
+        }
         self.precision = precision
-        note += ", computing in \(precision.rawValue) (float32 weights, converted once per run)"
+        note += ", computing in \(precision.rawValue) (its weights rounded to \(precision.rawValue) at load)"
     }
 
     /// The model's description.

@@ -66,7 +66,7 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
 
-    @Flag(help: "Compute in bfloat16 where the CPU has it (avx512_bf16 or amx_bf16; float32 weights converted once per run, float32 samples); elsewhere float32, with a note.")
+    @Flag(help: "Compute in bfloat16 where the CPU has it (avx512_bf16 or amx_bf16; weights rounded to bf16 at load, float32 samples); elsewhere float32, with a note.")
     var bf16 = false
 
     /// The request the options describe (the command adds its image input or prompts).

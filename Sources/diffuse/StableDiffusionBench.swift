@@ -11,8 +11,8 @@ import Tensors
 /// classifier-free-guided U-Net evaluation (batch 2 at size/8, a 77-token context), one VAE
 /// decode to size x size, and a 20-step text-to-image run end to end (text encoder, 20 guided
 /// DDIM steps through `GenerationPipeline`, decode). Each side reports its own peak RSS.
-/// With `--bf16` both compute in bfloat16: Diffuse on its float32 weights converted once per
-/// run, diffusers with its modules cast to bfloat16 (what `torch_dtype=torch.bfloat16` loads).
+/// With `--bf16` both compute in bfloat16 on bf16 weights: Diffuse's rounded as its model store
+/// holds a bf16 model, diffusers' modules cast to bfloat16 (what `torch_dtype=torch.bfloat16` loads).
 struct StableDiffusionBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sd",
@@ -48,7 +48,7 @@ struct StableDiffusionBench: ParsableCommand {
     @Option(help: "Also write the configs (unet.json, vae.json, text_encoder.json, scheduler.json) into this folder.")
     var writeConfigs: String?
 
-    @Flag(help: "Compute in bfloat16 where the CPU has it (float32 weights converted once per run, as `generate --bf16`); the peer runs diffusers with torch_dtype bfloat16.")
+    @Flag(help: "Compute in bfloat16 where the CPU has it, on bf16 weights (as `generate --bf16`); the peer runs diffusers with torch_dtype bfloat16.")
     var bf16 = false
 
     @Flag(help: "Print JSON.")
@@ -80,7 +80,10 @@ struct StableDiffusionBench: ParsableCommand {
         for m in [unet, vae, text] as [Module] { m.eval() }
         let precision = (bf16 ? ComputePrecision.bfloat16 : .float32).effective
         if bf16 && precision != .bfloat16 { FileHandle.standardError.write(Data((BFloat16Support.fallbackNote + "\n").utf8)) }
-        for m in [unet, vae, text] as [Module] { m.setComputeType(precision.dtype) }
+        for m in [unet, vae, text] as [Module] {
+            m.setComputeType(precision.dtype)
+            m.castParameters(to: precision.dtype)  // as the model store holds a bf16 model
+        }
         report["precision"] = precision.rawValue
         report["build_s"] = seconds(since: built)
         report["params"] = ["unet": unet.parameterCount(), "vae": vae.parameterCount(), "text_encoder": text.parameterCount()]

@@ -9,7 +9,7 @@ extension Tensor {
 
     /// The values in `type` (self when already of it), for kernels: unlike `to`, never
     /// recorded on a tape.
-    func converted(to type: DType) -> Tensor { dtype == type ? self : CopyKernel.convert(self, to: type) }
+    public func converted(to type: DType) -> Tensor { dtype == type ? self : CopyKernel.convert(self, to: type) }
 
     /// Strides for an elementwise result of `shape`: those of the first dense operand that
     /// has the full shape (keeps channels-last activations channels-last), else row-major.
