@@ -148,6 +148,7 @@ open class Module: @unchecked Sendable {
         for (_, p) in namedParameters() where p.value.dtype.isFloatingPoint && p.value.dtype != type {
             p.value = p.value.converted(to: type)
         }
+        MemoryStatistics.releaseCachedBuffers()  // the old weights' buffers, not to be reused
     }
 
     /// Drops the kernels' cached forms of every parameter (`Tensor.releaseDerivedForms`): the

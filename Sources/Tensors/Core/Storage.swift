@@ -173,6 +173,19 @@ final class Allocator: @unchecked Sendable {
         return p
     }
 
+    /// Gives every cached buffer back to the system and lowers the high-water mark to what is
+    /// live now: for the end of a phase whose buffers will not be asked for again.
+    func releaseCached() {
+        let addresses = state.withLock { s -> [UInt] in
+            let all = s.free.values.flatMap { $0 }
+            s.free = [:]
+            s.cachedBytes = 0
+            s.highWater = s.liveBytes
+            return all
+        }
+        for address in addresses { free(UnsafeMutableRawPointer(bitPattern: address)) }
+    }
+
     /// Takes back a buffer from `allocate`: into the free lists when `keep` and they have
     /// room, else to the system.
     func release(_ p: UnsafeMutableRawPointer, _ bytes: Int, keep: Bool = true) {
@@ -197,6 +210,10 @@ public enum MemoryStatistics {
     public static var allocatorCachedBytes: Int { Allocator.shared.cachedBytes }
     /// Bytes in derived buffers (weights in a kernel's layout) alive now.
     public static var derivedBytes: Int { Allocator.derivedBytes.load(ordering: .relaxed) }
+
+    /// Returns the allocator's free lists to the system (after a phase whose buffers will not
+    /// be reused, such as weights replaced by their bf16 forms).
+    public static func releaseCachedBuffers() { Allocator.shared.releaseCached() }
 }
 
 extension Tensor {
