@@ -48,7 +48,7 @@ extension FusedAttention {
         let op = SendablePointer(out.pointer(as: Float.self)), lp = SendablePointer(lse.pointer(as: Float.self))
         let mb = Swift.min(queryBlock, lq)
         let blocks = (lq + mb - 1) / mb
-        let keyBlocks = stride(from: 0, to: lk, by: keyBlock).map { ($0, Swift.min(keyBlock, lk - $0)) }
+        let keyBlocks = keyBlocks(lk)
         func kernels(_ n: Int) -> ([libxsmm_bsmmfunction_reducebatch_addr], libxsmm_bsmmfunction_reducebatch_addr) {
             (keyBlocks.map { bf16Kernel(m: $0.1, n: n, k: d, lda: $0.1, ldb: Q.sl, ldc: lkPad) },  // S = K Q^T, by key blocks
              bf16Kernel(m: dv, n: n, k: lkPad, lda: dv, ldb: lkPad, ldc: h * dv))                   // O = V P

@@ -34,7 +34,7 @@ extension FusedAttention {
         let lp = SendablePointer(lse.pointer(as: Float.self))
         let mb = Swift.min(queryBlock, lq)
         let mbPad = mb + mb % 2
-        let keyBlocks = stride(from: 0, to: lk, by: keyBlock).map { ($0, Swift.min(keyBlock, lk - $0)) }
+        let keyBlocks = keyBlocks(lk)
         struct Kernels {
             let scores, gradP: [libxsmm_bsmmfunction_reducebatch_addr]
             let gradV0, gradV1, gradQ, gradK0, gradK1: libxsmm_bsmmfunction_reducebatch_addr
@@ -112,8 +112,7 @@ extension FusedAttention {
     static func packKeyBlocks(_ x: UnsafePointer<UInt16>, stride: Int, width: Int, blocks: [(Int, Int)],
                               into out: UnsafeMutablePointer<UInt16>) {
         for (j0, n) in blocks {
-            libxsmm_otrans(out + j0 * width, x + j0 * stride, 4, libxsmm_blasint(width / 2), libxsmm_blasint(n),
-                           libxsmm_blasint(stride / 2), libxsmm_blasint(n))
+            transpose(x + j0 * stride, bytes: 4, stride: stride / 2, rows: n, cols: width / 2, into: out + j0 * width, ld: n)
         }
     }
 
@@ -135,11 +134,11 @@ extension FusedAttention {
         }
     }
 
-    /// out[c ld + r] = x[r stride + c] for r < rows, c < cols (LIBXSMM's 16-bit transpose),
-    /// and 0 in row `rows` of each column when ld > rows (the zero pair of an odd count).
+    /// out[c ld + r] = x[r stride + c] for r < rows, c < cols (`transpose` of 2-byte
+    /// elements), and 0 in row `rows` of each column when ld > rows (the zero pair of an odd count).
     static func transpose16(_ x: UnsafePointer<UInt16>, stride: Int, rows: Int, cols: Int,
                             into out: UnsafeMutablePointer<UInt16>, ld: Int) {
-        libxsmm_otrans(out, x, 2, libxsmm_blasint(cols), libxsmm_blasint(rows), libxsmm_blasint(stride), libxsmm_blasint(ld))
+        transpose(x, bytes: 2, stride: stride, rows: rows, cols: cols, into: out, ld: ld)
         if ld > rows { for c in 0..<cols { out[c * ld + rows] = 0 } }
     }
 }

@@ -12,9 +12,9 @@ import TensorsAVX512
 /// Every product is a LIBXSMM JIT GEMM (column-major): a row-major [rows, D] operand with row
 /// stride r is a (D x rows) column-major matrix with leading dimension r, so queries, keys and
 /// values are read in place from their strided head views; K and V are transposed once per
-/// (batch, head) where a product wants them key-major. Float32 (bf16 operands are widened
-/// first, by the caller), Q/K/V [B, H, L, D] with unit stride in D and no broadcast batch
-/// dimensions.
+/// (batch, head) where a product wants them key-major. Float32 here; bf16 Q, K, V run
+/// `forwardBF16` / `backwardBF16` where LIBXSMM makes bf16 kernels (else the caller widens
+/// them). Q/K/V [B, H, L, D] with unit stride in D and no broadcast batch dimensions.
 enum FusedAttention {
     /// Query rows per block: the block's scores (rows x keys) stay in L2.
     static let queryBlock = 64
@@ -57,11 +57,20 @@ enum FusedAttention {
         cxsmm_call(f, &ap, &bp, c, 1)
     }
 
-    /// rows x cols at `src` (row stride `stride`) into `dst` as cols x rows, contiguous
-    /// (LIBXSMM's blocked transpose).
+    /// rows x cols elements of `bytes` bytes each at `src` (row stride `stride` elements) into
+    /// `dst` as cols x rows with row stride `ld` (LIBXSMM's blocked transpose). The fp32
+    /// path's key-major K and V, and the bf16 paths' VNNI packing (pairs as 4-byte elements)
+    /// and transposed operands.
     @inline(__always)
-    static func transpose(_ src: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int, into dst: UnsafeMutablePointer<Float>) {
-        libxsmm_otrans(dst, src, 4, libxsmm_blasint(cols), libxsmm_blasint(rows), libxsmm_blasint(stride), libxsmm_blasint(rows))
+    static func transpose(_ src: UnsafeRawPointer, bytes: Int, stride: Int, rows: Int, cols: Int,
+                          into dst: UnsafeMutableRawPointer, ld: Int) {
+        libxsmm_otrans(dst, src, UInt32(bytes), libxsmm_blasint(cols), libxsmm_blasint(rows), libxsmm_blasint(stride),
+                       libxsmm_blasint(ld))
+    }
+
+    /// The blocks of `keyBlock` keys (start, count) the score products run over.
+    static func keyBlocks(_ lk: Int) -> [(Int, Int)] {
+        stride(from: 0, to: lk, by: keyBlock).map { ($0, Swift.min(keyBlock, lk - $0)) }
     }
 
     /// out [B, Lq, H, Dv] (returned as the [B, H, Lq, Dv] view) and the log-sum-exp of each
@@ -75,7 +84,7 @@ enum FusedAttention {
         let op = SendablePointer(out.pointer(as: Float.self)), lp = SendablePointer(lse.pointer(as: Float.self))
         let mb = Swift.min(queryBlock, lq)
         let blocks = (lq + mb - 1) / mb
-        let keyBlocks = stride(from: 0, to: lk, by: keyBlock).map { ($0, Swift.min(keyBlock, lk - $0)) }
+        let keyBlocks = keyBlocks(lk)
         func kernels(_ n: Int) -> ([libxsmm_smmfunction_reducebatch_addr], libxsmm_smmfunction_reducebatch_addr) {
             (keyBlocks.map { kernel(m: $0.1, n: n, k: d, lda: lk, ldb: Q.sl, ldc: lk, beta: 0) },  // S = K Q^T, by key blocks
              kernel(m: dv, n: n, k: lk, lda: V.sl, ldb: lk, ldc: h * dv, beta: 0))                  // O = V P
@@ -93,7 +102,7 @@ enum FusedAttention {
                 let (bi, hi) = (pair / h, pair % h)
                 let rows = Swift.min(mb, lq - i0)
                 if pair != current {
-                    transpose(K.at(bi, hi), stride: K.sl, rows: lk, cols: d, into: kt)
+                    transpose(K.at(bi, hi), bytes: 4, stride: K.sl, rows: lk, cols: d, into: kt, ld: lk)
                     current = pair
                 }
                 let (scores, product) = rows == mb ? full : tail
@@ -224,8 +233,8 @@ enum FusedAttention {
             defer { kt.deallocate(); vt.deallocate(); p.deallocate(); dp.deallocate() }
             for pair in (pairs * t / threads)..<(pairs * (t + 1) / threads) {
                 let (bi, hi) = (pair / h, pair % h)
-                transpose(K.at(bi, hi), stride: K.sl, rows: lk, cols: d, into: kt)
-                transpose(V.at(bi, hi), stride: V.sl, rows: lk, cols: dv, into: vt)
+                transpose(K.at(bi, hi), bytes: 4, stride: K.sl, rows: lk, cols: d, into: kt, ld: lk)
+                transpose(V.at(bi, hi), bytes: 4, stride: V.sl, rows: lk, cols: dv, into: vt, ld: lk)
                 let dkBase = dK.p + bi * lk * h * d + hi * d, dvBase = dV.p + bi * lk * h * dv + hi * dv
                 var i0 = 0
                 while i0 < lq {

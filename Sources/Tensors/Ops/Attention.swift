@@ -34,9 +34,8 @@ public func scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor,
 /// Attention by `FusedAttention` (no scores in memory), with its own gradient rule. Three
 /// bf16 operands run the bf16 forward and backward where the CPU has it
 /// (`FusedAttention.supportsBF16`, `supportsBF16Backward`); otherwise the kernel computes in
-/// float32 on widened operands. The output (bf16 when all
-/// three are) and the gradients come back in the operands' types; the backward pass widens
-/// the operands when it runs.
+/// float32, on operands widened when each pass runs. The output (bf16 when all three are)
+/// and the gradients come back in the operands' types.
 private func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float) -> Tensor {
     let (qd, kd, vd) = (q.detached(), k.detached(), v.detached())
     let (out32, lse): (Tensor, Tensor)
@@ -51,15 +50,16 @@ private func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float)
     guard let tape = Tape.active(q, k, v) else { return out }
     let types = (q.dtype, k.dtype, v.dtype)
     return tape.record(out, "attention", [q, k, v]) { g in
+        let (dq, dk, dv): (Tensor, Tensor, Tensor)
         if FusedAttention.supportsBF16Backward(qd, kd, vd) {
-            let (dq, dk, dv) = OpProfiler.measure("attention bwd bf16") {
+            (dq, dk, dv) = OpProfiler.measure("attention bwd bf16") {
                 FusedAttention.backwardBF16(qd, kd, vd, out: out32, lse: lse, gout: g, scale: scale)
             }
-            return [dq.to(types.0), dk.to(types.1), dv.to(types.2)]
-        }
-        let (q32, k32, v32) = (qd.asFloat32(), kd.asFloat32(), vd.asFloat32())
-        let (dq, dk, dv) = OpProfiler.measure("attention bwd") {
-            FusedAttention.backward(q32, k32, v32, out: out32, lse: lse, gout: g.asFloat32(), scale: scale)
+        } else {
+            let (q32, k32, v32) = (qd.asFloat32(), kd.asFloat32(), vd.asFloat32())
+            (dq, dk, dv) = OpProfiler.measure("attention bwd") {
+                FusedAttention.backward(q32, k32, v32, out: out32, lse: lse, gout: g.asFloat32(), scale: scale)
+            }
         }
         return [dq.to(types.0), dk.to(types.1), dv.to(types.2)]
     }

@@ -54,10 +54,7 @@ public final class TorchGenerator: RandomGenerator, @unchecked Sendable {
         /// The flags of the first processor in `cpuinfo` (the text of /proc/cpuinfo); empty
         /// when there is none.
         public static func cpuFlags(cpuinfo: String? = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) -> Set<String> {
-            guard let info = cpuinfo,
-                  let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-                  let colon = line.firstIndex(of: ":") else { return [] }
-            return Set(line[line.index(after: colon)...].split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init))
+            CPUFeatures.parseFlags(cpuinfo: cpuinfo)
         }
     }
 
