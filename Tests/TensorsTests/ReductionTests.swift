@@ -78,6 +78,27 @@ import Tensors
         #expect(finite.sum().scalars == finite.to(.float32).sum().scalars)
     }
 
+    /// A few combinations over axes apart in memory (a nearest upsampling's 2x2 cells) are
+    /// combined where they lie: the same values as the Double reference, float32 and bf16,
+    /// contiguous and transposed, NaN winning max and min.
+    @Test(arguments: [[2, 4], [0, 4], [0, 2, 4], [3]])
+    func fewCombinationsReduceInPlace(axes: [Int]) {
+        var x = random([2, 3, 2, 5, 2, 9], -3, 3, seed: UInt64(axes.reduce(5, *)))
+        x = x.permuted(0, 1, 2, 3, 5, 4).contiguous().permuted(0, 1, 2, 3, 5, 4)
+        for view in [x, x.contiguous()] {
+            expectClose(view.sum(axes: axes), Self.reference(view, axes: axes) { $0.reduce(0, +) }, atol: 1e-5, rtol: 1e-6)
+            #expect(view.max(axes: axes, keepDims: true).scalars == Self.reference(view, axes: axes) { $0.max()! })
+            #expect(view.min(axes: axes).scalars == Self.reference(view, axes: axes) { $0.min()! })
+            let narrow = view.to(.bfloat16)
+            #expect(narrow.sum(axes: axes).scalars == narrow.to(.float32).sum(axes: axes).scalars)
+        }
+        var values = x.contiguous().scalars
+        values[7] = .nan
+        let withNaN = Tensor(values, shape: x.shape)
+        #expect(withNaN.max(axes: axes).scalars.filter(\.isNaN).count == 1)
+        #expect(withNaN.min(axes: axes).scalars.filter(\.isNaN).count == 1)
+    }
+
     /// A long sum keeps its accuracy (blocks carried in Double).
     @Test func longSumsAreAccurate() {
         let n = 3_000_001

@@ -56,6 +56,57 @@ enum ReduceKernel {
         }
     }
 
+    /// out (contiguous, `shape`) = reduce over k of the view of x with `shape` and `strides`
+    /// starting `offsets[k]` elements in: a reduction over a few axes, read in place.
+    static func reduceViews(_ kind: Kind, _ x: UnsafeRawPointer, bf16: Bool, shape: [Int], strides: [Int], offsets: [Int],
+                            into out: UnsafeMutablePointer<Float>) {
+        OpProfiler.measure("reduce \(kind)") {
+            if bf16 {
+                views(kind, BF16Element.self, x, shape: shape, strides: strides, offsets: offsets, into: out)
+            } else {
+                views(kind, F32Element.self, x, shape: shape, strides: strides, offsets: offsets, into: out)
+            }
+        }
+    }
+
+    private static func views<E: ActivationElement>(_ kind: Kind, _ e: E.Type, _ x: UnsafeRawPointer, shape: [Int], strides: [Int],
+                                                    offsets: [Int], into out: UnsafeMutablePointer<Float>) {
+        let loop = StridedLoop(shape: shape, strides: [Shape.contiguousStrides(shape), strides])
+        let os = loop.innerStride(0), xs = loop.innerStride(1)
+        let xp = RawPointer(x), op = SendablePointer(out)
+        loop.forEachRun(grain: 32768 / offsets.count) { off, n in
+            let o = op.p + off[0]
+            for (k, d) in offsets.enumerated() {
+                let start = off[1] + d
+                var i = 0
+                if os == 1 && xs == 1 {
+                    while i + 8 <= n {
+                        let v = E.load8(xp.p, start + i)
+                        (k == 0 ? v : combine(kind, Vec8.load(o + i), v)).store(o + i)
+                        i += 8
+                    }
+                }
+                while i < n {
+                    let m = Swift.min(8, n - i)
+                    var v = Vec8()
+                    for j in 0..<m { v[j] = E.scalar(xp.p, start + (i + j) * xs) }
+                    Lanes.store(k == 0 ? v : combine(kind, Lanes.load(o + i * os, os, m), v), o + i * os, os, m)
+                    i += m
+                }
+            }
+        }
+    }
+
+    /// The running value a combined with v (NaN wins for max and min, as torch).
+    @inline(__always)
+    private static func combine(_ kind: Kind, _ a: Vec8, _ v: Vec8) -> Vec8 {
+        switch kind {
+        case .sum: return a + v
+        case .max: return a.replacing(with: v, where: (v .> a) .| (v .!= v))
+        case .min: return a.replacing(with: v, where: (v .< a) .| (v .!= v))
+        }
+    }
+
     private static func combine(_ kind: Kind, _ parts: [Float]) -> Float {
         switch kind {
         case .sum: return parts.reduce(0, +)
@@ -134,13 +185,7 @@ enum ReduceKernel {
                         while i + 8 <= width {
                             let v = E.load8(x, row + i)
                             let a = UnsafeRawPointer(blk + i).loadUnaligned(as: Vec8.self)
-                            let c: Vec8
-                            switch kind {
-                            case .sum: c = a + v
-                            case .max: c = a.replacing(with: v, where: (v .> a) .| (v .!= v))
-                            case .min: c = a.replacing(with: v, where: (v .< a) .| (v .!= v))
-                            }
-                            UnsafeMutableRawPointer(blk + i).storeBytes(of: c, as: Vec8.self)
+                            UnsafeMutableRawPointer(blk + i).storeBytes(of: combine(kind, a, v), as: Vec8.self)
                             i += 8
                         }
                         while i < width {

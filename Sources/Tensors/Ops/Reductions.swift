@@ -29,30 +29,50 @@ extension Tensor {
             return out
         }
         let src = dtype == .bfloat16 ? self : asFloat32()
+        // A few combinations over axes that are not adjacent in memory (the 2x2 cells of a
+        // nearest upsampling's gradient): each is a strided view of the kept axes, combined
+        // elementwise where they lie instead of permuting a copy so that they are adjacent.
+        let reduced = axes.map { shape[$0] }.reduce(1, *)
+        if reduced <= 16 && !src.reducesInPlace(axes) {
+            var offsets = [0]
+            for a in axes { offsets = offsets.flatMap { o in (0..<src.shape[a]).map { o + $0 * src.strides[a] } } }
+            let kept = (0..<rank).filter { !axes.contains($0) }
+            ReduceKernel.reduceViews(kind, UnsafeRawPointer(src.baseAddress), bf16: src.dtype == .bfloat16,
+                                     shape: kept.map { src.shape[$0] }, strides: kept.map { src.strides[$0] },
+                                     offsets: offsets, into: out.pointer(as: Float.self))
+            return out
+        }
         let (data, outer, r, inner) = src.groupedForReduction(axes)
         ReduceKernel.reduce(kind, UnsafeRawPointer(data.baseAddress), bf16: data.dtype == .bfloat16, outer: outer, reduce: r,
                             inner: inner, into: out.pointer(as: Float.self))
         return out
     }
 
+    /// Whether `groupedForReduction` reads self where it is (else it copies).
+    func reducesInPlace(_ axes: [Int]) -> Bool {
+        memoryGrouping(axes) != nil || (isContiguous && axes.last! - axes.first! + 1 == axes.count)
+    }
+
+    /// A dense tensor stored in another order (channels-last activations, their gradients)
+    /// is read in place when the reduced axes are consecutive in memory and the kept ones
+    /// are in their logical order there (a channels-last [N, C, H, W] over H and W is
+    /// [N, H*W, C]): that view as [outer, reduce, inner].
+    private func memoryGrouping(_ axes: [Int]) -> (Tensor, Int, Int, Int)? {
+        guard isDense && !isContiguous else { return nil }
+        let order = (0..<rank).sorted { strides[$0] != strides[$1] ? strides[$0] > strides[$1] : $0 < $1 }
+        let positions = axes.map { order.firstIndex(of: $0)! }.sorted()
+        let kept = order.filter { !axes.contains($0) }
+        let inMemory = detached().permuted(order)
+        guard positions.last! - positions.first! + 1 == axes.count && kept == kept.sorted() && inMemory.isContiguous else { return nil }
+        let outer = order[..<positions.first!].map { shape[$0] }.reduce(1, *)
+        let r = axes.map { shape[$0] }.reduce(1, *)
+        let inner = order[(positions.last! + 1)...].map { shape[$0] }.reduce(1, *)
+        return (inMemory, outer, r, inner)
+    }
+
     /// A contiguous copy (or self) viewed as [outer, reduce, inner] with `axes` in the middle.
     func groupedForReduction(_ axes: [Int]) -> (Tensor, Int, Int, Int) {
-        // A dense tensor stored in another order (channels-last activations, their gradients):
-        // read in place when the reduced axes are consecutive in memory and the kept ones
-        // are in their logical order there (a channels-last [N, C, H, W] over H and W is
-        // [N, H*W, C]), instead of copying it to row-major first.
-        if isDense && !isContiguous {
-            let order = (0..<rank).sorted { strides[$0] != strides[$1] ? strides[$0] > strides[$1] : $0 < $1 }
-            let positions = axes.map { order.firstIndex(of: $0)! }.sorted()
-            let kept = order.filter { !axes.contains($0) }
-            let inMemory = detached().permuted(order)
-            if positions.last! - positions.first! + 1 == axes.count && kept == kept.sorted() && inMemory.isContiguous {
-                let outer = order[..<positions.first!].map { shape[$0] }.reduce(1, *)
-                let r = axes.map { shape[$0] }.reduce(1, *)
-                let inner = order[(positions.last! + 1)...].map { shape[$0] }.reduce(1, *)
-                return (inMemory, outer, r, inner)
-            }
-        }
+        if let inPlace = memoryGrouping(axes) { return inPlace }
         let consecutive = axes.last! - axes.first! + 1 == axes.count
         if consecutive {
             let c = contiguous()
