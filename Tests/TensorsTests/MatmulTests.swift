@@ -57,5 +57,25 @@ import Tensors
         checkGradients([random([1, 3, 4], seed: 15), random([2, 4, 2], seed: 16)], "broadcast batch") { matmul($0[0], $0[1]) }
         checkGradients([random([4], seed: 17), random([4, 3], seed: 18)], "vector-matrix") { matmul($0[0], $0[1]) }
         checkGradients([random([3, 4], seed: 19), random([2, 4], seed: 20)], "transposed") { matmul($0[0], $0[1].transposed()) }
+        checkGradients([random([2, 3, 4], seed: 21), random([5, 4], seed: 22), random([5], seed: 23)], "linear with bias") {
+            matmul($0[0], $0[1].transposed(), bias: $0[2])
+        }
+        checkGradients([random([2, 3, 4], seed: 24), random([2, 4, 5], seed: 25), random([5], seed: 26)], "batched with bias") {
+            matmul($0[0], $0[1], bias: $0[2])
+        }
+    }
+
+    /// The bias is added inside the product: the unfused sum's values in float32, and in bf16
+    /// within one rounding of the output (the fused sum is rounded once, not twice).
+    @Test func biasInsideTheProduct() {
+        let x = random([3, 70, 33], seed: 27), w = random([24, 33], seed: 28), c = random([24], -2, 2, seed: 29)
+        expectClose(matmul(x, w.transposed(), bias: c), matmul(x, w.transposed()) + c, atol: 1e-5, rtol: 1e-5)
+        let (xb, wb) = (x.to(.bfloat16), w.to(.bfloat16))
+        let y = matmul(xb, wb.transposed(), bias: c)
+        #expect(y.dtype == .bfloat16 && y.shape == [3, 70, 24])
+        let exact = matmul(xb.to(.float32), wb.to(.float32).transposed()) + c
+        expectClose(y.to(.float32), exact, atol: 1e-2, rtol: 0.0079)
+        let empty = matmul(Tensor.zeros([2, 0]), Tensor.zeros([0, 3]), bias: Tensor([1, 2, 3]))
+        #expect(empty.scalars == [1, 2, 3, 1, 2, 3])
     }
 }

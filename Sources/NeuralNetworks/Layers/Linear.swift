@@ -19,9 +19,7 @@ public final class Linear: Module, UnaryLayer {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.shape.last == inFeatures,
                      "Linear: input \(x.shape) has \(x.shape.last ?? 0) features, the layer takes \(inFeatures)")
-        let y = matmul(compute(x), computeParameter(weight).transposed())
-        guard let bias else { return y }
-        // The bias in the compute type too, so that a bf16 product stays bf16 (as autocast's).
-        return y + computeParameter(bias)
+        // The bias is added inside the product, in float32 before a bf16 output is rounded.
+        return matmul(compute(x), computeParameter(weight).transposed(), bias: bias?.value)
     }
 }

@@ -8,11 +8,12 @@ enum MatmulKernel {
     /// (broadcast). bfloat16 operands use oneDNN's bf16 kernels when the CPU has them (fp32
     /// accumulation, a bf16 output written by the kernel), else they are widened to fp32,
     /// which computes the same products.
-    static func multiply(_ a: Tensor, _ b: Tensor, outType: DType = .float32) -> Tensor {
-        OpProfiler.measure("matmul") { multiplyUnprofiled(a, b, outType: outType) }
+    /// `bias` ([N], any float type) is added to every row in the kernel's epilogue, in float32.
+    static func multiply(_ a: Tensor, _ b: Tensor, bias: Tensor? = nil, outType: DType = .float32) -> Tensor {
+        OpProfiler.measure("matmul") { multiplyUnprofiled(a, b, bias: bias, outType: outType) }
     }
 
-    private static func multiplyUnprofiled(_ a: Tensor, _ b: Tensor, outType: DType) -> Tensor {
+    private static func multiplyUnprofiled(_ a: Tensor, _ b: Tensor, bias: Tensor?, outType: DType) -> Tensor {
         precondition(a.rank == b.rank && a.rank >= 2)
         let r = a.rank
         let (m, k, n) = (a.shape[r - 2], a.shape[r - 1], b.shape[r - 1])
@@ -23,16 +24,19 @@ enum MatmulKernel {
         let out = Tensor(uninitializedShape: outShape, dtype: useBF16 ? outType : .float32)
         let finished = { out.converted(to: outType) }
         if out.count == 0 { return finished() }
+        // The bias as the primitive takes it: float32, [1, ..., 1, N].
+        let c = bias.map { $0.detached().to(.float32).contiguous().reshaped(Array(repeating: 1, count: r - 1) + [n]) }
         if k == 0 {
             out.fill(0)
+            if let c { return (out + c).converted(to: outType) }
             return finished()
         }
         var x = plain(a.to(type)), y = plain(b.to(type))
-        if run(x, y, out, type) { return finished() }
+        if run(x, y, c, out, type) { return finished() }
         // Broadcast or stride patterns the primitive refuses: materialise and retry.
         x = x.contiguous()
         y = y.contiguous()
-        if run(x, y, out, type) { return finished() }
+        if run(x, y, c, out, type) { return finished() }
         fatalError("Tensors.matmul: oneDNN has no kernel for \(a.shape) x \(b.shape) (\(type))")
     }
 
@@ -52,25 +56,32 @@ enum MatmulKernel {
         return (shape, strides)
     }
 
-    private static func run(_ a: Tensor, _ b: Tensor, _ out: Tensor, _ type: DType) -> Bool {
+    private static func run(_ a: Tensor, _ b: Tensor, _ bias: Tensor?, _ out: Tensor, _ type: DType) -> Bool {
         let (ash, ast) = squeezeBroadcast(a), (bsh, bst) = squeezeBroadcast(b)
-        let key = "matmul|\(type)|\(ash)|\(ast)|\(bsh)|\(bst)|\(out.shape)|\(out.dtype)"
+        let key = "matmul|\(type)|\(ash)|\(ast)|\(bsh)|\(bst)|\(bias?.shape ?? [])|\(out.shape)|\(out.dtype)"
         guard let p = OneDNN.primitive(key, make: {
             var amd = try OneDNN.desc(ash, ast, type)
             var bmd = try OneDNN.desc(bsh, bst, type)
             var omd = try OneDNN.desc(out.shape, out.strides, out.dtype)
             var desc = dnnl_matmul_desc_t()
-            try OneDNN.check(dnnl_matmul_desc_init(&desc, &amd, &bmd, nil, &omd), "matmul descriptor")
+            if let bias {
+                var cmd = try OneDNN.desc(bias.shape, bias.strides, .float32)
+                try OneDNN.check(dnnl_matmul_desc_init(&desc, &amd, &bmd, &cmd, &omd), "matmul descriptor")
+            } else {
+                try OneDNN.check(dnnl_matmul_desc_init(&desc, &amd, &bmd, nil, &omd), "matmul descriptor")
+            }
             var pd: dnnl_primitive_desc_t?
             try OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, nil, OneDNN.engine, nil), "matmul primitive")
             return pd!
         }) else { return false }
         do {
-            try p.execute([
+            var args = [
                 (DNNL_ARG_SRC, try OneDNN.desc(ash, ast, type), a.baseAddress),
                 (DNNL_ARG_WEIGHTS, try OneDNN.desc(bsh, bst, type), b.baseAddress),
                 (DNNL_ARG_DST, try OneDNN.desc(out.shape, out.strides, out.dtype), out.baseAddress),
-            ])
+            ]
+            if let bias { args.append((DNNL_ARG_BIAS, try OneDNN.desc(bias.shape, bias.strides, .float32), bias.baseAddress)) }
+            try p.execute(args)
         } catch {
             return false
         }

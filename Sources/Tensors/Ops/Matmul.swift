@@ -5,21 +5,28 @@ extension Tensor {
 }
 
 /// a @ b as torch.matmul: 1-d operands are promoted to a matrix and the added dimension is
-/// removed afterwards; batch dimensions broadcast.
-public func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
+/// removed afterwards; batch dimensions broadcast. `bias` ([N], b's columns) is added to
+/// every row inside the product (the kernel's epilogue, in float32 before the output is
+/// rounded), as torch.nn.functional.linear's.
+public func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor? = nil) -> Tensor {
     check(a.rank >= 1 && b.rank >= 1, "matmul", "operands must have at least one dimension, got \(a.shape) and \(b.shape)")
     check(a.dtype.isFloatingPoint && b.dtype.isFloatingPoint, "matmul",
           "needs floating-point operands, got \(a.dtype) and \(b.dtype)")
     let k1 = a.shape[a.rank - 1]
     let k2 = b.rank == 1 ? b.shape[0] : b.shape[b.rank - 2]
     check(k1 == k2, "matmul", "shapes \(a.shape) and \(b.shape) do not match: inner dimensions \(k1) and \(k2) differ")
+    if let bias {
+        check(b.rank >= 2 && bias.shape == [b.shape[b.rank - 1]], "matmul",
+              "bias must have shape [\(b.rank >= 2 ? b.shape[b.rank - 1] : 1)] (the columns of \(b.shape)), got \(bias.shape)")
+        check(bias.dtype.isFloatingPoint, "matmul", "needs a floating-point bias, got \(bias.dtype)")
+    }
     var x = a.rank == 1 ? a.unsqueezed(axis: 0) : a
     var y = b.rank == 1 ? b.unsqueezed(axis: 1) : b
     // A matrix applied to a stack of rows: one 2-d product over all the rows.
     if y.rank == 2 && x.rank > 2 {
         let rows = x.shape.dropLast().reduce(1, *)
         let flat = x.reshaped([rows, k1])
-        var out = batchedMatmul(flat, y)
+        var out = batchedMatmul(flat, y, bias: bias)
         out = out.reshaped(Array(x.shape.dropLast()) + [y.shape[1]])
         return finishVectorCases(out, a, b)
     }
@@ -30,7 +37,7 @@ public func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
         check(x.shape[i] == y.shape[i] || x.shape[i] == 1 || y.shape[i] == 1, "matmul",
               "batch dimensions of \(a.shape) and \(b.shape) cannot be broadcast (dimension \(i))")
     }
-    return finishVectorCases(batchedMatmul(x, y), a, b)
+    return finishVectorCases(batchedMatmul(x, y, bias: bias), a, b)
 }
 
 private func finishVectorCases(_ out: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
@@ -40,14 +47,16 @@ private func finishVectorCases(_ out: Tensor, _ a: Tensor, _ b: Tensor) -> Tenso
     return r
 }
 
-/// The primitive: equal ranks >= 2, batch dims equal or 1.
-func batchedMatmul(_ a: Tensor, _ b: Tensor) -> Tensor {
-    let y = MatmulKernel.multiply(a, b, outType: a.dtype == .bfloat16 && b.dtype == .bfloat16 ? .bfloat16 : .float32)
-    guard let tape = Tape.active(a, b) else { return y }
+/// The primitive: equal ranks >= 2, batch dims equal or 1; bias [N] or nil.
+func batchedMatmul(_ a: Tensor, _ b: Tensor, bias: Tensor? = nil) -> Tensor {
+    let y = MatmulKernel.multiply(a, b, bias: bias, outType: a.dtype == .bfloat16 && b.dtype == .bfloat16 ? .bfloat16 : .float32)
+    let inputs = [a, b] + (bias.map { [$0] } ?? [])
+    guard let tape = Tape.active(inputs) else { return y }
     let ad = a.detached(), bd = b.detached()
-    let (ta, tb) = (tape.tracks(a), tape.tracks(b))
-    return tape.record(y, "matmul", [a, b]) { g in
+    let (ta, tb, tc) = (tape.tracks(a), tape.tracks(b), bias.map { tape.tracks($0) } ?? false)
+    return tape.record(y, "matmul", inputs) { g in
         [ta ? batchedMatmul(g, bd.transposed()).summed(toShape: ad.shape).to(ad.dtype) : nil,
          tb ? batchedMatmul(ad.transposed(), g).summed(toShape: bd.shape).to(bd.dtype) : nil]
+            + (bias.map { [tc ? g.summed(toShape: $0.shape).to($0.dtype) : nil] } ?? [])
     }
 }
