@@ -61,6 +61,31 @@ import Tensors
         checkGradients([random([1, 4, 5], seed: 8)], "rank 3, no affine") { $0[0].groupNorm(groups: 2) }
     }
 
+    /// A per-(n, c) shift added inside the pass normalises x + shift: the explicit sum's
+    /// values (channels-first and last, with a large shift that must not cancel the variance,
+    /// a [1, C] shift broadcast over the batch, bf16 x) and finite-difference gradients.
+    @Test func groupNormShift() {
+        let x = random([3, 16, 5, 7], -2, 3, seed: 31), w = random([16], 0.5, 1.5, seed: 32), b = random([16], seed: 33)
+        for t in [random([3, 16], -2, 2, seed: 34), random([3, 16], 500, 600, seed: 35), random([1, 16], -1, 1, seed: 36)] {
+            let want = (x + t.reshaped(-1, 16, 1, 1)).groupNorm(groups: 4, weight: w, bias: b, activation: .silu)
+            expectClose(x.groupNorm(groups: 4, weight: w, bias: b, shift: t, activation: .silu), want, atol: 1e-4, rtol: 1e-4)
+            expectClose(x.channelsLast().groupNorm(groups: 4, weight: w, bias: b, shift: t, activation: .silu), want, atol: 1e-4, rtol: 1e-4)
+        }
+        let t = random([3, 16], -2, 2, seed: 37)
+        let xb = x.to(.bfloat16).channelsLast()
+        let got = xb.groupNorm(groups: 4, weight: w, bias: b, shift: t, activation: .silu)
+        #expect(got.dtype == .bfloat16)
+        expectClose(got.to(.float32), xb.to(.float32).groupNorm(groups: 4, weight: w, bias: b, shift: t, activation: .silu),
+                    atol: 1e-2, rtol: 0.0079)
+        let small = random([2, 8, 3, 3], -2, 2, seed: 38)
+        checkGradients([small, random([8], 0.5, 1.5, seed: 39), random([2, 8], -1, 1, seed: 40)], "shift, channels first + silu") {
+            $0[0].groupNorm(groups: 2, weight: $0[1], shift: $0[2], activation: .silu)
+        }
+        checkGradients([small, random([1, 8], -1, 1, seed: 41)], "broadcast shift, channels last") {
+            $0[0].channelsLast().groupNorm(groups: 4, shift: $0[1])
+        }
+    }
+
     @Test func layerNorm() {
         let x = random([4, 3, 10], -2, 2, seed: 9), w = random([10], 0.5, 1.5, seed: 10), b = random([10], seed: 11)
         let v = x.scalars, wv = w.scalars, bv = b.scalars

@@ -5,8 +5,8 @@ import Tensors
 /// h = conv1(silu(norm1(x))); h += time_emb_proj(silu(temb)) (or, "scale_shift",
 /// norm2(h) (1 + scale) + shift); h = conv2(dropout(silu(norm2(h))));
 /// out = (shortcut(x) + h) / outputScale. With `down`/`up`, x and h are average-pooled /
-/// upsampled (nearest) 2x after norm1. Runs channels-last with GroupNorm+SiLU fused and the
-/// residual added inside conv2.
+/// upsampled (nearest) 2x after norm1. Runs channels-last with GroupNorm+SiLU fused (and the
+/// time embedding added inside norm2) and the residual added inside conv2.
 public final class ResnetBlock2D: Module {
     public let norm1: GroupNorm
     public let conv1: Conv2d
@@ -51,7 +51,7 @@ public final class ResnetBlock2D: Module {
                 let shift = t.sliced(axis: 1, start: c, end: 2 * c).reshaped(-1, c, 1, 1)
                 h = (norm2(h) * (scale + 1) + shift).silu()
             } else {
-                h = norm2(h + t.reshaped(-1, c, 1, 1), activation: .silu)
+                h = norm2(h, shift: t.reshaped(-1, c), activation: .silu)
             }
         } else {
             h = norm2(h, activation: .silu)

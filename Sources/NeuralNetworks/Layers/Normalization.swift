@@ -17,9 +17,10 @@ public final class GroupNorm: Module, UnaryLayer {
 
     public func callAsFunction(_ x: Tensor) -> Tensor { callAsFunction(x, activation: .none) }
 
-    /// With SiLU fused into the same pass.
-    public func callAsFunction(_ x: Tensor, activation: ConvActivation) -> Tensor {
-        x.groupNorm(groups: groups, weight: weight?.value, bias: bias?.value, eps: eps, activation: activation)
+    /// With SiLU fused into the same pass; `shift` ([N, C]) is added to x first, in the same
+    /// pass (a time embedding's projection, as diffusers' `norm2(h + temb[:, :, None, None])`).
+    public func callAsFunction(_ x: Tensor, shift: Tensor? = nil, activation: ConvActivation) -> Tensor {
+        x.groupNorm(groups: groups, weight: weight?.value, bias: bias?.value, eps: eps, shift: shift, activation: activation)
     }
 }
 

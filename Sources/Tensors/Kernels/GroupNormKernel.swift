@@ -15,6 +15,10 @@ struct GroupNormKernel {
     let silu: Bool
     /// x holds bfloat16 (else float32).
     var xBF16 = false
+    /// A per-(n, c) value added to x before it is normalised ([n * c], or nil): the
+    /// normalisation of z = x + shift, read from x (the shift folds into the sums' means
+    /// and the affine coefficients, so it costs no pass).
+    var shift: [Float]? = nil
 
     var perGroup: Int { c / groups }
 
@@ -77,7 +81,7 @@ struct GroupNormKernel {
                 for k in 0..<cg {
                     let ch = g * cg + k
                     let t1 = s1[sample * c + ch], t2 = s2[sample * c + ch]
-                    means[k] = Double(E.scalar(x, firstIndex(sample, ch))) + t1 / Double(s)
+                    means[k] = Double(E.scalar(x, firstIndex(sample, ch))) + Double(shift?[sample * c + ch] ?? 0) + t1 / Double(s)
                     m2 += Swift.max(0, t2 - t1 * t1 / Double(s))
                 }
                 let mu = means.reduce(0, +) / Double(cg)
@@ -154,13 +158,14 @@ struct GroupNormKernel {
         }
     }
 
-    /// Per-(n, c) scale and shift of the normalisation: y = x a + b.
+    /// Per-(n, c) scale and shift of the normalisation as a function of x: y = x a + b
+    /// (= (x + shift) a + b', the shift folded into b).
     func affine(_ mean: [Float], _ rstd: [Float], _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>?) -> ([Float], [Float]) {
         var a = [Float](repeating: 0, count: n * c), b = a
         for sample in 0..<n {
             for ch in 0..<c {
                 let g = ch / perGroup
-                let r = rstd[sample * groups + g], m = mean[sample * groups + g]
+                let r = rstd[sample * groups + g], m = mean[sample * groups + g] - (shift?[sample * c + ch] ?? 0)
                 let scale = (gamma?[ch] ?? 1) * r
                 a[sample * c + ch] = scale
                 b[sample * c + ch] = (beta?[ch] ?? 0) - m * scale
@@ -252,8 +257,10 @@ struct GroupNormKernel {
                                                   gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?)
         -> (dgamma: [Float], dbeta: [Float]) {
         let (a, b) = affine(mean, rstd, gamma, beta)
-        // dz = dL/d(pre-activation); per (n, c): sum dz x and sum dz.
-        let (sdx, sd) = gradientSums(act, E.self, D.self, x, dy, dx, a, b)
+        // dz = dL/d(pre-activation); per (n, c): sum dz x and sum dz; with a shift, the
+        // normalised value is z = x + shift, and sum dz z = sum dz x + shift sum dz.
+        var (sdx, sd) = gradientSums(act, E.self, D.self, x, dy, dx, a, b)
+        if let shift { for i in 0..<(n * c) { sdx[i] += Double(shift[i]) * sd[i] } }
         var dgamma = [Float](repeating: 0, count: c), dbeta = dgamma
         var k1 = [Float](repeating: 0, count: n * c), k2 = k1, k3 = k1
         let cg = perGroup
@@ -278,7 +285,8 @@ struct GroupNormKernel {
                     let ch = g * cg + k
                     k1[sample * c + ch] = Float(Double(gamma?[ch] ?? 1) * r)
                     k2[sample * c + ch] = Float(c2)
-                    k3[sample * c + ch] = Float(c3)
+                    // c2 z + c3 = c2 x + (c2 shift + c3)
+                    k3[sample * c + ch] = Float(c3 + c2 * Double(shift?[sample * c + ch] ?? 0))
                 }
             }
         }

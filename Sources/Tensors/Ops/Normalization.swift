@@ -5,12 +5,17 @@ extension Tensor {
     /// variance over the channels of each group and all positions; `activation: .silu`
     /// applies SiLU in the same pass. Channels-last inputs stay channels-last.
     public func groupNorm(groups: Int, weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5,
-                          activation: ConvActivation = .none) -> Tensor {
+                          shift: Tensor? = nil, activation: ConvActivation = .none) -> Tensor {
         check(rank >= 2, "groupNorm", "needs [N, C, ...], got shape \(shape)")
         let (n, c) = (shape[0], shape[1])
         check(groups >= 1 && c % groups == 0, "groupNorm", "\(groups) groups do not divide \(c) channels (shape \(shape))")
         if let weight { check(weight.shape == [c], "groupNorm", "weight must have shape [\(c)], got \(weight.shape)") }
         if let bias { check(bias.shape == [c], "groupNorm", "bias must have shape [\(c)], got \(bias.shape)") }
+        if let shift {
+            check((shift.shape == [n, c] || shift.shape == [1, c]) && shift.dtype.isFloatingPoint, "groupNorm",
+                  "shift must be a floating-point [\(n), \(c)] (one value per sample and channel), got \(shift.dtype) \(shift.shape)")
+        }
+        let shift = shift.map { $0.shape[0] == n ? $0 : $0.expanded([n, c]) }
         let s = shape[2...].reduce(1, *)
         let channelsLast = isChannelsLast && c % 8 == 0  // the channels-last kernel runs 8 channels at a time
         // bf16 is read as it is (widened in the kernel's loads), other types as float32.
@@ -21,6 +26,7 @@ extension Tensor {
         var kernel = GroupNormKernel(n: n, c: c, s: s, groups: groups, channelsLast: channelsLast, eps: eps,
                                      silu: activation == .silu)
         kernel.xBF16 = x.dtype == .bfloat16
+        kernel.shift = shift?.asFloat32().scalars
         // A bf16 input gets a bf16 output, written by the kernel (no conversion pass).
         let out = Tensor(uninitializedShape: shape, strides: x.strides, dtype: dtype == .bfloat16 ? .bfloat16 : .float32)
         var stats: (mean: [Float], rstd: [Float]) = ([], [])
@@ -28,9 +34,10 @@ extension Tensor {
             stats = kernel.forward(x.baseAddress, out.baseAddress, yBF16: out.dtype == .bfloat16,
                                    gamma: gamma?.pointer(as: Float.self), beta: beta?.pointer(as: Float.self))
         }
-        let inputs = [self] + (weight.map { [$0] } ?? []) + (bias.map { [$0] } ?? [])
+        let inputs = [self] + (weight.map { [$0] } ?? []) + (bias.map { [$0] } ?? []) + (shift.map { [$0] } ?? [])
         guard let tape = Tape.active(inputs) else { return out }
-        let (xType, hasW, hasB) = (dtype, weight != nil, bias != nil)
+        let (xType, hasW, hasB, shiftType) = (dtype, weight != nil, bias != nil, shift?.dtype)
+        let spatial = Array(2..<rank)
         return tape.record(out, "groupNorm", inputs) { g in
             // dy as it comes when bf16 (widened in the kernel's loads), else as float32; laid out as x.
             let g1 = g.dtype == .bfloat16 ? g : g.asFloat32()
@@ -45,6 +52,8 @@ extension Tensor {
             var grads: [Tensor?] = [dx16 ?? dx.to(xType)]
             if hasW { grads.append(Tensor(dgamma)) }
             if hasB { grads.append(Tensor(dbeta)) }
+            // The shift's gradient: dL/dz summed over each (n, c)'s positions.
+            if let shiftType { grads.append(spatial.isEmpty ? dx.to(shiftType) : dx.sum(axes: spatial).to(shiftType)) }
             return grads
         }
     }
