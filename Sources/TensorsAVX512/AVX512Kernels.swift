@@ -137,3 +137,72 @@ public enum AVX512Kernels {
         return (m, sum.sum())
     }
 }
+
+
+/// The backward pass of a channels-last group normalisation with its fused SiLU, on 16 lanes:
+/// rows of c channels, float32, per-channel coefficients.
+extension AVX512Kernels {
+    /// dL/dz for dL/dy at z, as Tensors' SiLUActivation.grad: dy s (1 + z (1 - s)), s = sigmoid z.
+    @inline(__always) static func siluGrad(_ dy: V, _ z: V) -> V {
+        let s = 1 / (1 + exp(-z))
+        return dy * s * (1 + z * (1 - s))
+    }
+
+    /// For `rows` consecutive rows of c channels: acc1[ch] += sum dz x, acc2[ch] += sum dz,
+    /// dz = siluGrad(dy, x a + b) (float32 sums over the rows, per lane in row order).
+    @inline(never)
+    public static func siluGradSums(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, a: UnsafePointer<Float>,
+                                    b: UnsafePointer<Float>, rows: Int, c: Int,
+                                    acc1: UnsafeMutablePointer<Float>, acc2: UnsafeMutablePointer<Float>) {
+        var ch = 0
+        while ch + 16 <= c {
+            let (av, bv) = (load(a + ch), load(b + ch))
+            var v1 = V(), v2 = V()
+            for r in 0..<rows {
+                let xv = load(x + r * c + ch)
+                let dz = siluGrad(load(dy + r * c + ch), bv.addingProduct(xv, av))
+                v1 = v1.addingProduct(dz, xv)
+                v2 += dz
+            }
+            store(load(acc1 + ch) + v1, acc1 + ch)
+            store(load(acc2 + ch) + v2, acc2 + ch)
+            ch += 16
+        }
+        if ch < c {
+            let m = c - ch
+            let (av, bv) = (load(a + ch, m), load(b + ch, m))
+            var v1 = V(), v2 = V()
+            for r in 0..<rows {
+                let xv = load(x + r * c + ch, m)
+                let dz = siluGrad(load(dy + r * c + ch, m), bv.addingProduct(xv, av))
+                v1 = v1.addingProduct(dz, xv)
+                v2 += dz
+            }
+            store(load(acc1 + ch, m) + v1, acc1 + ch, m)
+            store(load(acc2 + ch, m) + v2, acc2 + ch, m)
+        }
+    }
+
+    /// For `rows` consecutive rows of c channels: out = k1 dz + k2 x + k3, dz = siluGrad(dy,
+    /// x a + b) (`k`: a, b, k1, k2, k3, each c per-channel values, one after the other).
+    @inline(never)
+    public static func siluGradApply(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                                     rows: Int, c: Int, _ out: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows {
+            let (xr, gr, or) = (x + r * c, dy + r * c, out + r * c)
+            var ch = 0
+            while ch + 16 <= c {
+                let xv = load(xr + ch)
+                let dz = siluGrad(load(gr + ch), load(k + c + ch).addingProduct(xv, load(k + ch)))
+                store(load(k + 4 * c + ch).addingProduct(load(k + 3 * c + ch), xv).addingProduct(dz, load(k + 2 * c + ch)), or + ch)
+                ch += 16
+            }
+            if ch < c {
+                let m = c - ch
+                let xv = load(xr + ch, m)
+                let dz = siluGrad(load(gr + ch, m), load(k + c + ch, m).addingProduct(xv, load(k + ch, m)))
+                store(load(k + 4 * c + ch, m).addingProduct(load(k + 3 * c + ch, m), xv).addingProduct(dz, load(k + 2 * c + ch, m)), or + ch, m)
+            }
+        }
+    }
+}

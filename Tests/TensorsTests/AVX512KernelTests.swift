@@ -49,6 +49,40 @@ import TensorsAVX512
         }
     }
 
+    /// GroupNorm's backward rows: dz = SiLU'(x a + b) dy summed (dz x, dz) per channel over
+    /// the rows, and k1 dz + k2 x + k3, lane for lane the 8-lane expressions (the sums in the
+    /// same row order per channel): bit for bit, channel counts with and without a tail.
+    @Test func siluGradientRowsAreTheAVX2ExpressionsBitForBit() throws {
+        guard CPUFeatures.avx512 else { return }
+        let rows = 5
+        for c in [8, 16, 24, 40] {
+            let x = Self.values(rows * c, seed: 11).map { $0.isNaN ? 0.5 : $0 / 4 }
+            let dy = Self.values(rows * c, seed: 12).map { $0.isNaN ? -1 : $0 / 8 }
+            let k = Self.values(5 * c, seed: 13).map { $0.isNaN ? 2 : $0 / 30 }
+            var acc1 = [Float](repeating: 0.25, count: c), acc2 = acc1
+            var out = [Float](repeating: 0, count: rows * c)
+            AVX512Kernels.siluGradSums(x, dy, a: k, b: Array(k[c...]), rows: rows, c: c, acc1: &acc1, acc2: &acc2)
+            AVX512Kernels.siluGradApply(x, dy, k: k, rows: rows, c: c, &out)
+            var want1 = [Float](repeating: 0.25, count: c), want2 = want1, wantOut = out
+            for ch in 0..<c {
+                var v1: Float = 0, v2: Float = 0
+                for r in 0..<rows {
+                    let xv = Vec8(repeating: x[r * c + ch])
+                    let dz = SiLUActivation.grad(Vec8(repeating: dy[r * c + ch]),
+                                                 VectorMath.fma(xv, Vec8(repeating: k[ch]), Vec8(repeating: k[c + ch])))
+                    v1 = VectorMath.fma(dz, xv, Vec8(repeating: v1))[0]
+                    v2 += dz[0]
+                    wantOut[r * c + ch] = VectorMath.fma(dz, Vec8(repeating: k[2 * c + ch]),
+                                                         VectorMath.fma(Vec8(repeating: k[3 * c + ch]), xv, Vec8(repeating: k[4 * c + ch])))[0]
+                }
+                want1[ch] += v1
+                want2[ch] += v2
+            }
+            #expect(Self.same(acc1, want1) && Self.same(acc2, want2), "c \(c)")
+            #expect(Self.same(out, wantOut), "c \(c)")
+        }
+    }
+
     @Test func exponentiationIsVectorMathExp() throws {
         guard CPUFeatures.avx512 else { return }
         for n in Self.lengths {

@@ -41,3 +41,80 @@ extension GroupNormKernel {
         }
     }
 }
+
+extension GroupNormKernel {
+    /// Rows of a 16-lane backward tile: at most `tile`, and about 16 KB of float32 an operand.
+    private var rows16: Int { Swift.max(1, Swift.min(GroupNormKernel.tile, 4096 / c)) }
+
+    /// `count` elements of E at `p` + `start` as float32: in place, or widened into `tile`.
+    private func floats<E: ActivationElement>(_ e: E.Type, _ p: UnsafeRawPointer, _ start: Int, _ count: Int,
+                                              _ tile: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        if E.self == BF16Element.self {
+            BFloat16Runs.widen(p.assumingMemoryBound(to: UInt16.self) + start, 1, tile, 1, count)
+            return UnsafePointer(tile)
+        }
+        return p.assumingMemoryBound(to: Float.self) + start
+    }
+
+    /// The channels-last backward's sums with the SiLU gradient on 16 lanes
+    /// (`AVX512Kernels.siluGradSums`), bf16 rows widened a tile at a time.
+    func sums16<E: ActivationElement, D: ActivationElement>(_ e: E.Type, _ d: D.Type, _ x: UnsafeRawPointer, _ dy: UnsafeRawPointer,
+                                                            _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ base: Int,
+                                                            _ range: Range<Int>, _ acc1: UnsafeMutablePointer<Double>,
+                                                            _ acc2: UnsafeMutablePointer<Double>) {
+        let rows = rows16
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * c + 2 * rows * c) { buffer in
+            let (t1, t2) = (buffer.baseAddress!, buffer.baseAddress! + c)
+            let (xt, gt) = (t2 + c, t2 + c + rows * c)
+            var q0 = range.lowerBound
+            while q0 < range.upperBound {
+                let q1 = Swift.min(range.upperBound, q0 + rows)
+                t1.initialize(repeating: 0, count: 2 * c)
+                let (first, count) = (base + q0 * c, (q1 - q0) * c)
+                AVX512Kernels.siluGradSums(floats(E.self, x, first, count, xt), floats(D.self, dy, first, count, gt),
+                                           a: a, b: b, rows: q1 - q0, c: c, acc1: t1, acc2: t2)
+                for ch in 0..<c {
+                    acc1[ch] += Double(t1[ch])
+                    acc2[ch] += Double(t2[ch])
+                }
+                q0 = q1
+            }
+        }
+    }
+
+    /// The channels-last dx pass with the SiLU gradient on 16 lanes
+    /// (`AVX512Kernels.siluGradApply`); `coefficients` are a, b, k1, k2, k3, each [n * c].
+    func apply16<E: ActivationElement, D: ActivationElement>(_ e: E.Type, _ d: D.Type, _ x: UnsafeRawPointer, _ dy: UnsafeRawPointer,
+                                                             _ out: Output, _ coefficients: [[Float]]) {
+        let (c, s, tileRows) = (self.c, self.s, rows16)
+        // Per sample, its five coefficient rows one after the other.
+        var packed = [Float](repeating: 0, count: 5 * n * c)
+        for sample in 0..<n {
+            for (k, values) in coefficients.enumerated() {
+                for ch in 0..<c { packed[(5 * sample + k) * c + ch] = values[sample * c + ch] }
+            }
+        }
+        let xs = RawPointer(x), gs = RawPointer(dy)
+        packed.withUnsafeBufferPointer { pb in
+            let cp = RawPointer(pb.baseAddress!)
+            Parallel.forRanges(n * s, grain: Swift.max(1, 16384 / c)) { rows in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * tileRows * c) { buffer in
+                    let (xt, gt, ot) = (buffer.baseAddress!, buffer.baseAddress! + tileRows * c, buffer.baseAddress! + 2 * tileRows * c)
+                    let k = cp.p.assumingMemoryBound(to: Float.self)
+                    var r0 = rows.lowerBound
+                    while r0 < rows.upperBound {
+                        // Tiles within one sample (the coefficients are per sample).
+                        let sample = r0 / s
+                        let r1 = Swift.min(rows.upperBound, (sample + 1) * s, r0 + tileRows)
+                        let (first, count) = (r0 * c, (r1 - r0) * c)
+                        let target = out.bf16 != nil ? ot : out.f32!.p + first
+                        AVX512Kernels.siluGradApply(floats(E.self, xs.p, first, count, xt), floats(D.self, gs.p, first, count, gt),
+                                                    k: k + 5 * sample * c, rows: r1 - r0, c: c, target)
+                        if let o16 = out.bf16 { BFloat16Runs.narrow(ot, 1, o16.p + first, 1, count) }
+                        r0 = r1
+                    }
+                }
+            }
+        }
+    }
+}

@@ -42,14 +42,14 @@ extension Tensor {
             // dy as it comes when bf16 (widened in the kernel's loads), else as float32; laid out as x.
             let g1 = g.dtype == .bfloat16 ? g : g.asFloat32()
             let gy = channelsLast ? g1.channelsLast() : g1.contiguous()
-            // A bf16 x gets a bf16 dx, written by the kernel (the float32 one is its scratch).
-            let dx = Tensor(uninitializedShape: x.shape, strides: x.strides, dtype: .float32)
-            let dx16 = xType == .bfloat16 ? Tensor(uninitializedShape: x.shape, strides: x.strides, dtype: .bfloat16) : nil
+            // A bf16 x gets a bf16 dx, written by the kernel.
+            let dx = Tensor(uninitializedShape: x.shape, strides: x.strides, dtype: xType == .bfloat16 ? .bfloat16 : .float32)
+            let bf16 = dx.dtype == .bfloat16
             let (dgamma, dbeta) = kernel.backward(x.baseAddress, gy.baseAddress, dyBF16: gy.dtype == .bfloat16,
-                                                  dx.pointer(as: Float.self), dxBF16: dx16?.pointer(as: UInt16.self),
+                                                  bf16 ? nil : dx.pointer(as: Float.self), dxBF16: bf16 ? dx.pointer(as: UInt16.self) : nil,
                                                   mean: stats.mean, rstd: stats.rstd,
                                                   gamma: gamma?.pointer(as: Float.self), beta: beta?.pointer(as: Float.self))
-            var grads: [Tensor?] = [dx16 ?? dx.to(xType)]
+            var grads: [Tensor?] = [dx.to(xType)]
             if hasW { grads.append(Tensor(dgamma)) }
             if hasB { grads.append(Tensor(dbeta)) }
             // The shift's gradient: dL/dz summed over each (n, c)'s positions.
