@@ -44,4 +44,18 @@ import Tensors
             return matmul(h.layerNorm(), p[1]).logSoftmax(axis: 1)
         }
     }
+
+    /// Gradients of a value used several times are summed in place only into buffers nobody
+    /// else holds: the caller's seed and the tensors a rule hands to two inputs stay as they
+    /// were, and the sums are right (float32 and bf16).
+    @Test func summedGradientsLeaveSharedTensorsAlone() {
+        for dtype in [DType.float32, .bfloat16] {
+            let x = Tensor([1, 2, 3, 4], shape: [2, 2]).to(dtype)
+            let seed = Tensor([1, 2, 4, 8], shape: [2, 2]).to(dtype)
+            let before = seed.to(.float32).scalars
+            let (_, grads) = pullback(at: [x], seed: seed) { t in (t[0] + t[0]) + t[0] * 3 + t[0] }
+            #expect(grads[0].to(.float32).scalars == before.map { $0 * 6 }, "\(dtype)")
+            #expect(seed.to(.float32).scalars == before, "\(dtype): the seed was written")
+        }
+    }
 }

@@ -57,14 +57,15 @@ with torch.no_grad():
     emit("attention PV 128x256x256x64", "float32", "rowmajor", lambda: torch.matmul(p, v))
 
 name = "attention 64x2x256x32"
-q, k, v = (torch.randn(64, 256, 2, 32).permute(0, 2, 1, 3) for _ in range(3))
-with torch.no_grad():
-    emit(name + " fwd", "float32", "strided-heads", lambda: F.scaled_dot_product_attention(q, k, v))
-qg, kg, vg = (t.detach().requires_grad_() for t in (q, k, v))
-def attention_step():
-    F.scaled_dot_product_attention(qg, kg, vg).sum().backward()
-    qg.grad = kg.grad = vg.grad = None
-emit(name + " fwd+bwd", "float32", "strided-heads", attention_step)
+for dt, dname in [(torch.float32, "float32"), (torch.bfloat16, "bfloat16")]:
+    q, k, v = (torch.randn(64, 256, 2, 32).to(dt).permute(0, 2, 1, 3) for _ in range(3))
+    with torch.no_grad():
+        emit(name + " fwd", dname, "strided-heads", lambda: F.scaled_dot_product_attention(q, k, v))
+    qg, kg, vg = (t.detach().requires_grad_() for t in (q, k, v))
+    def attention_step():
+        F.scaled_dot_product_attention(qg, kg, vg).sum().backward()
+        qg.grad = kg.grad = vg.grad = None
+    emit(name + " fwd+bwd", dname, "strided-heads", attention_step)
 
 name = "groupnorm+silu 64x64x32x32 g32"
 for layout, fmt in [("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)]:

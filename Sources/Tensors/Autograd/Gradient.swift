@@ -71,7 +71,15 @@ private func backpropagate(_ tape: Tape, from output: Tensor, seed: Tensor) -> [
             guard k < inputGrads.count, let gk = inputGrads[k] else { continue }
             check(gk.shape == tape.entries[input].shape, "gradient",
                   "rule of \(tape.entries[i].op) gave a gradient of shape \(gk.shape) for an input of shape \(tape.entries[input].shape)")
-            grads[input] = grads[input].map { $0 + gk } ?? gk
+            // Summed in place where the first gradient's buffer is not shared (no copy of
+            // a full activation-sized tensor per extra consumer).
+            if var sum = grads[input] {
+                grads[input] = nil
+                sum.accumulate(gk)
+                grads[input] = sum
+            } else {
+                grads[input] = gk
+            }
         }
     }
     return grads

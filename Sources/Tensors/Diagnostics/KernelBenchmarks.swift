@@ -134,6 +134,7 @@ public enum KernelBenchmarks {
         list.append(matmul(name: "attention QK^T 128x256x256x64", a: [128, 256, 64], b: [128, 256, 64], transposeB: true))
         list.append(matmul(name: "attention PV 128x256x256x64", a: [128, 256, 256], b: [128, 256, 64], transposeB: false))
         list += attention(batch: 64, heads: 2, length: 256, dim: 32)
+        if FusedAttention.bf16Available { list += attention(batch: 64, heads: 2, length: 256, dim: 32, dtype: .bfloat16) }
         list += groupNormSiLU(batch: 64, channels: 64, size: 32, groups: 32)
         list += elementwise()
         return list
@@ -179,20 +180,20 @@ public enum KernelBenchmarks {
 
     /// Scaled dot-product self-attention as the U-Net runs it (heads as strided views of
     /// [B, L, H, D]): forward, and forward + backward.
-    private static func attention(batch: Int, heads: Int, length: Int, dim: Int) -> [KernelBenchmark] {
+    private static func attention(batch: Int, heads: Int, length: Int, dim: Int, dtype: DType = .float32) -> [KernelBenchmark] {
         let name = "attention \(batch)x\(heads)x\(length)x\(dim)"
         let forward = 4.0 * Double(batch * heads * length * length * dim)
         @Sendable func inputs() -> [Tensor] {
             let rng = PhiloxGenerator(seed: 3)
-            return (0..<3).map { _ in rng.normal([batch, length, heads, dim]).permuted(0, 2, 1, 3) }
+            return (0..<3).map { _ in rng.normal([batch, length, heads, dim]).to(dtype).permuted(0, 2, 1, 3) }
         }
         return [
-            KernelBenchmark(name: name + " fwd", dtype: .float32, flops: forward, bytes: 0, path: "fused, LIBXSMM GEMMs", algorithm: "fused-attention") {
+            KernelBenchmark(name: name + " fwd", dtype: dtype, flops: forward, bytes: 0, path: "fused, LIBXSMM GEMMs", algorithm: "fused-attention") {
                 let x = inputs()
                 return { _ = scaledDotProductAttention(query: x[0], key: x[1], value: x[2]) }
             },
             // The backward pass recomputes the scores: 5 products of the forward's size over 2.
-            KernelBenchmark(name: name + " fwd+bwd", dtype: .float32, flops: forward * 3.5, bytes: 0, path: "fused, LIBXSMM GEMMs", algorithm: "fused-attention") {
+            KernelBenchmark(name: name + " fwd+bwd", dtype: dtype, flops: forward * 3.5, bytes: 0, path: "fused, LIBXSMM GEMMs", algorithm: "fused-attention") {
                 let x = inputs()
                 return { _ = valueAndGradient(at: x) { t in scaledDotProductAttention(query: t[0], key: t[1], value: t[2]).sum() } }
             },

@@ -123,6 +123,20 @@ extension Tensor {
     public static func + (a: Tensor, b: Tensor) -> Tensor {
         binary("add", a, b, Pointwise.Add()) { g, _, _, _ in (g, g) }
     }
+
+    /// self += other: in place when self is the only holder of its dense storage (a gradient
+    /// being summed during backpropagation) and both have its shape and type, else the sum in
+    /// a new tensor. Never recorded on a tape.
+    mutating func accumulate(_ other: Tensor) {
+        guard dtype == other.dtype, dtype == .float32 || dtype == .bfloat16, shape == other.shape, isDense,
+              isKnownUniquelyReferenced(&storage) else {
+            self = detached() + other.detached()
+            return
+        }
+        node = nil
+        storage.markMutated()
+        ElementwiseRunner.binary(Pointwise.Add(), a: self, b: other, out: self)
+    }
     public static func - (a: Tensor, b: Tensor) -> Tensor {
         binary("sub", a, b, Pointwise.Sub()) { g, _, _, _ in (g, -g) }
     }
