@@ -21,7 +21,7 @@ public enum AVX512Kernels {
 
     /// e^x as `VectorMath.exp` (x = n ln2 + r, Cephes expf's degree-6 polynomial, 2^n as two
     /// factors, NaN kept).
-    @inline(__always) static func exp(_ x: V) -> V {
+    @_transparent static func exp(_ x: V) -> V {
         var xc = x.replacing(with: splat(-104), where: splat(-104) .> x)
         xc = xc.replacing(with: splat(89), where: splat(89) .< xc)
         let shifted = xc * 1.44269504088896341 + 12582912.0
@@ -41,7 +41,7 @@ public enum AVX512Kernels {
         return result.replacing(with: x, where: x .!= x)
     }
 
-    @inline(__always) static func pow2(_ n: SIMD16<Int32>) -> V { unsafeBitCast((n &+ 127) &<< 23, to: V.self) }
+    @_transparent static func pow2(_ n: SIMD16<Int32>) -> V { unsafeBitCast((n &+ 127) &<< 23, to: V.self) }
 
     @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
     @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
@@ -58,7 +58,7 @@ public enum AVX512Kernels {
     }
 
     /// z sigmoid(z), as Tensors' SiLUActivation: z / ... written as z * (1 / (1 + e^-z)).
-    @inline(__always) static func silu(_ z: V) -> V { z * (1 / (1 + exp(-z))) }
+    @_transparent static func silu(_ z: V) -> V { z * (1 / (1 + exp(-z))) }
 
     /// y[i] = silu(x[i] a[i] + b[i]) for i < n (x may be y): a channels-last row of a
     /// normalisation with its fused SiLU.
@@ -143,7 +143,7 @@ public enum AVX512Kernels {
 /// rows of c channels, float32, per-channel coefficients.
 extension AVX512Kernels {
     /// dL/dz for dL/dy at z, as Tensors' SiLUActivation.grad: dy s (1 + z (1 - s)), s = sigmoid z.
-    @inline(__always) static func siluGrad(_ dy: V, _ z: V) -> V {
+    @_transparent static func siluGrad(_ dy: V, _ z: V) -> V {
         let s = 1 / (1 + exp(-z))
         return dy * s * (1 + z * (1 - s))
     }
@@ -202,6 +202,115 @@ extension AVX512Kernels {
                 let xv = load(xr + ch, m)
                 let dz = siluGrad(load(gr + ch, m), load(k + c + ch, m).addingProduct(xv, load(k + ch, m)))
                 store(load(k + 4 * c + ch, m).addingProduct(load(k + 3 * c + ch, m), xv).addingProduct(dz, load(k + 2 * c + ch, m)), or + ch, m)
+            }
+        }
+    }
+}
+
+/// The same GroupNorm rows on bfloat16 data, widened and rounded in registers (no float32
+/// tiles). 32 channels are loaded as 16 32-bit words and split into the even and the odd
+/// channels (a shift and a mask: the conversions between 16- and 32-bit lanes compile to
+/// scalar code), so the per-channel coefficients come in that order too (`pairOrder`), and c
+/// is a multiple of 32. Each gives the bits its float32 twin gives on the widened values, the
+/// output rounded as `narrow` (to nearest even, NaN kept).
+extension AVX512Kernels {
+    /// 32 bf16 values as float32: (the even ones, the odd ones).
+    @inline(__always) static func loadPairs(_ p: UnsafePointer<UInt16>) -> (V, V) {
+        let w = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt32>.self)
+        return (unsafeBitCast(w &<< 16, to: V.self), unsafeBitCast(w & 0xFFFF_0000, to: V.self))
+    }
+
+    /// The float32 bits of v rounded to bf16 (nearest even, NaN quieted), in the high halves.
+    @inline(__always) static func roundedHigh(_ v: V) -> SIMD16<UInt32> {
+        let bits = unsafeBitCast(v, to: SIMD16<UInt32>.self)
+        let rounded = bits &+ 0x7FFF &+ ((bits &>> 16) & 1)
+        let nan = 0 &- ((0x7F80_0000 &- (bits & 0x7FFF_FFFF)) &>> 31)
+        return (rounded & ~nan) | ((bits | 0x40_0000) & nan)
+    }
+
+    /// Stores 32 bf16 values from (even, odd) float32 lanes.
+    @inline(__always) static func storePairs(_ even: V, _ odd: V, _ p: UnsafeMutablePointer<UInt16>) {
+        let w = (roundedHigh(even) &>> 16) | (roundedHigh(odd) & 0xFFFF_0000)
+        UnsafeMutableRawPointer(p).storeBytes(of: w, as: SIMD16<UInt32>.self)
+    }
+
+    /// values (c of them, c a multiple of 32) reordered as the kernels below read
+    /// coefficients: each block of 32 as its 16 even entries, then its 16 odd ones.
+    public static func pairOrder(_ values: UnsafePointer<Float>, _ c: Int, into out: UnsafeMutablePointer<Float>) {
+        for block in stride(from: 0, to: c, by: 32) {
+            for j in 0..<16 {
+                out[block + j] = values[block + 2 * j]
+                out[block + 16 + j] = values[block + 2 * j + 1]
+            }
+        }
+    }
+
+    /// The inverse of `pairOrder`.
+    public static func naturalOrder(_ values: UnsafePointer<Float>, _ c: Int, into out: UnsafeMutablePointer<Float>) {
+        for block in stride(from: 0, to: c, by: 32) {
+            for j in 0..<16 {
+                out[block + 2 * j] = values[block + j]
+                out[block + 2 * j + 1] = values[block + 16 + j]
+            }
+        }
+    }
+
+    /// y = silu(x a + b) over `rows` rows of c channels, bf16 in and out (a, b in `pairOrder`).
+    @inline(never)
+    public static func siluAffine(bf16 x: UnsafePointer<UInt16>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                  _ y: UnsafeMutablePointer<UInt16>, rows: Int, c: Int) {
+        for r in 0..<rows {
+            var ch = 0
+            while ch < c {
+                let (xe, xo) = loadPairs(x + r * c + ch)
+                storePairs(silu(load(b + ch).addingProduct(xe, load(a + ch))),
+                           silu(load(b + ch + 16).addingProduct(xo, load(a + ch + 16))), y + r * c + ch)
+                ch += 32
+            }
+        }
+    }
+
+    /// `siluGradSums` on bf16 x and dy (a, b, acc1, acc2 in `pairOrder`).
+    @inline(never)
+    public static func siluGradSums(bf16 x: UnsafePointer<UInt16>, _ dy: UnsafePointer<UInt16>, a: UnsafePointer<Float>,
+                                    b: UnsafePointer<Float>, rows: Int, c: Int,
+                                    acc1: UnsafeMutablePointer<Float>, acc2: UnsafeMutablePointer<Float>) {
+        var ch = 0
+        while ch < c {
+            let (ae, ao, be, bo) = (load(a + ch), load(a + ch + 16), load(b + ch), load(b + ch + 16))
+            var e1 = V(), e2 = V(), o1 = V(), o2 = V()
+            for r in 0..<rows {
+                let (xe, xo) = loadPairs(x + r * c + ch)
+                let (ge, go) = loadPairs(dy + r * c + ch)
+                let dze = siluGrad(ge, be.addingProduct(xe, ae)), dzo = siluGrad(go, bo.addingProduct(xo, ao))
+                e1 = e1.addingProduct(dze, xe)
+                e2 += dze
+                o1 = o1.addingProduct(dzo, xo)
+                o2 += dzo
+            }
+            store(load(acc1 + ch) + e1, acc1 + ch)
+            store(load(acc2 + ch) + e2, acc2 + ch)
+            store(load(acc1 + ch + 16) + o1, acc1 + ch + 16)
+            store(load(acc2 + ch + 16) + o2, acc2 + ch + 16)
+            ch += 32
+        }
+    }
+
+    /// `siluGradApply` on bf16 x and dy, out bf16 (k's five rows each in `pairOrder`).
+    @inline(never)
+    public static func siluGradApply(bf16 x: UnsafePointer<UInt16>, _ dy: UnsafePointer<UInt16>, k: UnsafePointer<Float>,
+                                     rows: Int, c: Int, _ out: UnsafeMutablePointer<UInt16>) {
+        @inline(__always) func dx(_ xv: V, _ g: V, _ ch: Int) -> V {
+            let dz = siluGrad(g, load(k + c + ch).addingProduct(xv, load(k + ch)))
+            return load(k + 4 * c + ch).addingProduct(load(k + 3 * c + ch), xv).addingProduct(dz, load(k + 2 * c + ch))
+        }
+        for r in 0..<rows {
+            var ch = 0
+            while ch < c {
+                let (xe, xo) = loadPairs(x + r * c + ch)
+                let (ge, go) = loadPairs(dy + r * c + ch)
+                storePairs(dx(xe, ge, ch), dx(xo, go, ch + 16), out + r * c + ch)
+                ch += 32
             }
         }
     }

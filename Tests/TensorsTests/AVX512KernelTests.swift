@@ -83,6 +83,46 @@ import TensorsAVX512
         }
     }
 
+    /// The bf16 rows (32 channels split into even and odd lanes, coefficients in pair order)
+    /// give the float32 rows' bits on the widened values, rounded to bf16 as BFloat16Runs.
+    @Test func bf16RowsAreTheFloat32RowsRounded() throws {
+        guard CPUFeatures.avx512 else { return }
+        let (rows, c) = (3, 64)
+        func bf16(_ v: [Float]) -> [UInt16] { v.map { BFloat16Runs.narrow($0.bitPattern) } }
+        func wide(_ h: [UInt16]) -> [Float] { h.map { Float(bitPattern: UInt32($0) << 16) } }
+        func paired(_ v: [Float]) -> [Float] {
+            var out = v
+            for start in stride(from: 0, to: v.count, by: c) {
+                v.withUnsafeBufferPointer { AVX512Kernels.pairOrder($0.baseAddress! + start, c, into: &out[start]) }
+            }
+            return out
+        }
+        let x = bf16(Self.values(rows * c, seed: 21).map { $0.isNaN ? .nan : $0 / 4 })
+        let dy = bf16(Self.values(rows * c, seed: 22).map { $0.isNaN ? 1 : $0 / 8 })
+        let k = Self.values(5 * c, seed: 23).map { $0.isNaN ? 2 : $0 / 30 }
+        // Forward.
+        var y16 = [UInt16](repeating: 0, count: rows * c), y32 = [Float](repeating: 0, count: rows * c)
+        let (pa, pb) = (paired(Array(k[..<c])), paired(Array(k[c..<(2 * c)])))
+        AVX512Kernels.siluAffine(bf16: x, pa, pb, &y16, rows: rows, c: c)
+        for r in 0..<rows {
+            wide(x).withUnsafeBufferPointer { xp in
+                y32.withUnsafeMutableBufferPointer { yp in
+                    AVX512Kernels.siluAffine(xp.baseAddress! + r * c, Array(k[..<c]), Array(k[c..<(2 * c)]), yp.baseAddress! + r * c, c)
+                }
+            }
+        }
+        #expect(y16 == bf16(y32))
+        // Backward sums and dx.
+        var acc1 = [Float](repeating: 0, count: c), acc2 = acc1, want1 = acc1, want2 = acc1
+        AVX512Kernels.siluGradSums(bf16: x, dy, a: pa, b: pb, rows: rows, c: c, acc1: &acc1, acc2: &acc2)
+        AVX512Kernels.siluGradSums(wide(x), wide(dy), a: k, b: Array(k[c...]), rows: rows, c: c, acc1: &want1, acc2: &want2)
+        #expect(Self.same(paired(want1), acc1) && Self.same(paired(want2), acc2))
+        var dx16 = [UInt16](repeating: 0, count: rows * c), dx32 = [Float](repeating: 0, count: rows * c)
+        AVX512Kernels.siluGradApply(bf16: x, dy, k: paired(k), rows: rows, c: c, &dx16)
+        AVX512Kernels.siluGradApply(wide(x), wide(dy), k: k, rows: rows, c: c, &dx32)
+        #expect(dx16 == bf16(dx32))
+    }
+
     @Test func exponentiationIsVectorMathExp() throws {
         guard CPUFeatures.avx512 else { return }
         for n in Self.lengths {

@@ -68,14 +68,16 @@ for dt, dname in [(torch.float32, "float32"), (torch.bfloat16, "bfloat16")]:
     emit(name + " fwd+bwd", dname, "strided-heads", attention_step)
 
 name = "groupnorm+silu 64x64x32x32 g32"
-for layout, fmt in [("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)]:
-    x = torch.randn(64, 64, 32, 32).to(memory_format=fmt).requires_grad_()
+for (layout, fmt), (dt, dname) in [(l, d) for d in [(torch.float32, "float32"), (torch.bfloat16, "bfloat16")]
+                                   for l in [("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)]]:
+    # bf16: as autocast runs it in a bf16 model (group_norm takes bf16 in, bf16 out on CPU).
+    x = torch.randn(64, 64, 32, 32).to(dt).to(memory_format=fmt).requires_grad_()
     w = (torch.randn(64) + 1).requires_grad_(); b = torch.randn(64).requires_grad_()
-    gy = torch.randn(64, 64, 32, 32).to(memory_format=fmt)
+    gy = torch.randn(64, 64, 32, 32).to(dt).to(memory_format=fmt)
     with torch.no_grad():
-        emit(name + " fwd", "float32", layout, lambda: F.silu(F.group_norm(x, 32, w, b)))
+        emit(name + " fwd", dname, layout, lambda: F.silu(F.group_norm(x, 32, w, b)))
     y = F.silu(F.group_norm(x, 32, w, b))
-    emit(name + " bwd", "float32", layout, lambda: torch.autograd.grad(y, (x, w, b), gy, retain_graph=True))
+    emit(name + " bwd", dname, layout, lambda: torch.autograd.grad(y, (x, w, b), gy, retain_graph=True))
 
 with torch.no_grad():
     cl = lambda *s: torch.randn(*s).to(memory_format=torch.channels_last)

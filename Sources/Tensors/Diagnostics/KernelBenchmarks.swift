@@ -136,6 +136,7 @@ public enum KernelBenchmarks {
         list += attention(batch: 64, heads: 2, length: 256, dim: 32)
         if FusedAttention.bf16Available { list += attention(batch: 64, heads: 2, length: 256, dim: 32, dtype: .bfloat16) }
         list += groupNormSiLU(batch: 64, channels: 64, size: 32, groups: 32)
+        list += groupNormSiLU(batch: 64, channels: 64, size: 32, groups: 32, dtype: .bfloat16)
         list += elementwise()
         return list
     }
@@ -245,37 +246,43 @@ public enum KernelBenchmarks {
         ]
     }
 
-    private static func groupNormSiLU(batch: Int, channels: Int, size: Int, groups: Int) -> [KernelBenchmark] {
+    private static func groupNormSiLU(batch: Int, channels: Int, size: Int, groups: Int, dtype: DType = .float32) -> [KernelBenchmark] {
         let shape = [batch, channels, size, size]
         let elements = Double(shape.reduce(1, *))
-        let kernel = GroupNormKernel(n: batch, c: channels, s: size * size, groups: groups, channelsLast: true, eps: 1e-5, silu: true)
+        let bf16 = dtype == .bfloat16
+        let kernel = {
+            var k = GroupNormKernel(n: batch, c: channels, s: size * size, groups: groups, channelsLast: true, eps: 1e-5, silu: true)
+            k.xBF16 = bf16
+            return k
+        }()
         let name = "groupnorm+silu \(batch)x\(channels)x\(size)x\(size) g\(groups)"
+        let bytes = Double(dtype.byteSize)
         @Sendable func inputs() -> (Tensor, Tensor, Tensor, Tensor) {
             let rng = PhiloxGenerator(seed: 3)
-            return (rng.normal(shape).channelsLast(), rng.normal(shape).channelsLast(),
+            return (rng.normal(shape).to(dtype).channelsLast(), rng.normal(shape).to(dtype).channelsLast(),
                     rng.normal([channels]) + 1, rng.normal([channels]))
         }
         return [
             // Forward reads x twice (statistics, then normalise) and writes y.
-            KernelBenchmark(name: name + " fwd", dtype: .float32, flops: 12 * elements, bytes: 12 * elements,
+            KernelBenchmark(name: name + " fwd", dtype: dtype, flops: 12 * elements, bytes: 3 * bytes * elements,
                             path: "Swift SIMD, NHWC, fused SiLU", algorithm: "swift-simd") {
                 let (x, _, w, b) = inputs()
-                let y = Tensor.zeros(shape)
+                let y = Tensor.zeros(shape, dtype: dtype)
                 return {
-                    _ = kernel.forward(x.pointer(as: Float.self), y.pointer(as: Float.self),
+                    _ = kernel.forward(x.baseAddress, y.baseAddress, yBF16: bf16,
                                        gamma: w.pointer(as: Float.self), beta: b.pointer(as: Float.self))
                 }
             },
             // Backward reads x and dy twice each and writes dx.
-            KernelBenchmark(name: name + " bwd", dtype: .float32, flops: 30 * elements, bytes: 20 * elements,
+            KernelBenchmark(name: name + " bwd", dtype: dtype, flops: 30 * elements, bytes: 5 * bytes * elements,
                             path: "Swift SIMD, NHWC, fused SiLU", algorithm: "swift-simd") {
                 let (x, gy, w, b) = inputs()
-                let y = Tensor.zeros(shape), dx = Tensor.zeros(shape)
-                let stats = kernel.forward(x.pointer(as: Float.self), y.pointer(as: Float.self),
+                let y = Tensor.zeros(shape, dtype: dtype), dx = Tensor.zeros(shape, dtype: dtype)
+                let stats = kernel.forward(x.baseAddress, y.baseAddress, yBF16: bf16,
                                            gamma: w.pointer(as: Float.self), beta: b.pointer(as: Float.self))
                 return {
-                    _ = kernel.backward(x.pointer(as: Float.self), gy.pointer(as: Float.self), dx.pointer(as: Float.self),
-                                        mean: stats.mean, rstd: stats.rstd,
+                    _ = kernel.backward(x.baseAddress, gy.baseAddress, dyBF16: bf16, bf16 ? nil : dx.pointer(as: Float.self),
+                                        dxBF16: bf16 ? dx.pointer(as: UInt16.self) : nil, mean: stats.mean, rstd: stats.rstd,
                                         gamma: w.pointer(as: Float.self), beta: b.pointer(as: Float.self))
                 }
             },
