@@ -252,7 +252,7 @@ enum ConvolutionKernel {
         case .forward:
             if g.dual != nil { list.append(.onednnDual) }
             if fp32 && BRGEMMConvolution.supports(g) { list.append(.brgemm) }
-            if fp32 && WinogradConvolution.supports(g) && WinogradConvolution.worthItsMemory(g) { list.append(.winograd) }
+            if fp32 && WinogradConvolution.supports(g) && WinogradConvolution.worthItsMemoryForward(g) { list.append(.winograd) }
         case .backwardData:
             if fp32, let dual = g.dual, BRGEMMConvolution.supports(dual) { list.append(.brgemm) }
             if fp32, let dual = g.dual, WinogradConvolution.supports(dual), WinogradConvolution.worthItsMemory(dual) { list.append(.winograd) }

@@ -40,6 +40,15 @@ enum WinogradConvolution {
         36 * g.outChannels <= 2 * g.batch * g.height * g.width
     }
 
+    /// For the forward pass, also where the transformed weights are at most 24 MB: the
+    /// 256-channel convolutions of ddpm-cifar10 at batch 8 and 16x16 (9.4 MB each; its
+    /// evaluation 0.45 -> 0.35 s, peak RSS +164 MB), not SD's 640-channel ones (59 MB each)
+    /// nor its VAE's 512-channel ones at 64x64 (38 MB). (The backward-data pass keeps the
+    /// rule above: its dual at 8x8 timed faster than it ran within a training step.)
+    static func worthItsMemoryForward(_ g: ConvGeometry) -> Bool {
+        worthItsMemory(g) || 36 * g.outChannels * (g.inChannels / g.groups) * 4 <= 24 << 20
+    }
+
     /// G g for F(4, 3): a 3-tap filter into the six points of the transform domain.
     @inline(__always)
     private static func filterTransform(_ g0: Vec8, _ g1: Vec8, _ g2: Vec8) -> Six {
