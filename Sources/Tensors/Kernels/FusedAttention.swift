@@ -181,7 +181,9 @@ enum FusedAttention {
         var mv = Vec8(repeating: -.infinity)
         var j = 0
         while j + 8 <= n { mv = VectorMath.max(mv, Lanes.load(x + j, 1) * sv); j += 8 }
-        var m = mv.max()
+        // By halves: SIMD's max() is a scalar loop of compares and branches.
+        let m4 = VectorMath.max4(mv.lowHalf, mv.highHalf)
+        var m = Swift.max(Swift.max(m4[0], m4[1]), Swift.max(m4[2], m4[3]))
         while j < n { m = Swift.max(m, x[j] * scale); j += 1 }
         let mm = Vec8(repeating: m)
         var sum = Vec8()
