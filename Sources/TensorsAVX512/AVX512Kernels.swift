@@ -332,3 +332,31 @@ extension AVX512Kernels {
         }
     }
 }
+
+extension AVX512Kernels {
+    /// GroupNorm's statistics on bf16 rows: over `rows` rows of c channels, acc1[ch] +=
+    /// sum (x - shift), acc2[ch] += sum (x - shift)^2, `shift` one row of c values (all in
+    /// `pairOrder`, c a multiple of 32); float32 sums over the rows, lane by lane in row order.
+    @inline(never)
+    public static func shiftedSums(bf16 x: UnsafePointer<UInt16>, shift: UnsafePointer<UInt16>, rows: Int, c: Int,
+                                   acc1: UnsafeMutablePointer<Float>, acc2: UnsafeMutablePointer<Float>) {
+        var ch = 0
+        while ch < c {
+            let (se, so) = loadPairs(shift + ch)
+            var e1 = V(), e2 = V(), o1 = V(), o2 = V()
+            for r in 0..<rows {
+                let (xe, xo) = loadPairs(x + r * c + ch)
+                let (de, dd) = (xe - se, xo - so)
+                e1 += de
+                e2 = e2.addingProduct(de, de)
+                o1 += dd
+                o2 = o2.addingProduct(dd, dd)
+            }
+            store(load(acc1 + ch) + e1, acc1 + ch)
+            store(load(acc2 + ch) + e2, acc2 + ch)
+            store(load(acc1 + ch + 16) + o1, acc1 + ch + 16)
+            store(load(acc2 + ch + 16) + o2, acc2 + ch + 16)
+            ch += 32
+        }
+    }
+}

@@ -84,7 +84,8 @@ import TensorsAVX512
     }
 
     /// The bf16 rows (32 channels split into even and odd lanes, coefficients in pair order)
-    /// give the float32 rows' bits on the widened values, rounded to bf16 as BFloat16Runs.
+    /// give the float32 rows' bits on the widened values, rounded to bf16 as BFloat16Runs;
+    /// the statistics' shifted sums the 8-lane pass's.
     @Test func bf16RowsAreTheFloat32RowsRounded() throws {
         guard CPUFeatures.avx512 else { return }
         let (rows, c) = (3, 64)
@@ -121,6 +122,19 @@ import TensorsAVX512
         AVX512Kernels.siluGradApply(bf16: x, dy, k: paired(k), rows: rows, c: c, &dx16)
         AVX512Kernels.siluGradApply(wide(x), wide(dy), k: k, rows: rows, c: c, &dx32)
         #expect(dx16 == bf16(dx32))
+        // Statistics: shifted sums per channel, in row order in float32, as the 8-lane pass.
+        var s1 = [Float](repeating: 0, count: c), s2 = s1
+        AVX512Kernels.shiftedSums(bf16: x, shift: Array(x[c..<(2 * c)]), rows: rows, c: c, acc1: &s1, acc2: &s2)
+        var want3 = [Float](repeating: 0, count: c), want4 = want3
+        let xw = wide(x)
+        for ch in 0..<c {
+            for r in 0..<rows {
+                let d = xw[r * c + ch] - xw[c + ch]
+                want3[ch] += d
+                want4[ch] = VectorMath.fma(Vec8(repeating: d), Vec8(repeating: d), Vec8(repeating: want4[ch]))[0]
+            }
+        }
+        #expect(Self.same(paired(want3), s1) && Self.same(paired(want4), s2))
     }
 
     @Test func exponentiationIsVectorMathExp() throws {

@@ -81,6 +81,31 @@ extension GroupNormKernel {
         }
     }
 
+    /// The channels-last statistics of bf16 x (c a multiple of 32) on 16 lanes in registers
+    /// (`AVX512Kernels.shiftedSums`), tile by tile as the 8-lane pass: the same bits.
+    func statistics16(_ x: UnsafeRawPointer, _ base: Int, _ range: Range<Int>, _ acc1: UnsafeMutablePointer<Double>,
+                      _ acc2: UnsafeMutablePointer<Double>) {
+        let xh = x.assumingMemoryBound(to: UInt16.self)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * c) { buffer in
+            let (t1, t2, scratch) = (buffer.baseAddress!, buffer.baseAddress! + c, buffer.baseAddress! + 2 * c)
+            var q0 = range.lowerBound
+            while q0 < range.upperBound {
+                let q1 = Swift.min(range.upperBound, q0 + GroupNormKernel.tile)
+                t1.initialize(repeating: 0, count: 2 * c)
+                AVX512Kernels.shiftedSums(bf16: xh + base + q0 * c, shift: xh + base, rows: q1 - q0, c: c, acc1: t1, acc2: t2)
+                for t in [t1, t2] {
+                    AVX512Kernels.naturalOrder(t, c, into: scratch)
+                    t.update(from: scratch, count: c)
+                }
+                for ch in 0..<c {
+                    acc1[ch] += Double(t1[ch])
+                    acc2[ch] += Double(t2[ch])
+                }
+                q0 = q1
+            }
+        }
+    }
+
     /// Rows of a 16-lane backward tile: at most `tile`, and about 16 KB of float32 an operand.
     private var rows16: Int { Swift.max(1, Swift.min(GroupNormKernel.tile, 4096 / c)) }
 

@@ -110,9 +110,12 @@ struct GroupNormKernel {
     private func statistics<E: ActivationElement>(_ e: E.Type, _ x: UnsafeRawPointer) -> ([Double], [Double]) {
         let xs = RawPointer(x)
         let (c, s) = (self.c, self.s)
+        let wide = E.self == BF16Element.self && channelsLast && c % 32 == 0 && CPUFeatures.avx512
         return sums { sample, range, acc1, acc2 in
             let base = sample * c * s
-            if channelsLast {
+            if wide {
+                statistics16(x, base, range, acc1, acc2)
+            } else if channelsLast {
                 var t0 = range.lowerBound
                 while t0 < range.upperBound {
                     let t1 = Swift.min(range.upperBound, t0 + GroupNormKernel.tile)
