@@ -33,7 +33,7 @@ extension Tensor {
         // nearest upsampling's gradient): each is a strided view of the kept axes, combined
         // elementwise where they lie instead of permuting a copy so that they are adjacent.
         let reduced = axes.map { shape[$0] }.reduce(1, *)
-        if reduced <= 16 && !src.reducesInPlace(axes) {
+        guard case let (data, outer, r, inner)? = src.inPlaceGrouping(axes) ?? (reduced <= 16 ? nil : src.copiedForReduction(axes)) else {
             var offsets = [0]
             for a in axes { offsets = offsets.flatMap { o in (0..<src.shape[a]).map { o + $0 * src.strides[a] } } }
             let kept = (0..<rank).filter { !axes.contains($0) }
@@ -42,15 +42,20 @@ extension Tensor {
                                      offsets: offsets, into: out.pointer(as: Float.self))
             return out
         }
-        let (data, outer, r, inner) = src.groupedForReduction(axes)
         ReduceKernel.reduce(kind, UnsafeRawPointer(data.baseAddress), bf16: data.dtype == .bfloat16, outer: outer, reduce: r,
                             inner: inner, into: out.pointer(as: Float.self))
         return out
     }
 
-    /// Whether `groupedForReduction` reads self where it is (else it copies).
-    func reducesInPlace(_ axes: [Int]) -> Bool {
-        memoryGrouping(axes) != nil || (isContiguous && axes.last! - axes.first! + 1 == axes.count)
+    /// Self viewed as [outer, reduce, inner] with `axes` in the middle where its memory allows
+    /// that without a copy (row-major over consecutive axes, or `memoryGrouping`), else nil.
+    func inPlaceGrouping(_ axes: [Int]) -> (Tensor, Int, Int, Int)? {
+        if let inMemory = memoryGrouping(axes) { return inMemory }
+        guard isContiguous && axes.last! - axes.first! + 1 == axes.count else { return nil }
+        let outer = shape[..<axes.first!].reduce(1, *)
+        let r = axes.map { shape[$0] }.reduce(1, *)
+        let inner = shape[(axes.last! + 1)...].reduce(1, *)
+        return (self, outer, r, inner)
     }
 
     /// A dense tensor stored in another order (channels-last activations, their gradients)
@@ -72,15 +77,13 @@ extension Tensor {
 
     /// A contiguous copy (or self) viewed as [outer, reduce, inner] with `axes` in the middle.
     func groupedForReduction(_ axes: [Int]) -> (Tensor, Int, Int, Int) {
-        if let inPlace = memoryGrouping(axes) { return inPlace }
-        let consecutive = axes.last! - axes.first! + 1 == axes.count
-        if consecutive {
-            let c = contiguous()
-            let outer = shape[..<axes.first!].reduce(1, *)
-            let r = axes.map { shape[$0] }.reduce(1, *)
-            let inner = shape[(axes.last! + 1)...].reduce(1, *)
-            return (c, outer, r, inner)
-        }
+        inPlaceGrouping(axes) ?? copiedForReduction(axes)
+    }
+
+    /// `groupedForReduction` where self cannot be read in place: a row-major copy, permuted so
+    /// that `axes` come last when they are not consecutive.
+    private func copiedForReduction(_ axes: [Int]) -> (Tensor, Int, Int, Int) {
+        if axes.last! - axes.first! + 1 == axes.count { return contiguous().inPlaceGrouping(axes)! }
         let kept = (0..<rank).filter { !axes.contains($0) }
         let c = permuted(kept + axes).detached().contiguous()
         return (c, kept.map { shape[$0] }.reduce(1, *), axes.map { shape[$0] }.reduce(1, *), 1)
