@@ -13,16 +13,23 @@ struct ConvAlgorithmsBench: ParsableCommand {
     @Option(help: "Threads.")
     var threads = 2
 
-    @Option(help: "channels:size pairs (batch 64, 3x3, padding 1).")
+    @Option(help: "channels:size pairs (3x3, padding 1).")
     var shapes = "32:32,64:32,64:16,128:16,128:8,256:8"
+
+    @Option(help: "Images per batch.")
+    var batch = 64
+
+    @Option(help: "The passes to time, comma-separated: forward, backward-data, backward-weights (default: all).")
+    var passes: String?
 
     var sizes: [[Int]] { shapes.split(separator: ",").map { $0.split(separator: ":").compactMap { Int($0) } } }
 
     func run() throws {
         try applyThreadsOption(threads)
         for (c, s) in sizes.map({ ($0[0], $0[1]) }) {
-            for r in KernelBenchmarks.compareConvolutionAlgorithms(batch: 64, channels: c, size: s, iterations: iterations) {
-                print("64x\(c)x\(s)x\(s) \(r.pass.padding(toLength: 17, withPad: " ", startingAt: 0)) \(r.algorithm.padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(format: "%7.2f ms %6.1f GFLOP/s", r.ms, r.gflops))")
+            let only = passes.map { Set($0.split(separator: ",").map(String.init)) }
+            for r in KernelBenchmarks.compareConvolutionAlgorithms(batch: batch, channels: c, size: s, iterations: iterations, passes: only) {
+                print("\(batch)x\(c)x\(s)x\(s) \(r.pass.padding(toLength: 17, withPad: " ", startingAt: 0)) \(r.algorithm.padding(toLength: 18, withPad: " ", startingAt: 0)) \(String(format: "%7.2f ms %6.1f GFLOP/s", r.ms, r.gflops))")
             }
         }
     }

@@ -57,10 +57,12 @@ func expectClose(_ a: [Float], _ b: [Float], rtol: Float, _ what: String, source
         model.eval()
         let c = Self.expected[name]!
         let labels = c.class_labels.map { Tensor(integers: $0) }
-        let y = ConvolutionAlgorithm.with(order: [.winograd, .onednn]) {
-            model(Tensor(c.input, shape: c.shape), timesteps: Tensor(c.timesteps), classLabels: labels)
+        for winograd in [ConvolutionAlgorithm.winograd, .winogradStreamed] {
+            let y = ConvolutionAlgorithm.with(order: [winograd, .onednn]) {
+                model(Tensor(c.input, shape: c.shape), timesteps: Tensor(c.timesteps), classLabels: labels)
+            }
+            expectClose(y.scalars, c.output, rtol: 1e-4, "\(name) forward (\(winograd.rawValue))")
         }
-        expectClose(y.scalars, c.output, rtol: 1e-4, "\(name) forward (Winograd)")
     }
 
     /// A checkpoint that does not fit is refused with the offending names and both shapes.

@@ -11,6 +11,10 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
     /// Winograd F(4x4, 3x3) with LIBXSMM GEMMs (3x3, stride 1, float32; forward and
     /// backward-data): 4x fewer multiply-adds, rounding about 4e-6 of the output's scale.
     case winograd
+    /// Winograd F(4x4, 3x3) with the filters transformed at each call, a block of output
+    /// channels at a time (`WinogradConvolution.forwardStreamed`): for layers whose transformed
+    /// weights are too large to keep (Stable Diffusion's 640-2560 channels). Same rounding.
+    case winogradStreamed = "winograd-streamed"
 
     /// The algorithm every convolution pass must use; nil (the default) times the candidates
     /// per shape and keeps the fastest. A pass it cannot compute stops with an error naming

@@ -184,6 +184,9 @@ enum ConvolutionKernel {
         case .winograd:
             return WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), bias, g,
                                                residual: residual?.asFloat32(), silu: silu).converted(to: outType)
+        case .winogradStreamed:
+            return WinogradConvolution.forwardStreamed(x, weights: w, bias, g, residual: residual?.asFloat32(), silu: silu)
+                .converted(to: outType)
         case .onednnDual:
             return epilogue(forwardByDual(x, w, g, type), bias, residual, silu: silu, outType: outType)
         default:
@@ -201,6 +204,7 @@ enum ConvolutionKernel {
             case .brgemm: return (algorithm, { BRGEMMConvolution.forward(x, w, nil, g) })
             case .winograd:
                 return (algorithm, { WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), nil, g) })
+            case .winogradStreamed: return (algorithm, { WinogradConvolution.forwardStreamed(x, weights: w, nil, g) })
             }
         }
     }
@@ -215,6 +219,7 @@ enum ConvolutionKernel {
                 return (algorithm, { BRGEMMConvolution.forward(gy, blocked: BRGEMMConvolution.blockedForDual(w, g), nil, g.dual!) })
             case .winograd:
                 return (algorithm, { WinogradConvolution.forward(gy, transformed: WinogradConvolution.transformedDualWeights(w, g), nil, g.dual!) })
+            case .winogradStreamed: return (algorithm, { WinogradConvolution.backwardDataStreamed(gy, weights: w, g) })
             case .onednn, .onednnDual: return (algorithm, { backwardDataOneDNN(gy, w, g, type, outType: outType) })
             }
         }
@@ -252,10 +257,16 @@ enum ConvolutionKernel {
         case .forward:
             if g.dual != nil { list.append(.onednnDual) }
             if fp32 && BRGEMMConvolution.supports(g) { list.append(.brgemm) }
-            if fp32 && WinogradConvolution.supports(g) && WinogradConvolution.worthItsMemoryForward(g) { list.append(.winograd) }
+            if fp32 && WinogradConvolution.supports(g) {
+                if WinogradConvolution.keepsTransformedWeights(g, forward: true) { list.append(.winograd) }
+                list.append(.winogradStreamed)
+            }
         case .backwardData:
             if fp32, let dual = g.dual, BRGEMMConvolution.supports(dual) { list.append(.brgemm) }
-            if fp32, let dual = g.dual, WinogradConvolution.supports(dual), WinogradConvolution.worthItsMemory(dual) { list.append(.winograd) }
+            if fp32, let dual = g.dual, WinogradConvolution.supports(dual) {
+                if WinogradConvolution.keepsTransformedWeights(dual, forward: false) { list.append(.winograd) }
+                list.append(.winogradStreamed)
+            }
         case .backwardWeights:
             if fp32 && BRGEMMConvolution.supports(g) { list.append(.brgemm) }
         }

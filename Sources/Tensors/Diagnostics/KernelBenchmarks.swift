@@ -87,6 +87,7 @@ public enum KernelBenchmarks {
         case .onednnDual: return "oneDNN (dual: its backward-data kernel)"
         case .brgemm: return "LIBXSMM BRGEMM"
         case .winograd: return "Winograd F(4x4,3x3), LIBXSMM GEMMs"
+        case .winogradStreamed: return "Winograd F(4x4,3x3), filters transformed per call, LIBXSMM GEMMs"
         }
     }
 
@@ -293,7 +294,7 @@ public enum KernelBenchmarks {
 extension KernelBenchmarks {
     /// Every convolution algorithm for each pass of a 3x3 same-padding convolution,
     /// interleaved run by run so that machine noise hits all alike; median ms of each.
-    public static func compareConvolutionAlgorithms(batch: Int, channels: Int, size: Int, iterations: Int)
+    public static func compareConvolutionAlgorithms(batch: Int, channels: Int, size: Int, iterations: Int, passes: Set<String>? = nil)
         -> [(pass: String, algorithm: String, ms: Double, gflops: Double)] {
         let g = ConvGeometry(batch: batch, inChannels: channels, height: size, width: size, outChannels: channels,
                              kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1,
@@ -321,8 +322,15 @@ extension KernelBenchmarks {
                 ("backward-data", "winograd", {
                     _ = WinogradConvolution.forward(gy, transformed: WinogradConvolution.transformedDualWeights(w, g), nil, g.dual!)
                 }),
+                ("forward", "winograd-streamed", {
+                    _ = WinogradConvolution.forwardStreamed(x, weights: w, nil, g)
+                }),
+                ("backward-data", "winograd-streamed", {
+                    _ = WinogradConvolution.backwardDataStreamed(gy, weights: w, g)
+                }),
             ]
         }
+        if let passes { runs = runs.filter { passes.contains($0.0) } }
         var times = [[Double]](repeating: [], count: runs.count)
         runs = runs.map { r in (r.0, r.1, { w.storage.markMutated(); r.2() }) }  // new weights each step, as in training
         for r in runs { r.2() }

@@ -49,6 +49,15 @@ enum WinogradConvolution {
         worthItsMemory(g) || 36 * g.outChannels * (g.inChannels / g.groups) * 4 <= 24 << 20
     }
 
+    /// Whether g's transformed weights are kept between calls (cached per weight version):
+    /// when `worthItsMemory` (`worthItsMemoryForward` for a forward pass) and within the
+    /// derived-buffer cache's limit (else they would be made again at each call). Otherwise
+    /// `forwardStreamed` transforms them a block at a time, at each call.
+    static func keepsTransformedWeights(_ g: ConvGeometry, forward: Bool) -> Bool {
+        36 * g.outChannels * g.inChannels * 4 <= Storage.derivedCacheLimit
+            && (forward ? worthItsMemoryForward(g) : worthItsMemory(g))
+    }
+
     /// G g for F(4, 3): a 3-tap filter into the six points of the transform domain.
     @inline(__always)
     private static func filterTransform(_ g0: Vec8, _ g1: Vec8, _ g2: Vec8) -> Six {
@@ -63,18 +72,40 @@ enum WinogradConvolution {
     /// output channels: U[ξ][kb][c][k - kb], so that each GEMM reads its weights contiguously
     /// (a leading dimension of K floats, 1 KiB at K = 256, maps every column to the same
     /// few L1 sets). Vectorised over eight output channels.
-    private static func transform(_ p: UnsafePointer<Float>, outChannels k: Int, inChannels c: Int,
-                                  base: Int, sk: Int, sc: Int, su: Int, sv: Int) -> Storage {
+    private static func transform(_ filters: Filters, outChannels k: Int, inChannels c: Int) -> Storage {
         let out = Storage(byteCount: 36 * c * k * 4)
         let up = SendablePointer(out.base.assumingMemoryBound(to: Float.self))
-        let src = UnsafeSendablePointer(p)
         let groups = (k + 7) / 8
         Parallel.forEach(groups * c, cost: 400) { job in
             let k0 = job / c * 8, ci = job % c, lanes = Swift.min(8, k - k0)
             let kb = k0 / channelBlock * channelBlock, width = Swift.min(channelBlock, k - kb)
-            func tap(_ u: Int, _ v: Int) -> Vec8 {
+            filters.transform(k0: k0, lanes: lanes, c: ci, into: up.p + kb * c + ci * width + k0 - kb, xiStride: c * k)
+        }
+        return out
+    }
+
+    /// Where a convolution's 3x3 filters lie: w[k, c, u, v] = p[base + k sk + c sc + u su + v sv]
+    /// (negative strides flip: the dual convolution's filters read from the original's).
+    struct Filters: @unchecked Sendable {
+        let p: UnsafePointer<Float>
+        let base, sk, sc, su, sv: Int
+
+        /// The filters of a forward convolution with `c` input channels, contiguous OIHW.
+        static func forward(_ p: UnsafePointer<Float>, inChannels c: Int) -> Filters {
+            Filters(p: p, base: 0, sk: c * 9, sc: 9, su: 3, sv: 1)
+        }
+
+        /// The dual's, w'[i, o, u, v] = w[o, i, 2-u, 2-v], for the original's `c` input channels.
+        static func dual(_ p: UnsafePointer<Float>, inChannels c: Int) -> Filters {
+            Filters(p: p, base: 8, sk: 9, sc: c * 9, su: -3, sv: -1)
+        }
+
+        /// U = G g G^T of the filters (k0 ..< k0 + lanes, c) into target[ξ xiStride + lane].
+        @inline(__always)
+        func transform(k0: Int, lanes: Int, c ci: Int, into target: UnsafeMutablePointer<Float>, xiStride: Int) {
+            @inline(__always) func tap(_ u: Int, _ v: Int) -> Vec8 {
                 var g = Vec8()
-                let at = src.p + base + ci * sc + u * su + v * sv + k0 * sk
+                let at = p + base + ci * sc + u * su + v * sv + k0 * sk
                 for lane in 0..<lanes { g[lane] = at[lane * sk] }
                 return g
             }
@@ -82,16 +113,15 @@ enum WinogradConvolution {
             let c0 = filterTransform(tap(0, 0), tap(1, 0), tap(2, 0))
             let c1 = filterTransform(tap(0, 1), tap(1, 1), tap(2, 1))
             let c2 = filterTransform(tap(0, 2), tap(1, 2), tap(2, 2))
-            let target = up.p + kb * c + ci * width + k0 - kb
-            func store(_ i: Int, _ a: Vec8, _ b: Vec8, _ d: Vec8) {
+            @inline(__always) func store(_ i: Int, _ a: Vec8, _ b: Vec8, _ d: Vec8) {
                 let u = filterTransform(a, b, d)
-                let at = target + i * 6 * c * k
+                let at = target + i * 6 * xiStride
                 Lanes.store(u.0, at, 1, lanes)
-                Lanes.store(u.1, at + c * k, 1, lanes)
-                Lanes.store(u.2, at + 2 * c * k, 1, lanes)
-                Lanes.store(u.3, at + 3 * c * k, 1, lanes)
-                Lanes.store(u.4, at + 4 * c * k, 1, lanes)
-                Lanes.store(u.5, at + 5 * c * k, 1, lanes)
+                Lanes.store(u.1, at + xiStride, 1, lanes)
+                Lanes.store(u.2, at + 2 * xiStride, 1, lanes)
+                Lanes.store(u.3, at + 3 * xiStride, 1, lanes)
+                Lanes.store(u.4, at + 4 * xiStride, 1, lanes)
+                Lanes.store(u.5, at + 5 * xiStride, 1, lanes)
             }
             store(0, c0.0, c1.0, c2.0)
             store(1, c0.1, c1.1, c2.1)
@@ -100,7 +130,6 @@ enum WinogradConvolution {
             store(4, c0.4, c1.4, c2.4)
             store(5, c0.5, c1.5, c2.5)
         }
-        return out
     }
 
     /// The transformed weights of `w` (OIHW), cached on its storage per version.
@@ -109,8 +138,7 @@ enum WinogradConvolution {
             let src = w.to(.float32).contiguous()
             let c = g.inChannels
             return withExtendedLifetime(src) {
-                transform(src.pointer(as: Float.self), outChannels: g.outChannels, inChannels: c,
-                          base: 0, sk: c * 9, sc: 9, su: 3, sv: 1)
+                transform(.forward(src.pointer(as: Float.self), inChannels: c), outChannels: g.outChannels, inChannels: c)
             }
         }
     }
@@ -121,8 +149,7 @@ enum WinogradConvolution {
             let src = w.to(.float32).contiguous()
             let c = g.inChannels
             return withExtendedLifetime(src) {
-                transform(src.pointer(as: Float.self), outChannels: c, inChannels: g.outChannels,
-                          base: 8, sk: 9, sc: c * 9, su: -3, sv: -1)
+                transform(.dual(src.pointer(as: Float.self), inChannels: c), outChannels: c, inChannels: g.outChannels)
             }
         }
     }
@@ -154,9 +181,7 @@ enum WinogradConvolution {
     /// (or `transformedDualWeights` for the dual geometry).
     static func forward(_ x: Tensor, transformed: Storage, _ bias: Tensor?, _ g: ConvGeometry,
                         residual: Tensor? = nil, silu: Bool = false) -> Tensor {
-        let (c, k, h, w, oh, ow) = (g.inChannels, g.outChannels, g.height, g.width, g.outH, g.outW)
-        let (tilesH, tilesW) = ((oh + 3) / 4, (ow + 3) / 4)
-        let perImage = tilesH * tilesW, tiles = g.batch * perImage
+        let (c, k, tiles) = (g.inChannels, g.outChannels, tileCount(g))
         let block = tileBlock
         let blocks = (tiles + block - 1) / block
         let y = Tensor(uninitializedShape: g.outputShape, strides: Shape.channelsLastStrides(g.outputShape), dtype: .float32)
@@ -181,46 +206,7 @@ enum WinogradConvolution {
                 let first = blockIndex * block, count = Swift.min(block, tiles - first)
                 // Input transform: V[ξ][i][c] for the block's tiles.
                 for i in 0..<count {
-                    let tile = first + i
-                    let n = tile / perImage, ty = tile % perImage / tilesW, tx = tile % tilesW
-                    let h0 = ty * 4 - g.padH, w0 = tx * 4 - g.padW
-                    let image = xp.p + n * h * w * c
-                    let inside = h0 >= 0 && h0 + 6 <= h && w0 >= 0 && w0 + 6 <= w
-                    var c0 = 0
-                    while c0 < c {
-                        let lanes = Swift.min(8, c - c0)
-                        // Rows: s[r][·] = (d B)[r] for each of the six input rows.
-                        for r in 0..<6 {
-                            let ih = h0 + r
-                            let row = image + (ih * w + w0) * c + c0
-                            var d: Six
-                            if inside && lanes == 8 {
-                                d = (Lanes.load(row, 1), Lanes.load(row + c, 1), Lanes.load(row + 2 * c, 1),
-                                     Lanes.load(row + 3 * c, 1), Lanes.load(row + 4 * c, 1), Lanes.load(row + 5 * c, 1))
-                            } else {
-                                func at(_ q: Int) -> Vec8 {
-                                    let iw = w0 + q
-                                    return ih >= 0 && ih < h && iw >= 0 && iw < w ? Lanes.load(row + q * c, 1, lanes) : Vec8()
-                                }
-                                d = (at(0), at(1), at(2), at(3), at(4), at(5))
-                            }
-                            let t = inputTransform(d)
-                            (s[r * 6], s[r * 6 + 1], s[r * 6 + 2], s[r * 6 + 3], s[r * 6 + 4], s[r * 6 + 5]) = t
-                        }
-                        // Columns: V[ξ = (i, q)] = (B^T s)[i][q].
-                        let out = v + i * c + c0
-                        let xiStride = block * c
-                        for q in 0..<6 {
-                            let t = inputTransform((s[q], s[6 + q], s[12 + q], s[18 + q], s[24 + q], s[30 + q]))
-                            Lanes.store(t.0, out + q * xiStride, 1, lanes)
-                            Lanes.store(t.1, out + (6 + q) * xiStride, 1, lanes)
-                            Lanes.store(t.2, out + (12 + q) * xiStride, 1, lanes)
-                            Lanes.store(t.3, out + (18 + q) * xiStride, 1, lanes)
-                            Lanes.store(t.4, out + (24 + q) * xiStride, 1, lanes)
-                            Lanes.store(t.5, out + (30 + q) * xiStride, 1, lanes)
-                        }
-                        c0 += lanes
-                    }
+                    inputTile(xp.p, g, tile: first + i, into: v + i * c, xiStride: block * c, scratch: s)
                 }
                 // The 36 GEMMs: M_ξ (k x tiles) = U_ξ (k x c) V_ξ (c x tiles), column-major.
                 let calls = count == block ? full : tail
@@ -233,41 +219,102 @@ enum WinogradConvolution {
                 }
                 // Output transform, bias, residual, SiLU.
                 for i in 0..<count {
-                    let tile = first + i
-                    let n = tile / perImage, ty = tile % perImage / tilesW, tx = tile % tilesW
-                    let rows = Swift.min(4, oh - ty * 4), cols = Swift.min(4, ow - tx * 4)
-                    var k0 = 0
-                    while k0 < k {
-                        let lanes = Swift.min(8, k - k0)
-                        let from = m + i * k + k0
-                        let xiStride = block * k
-                        // Rows: s[r][0..<4] = (m A)[r].
-                        for r in 0..<6 {
-                            let row = from + r * 6 * xiStride
-                            let t = outputTransform((Lanes.load(row, 1, lanes), Lanes.load(row + xiStride, 1, lanes),
-                                                     Lanes.load(row + 2 * xiStride, 1, lanes), Lanes.load(row + 3 * xiStride, 1, lanes),
-                                                     Lanes.load(row + 4 * xiStride, 1, lanes), Lanes.load(row + 5 * xiStride, 1, lanes)))
-                            (s[r * 4], s[r * 4 + 1], s[r * 4 + 2], s[r * 4 + 3]) = t
-                        }
-                        let biasLanes = bp.map { Lanes.load($0.p + k0, 1, lanes) } ?? Vec8()
-                        // Columns: Y[·][q] = A^T s[·][q], then the epilogue.
-                        for q in 0..<cols {
-                            let y = outputTransform((s[q], s[4 + q], s[8 + q], s[12 + q], s[16 + q], s[20 + q]))
-                            for r in 0..<rows {
-                                let offset = ((n * oh + ty * 4 + r) * ow + tx * 4 + q) * k + k0
-                                var value = (r == 0 ? y.0 : r == 1 ? y.1 : r == 2 ? y.2 : y.3) + biasLanes
-                                if let rp { value += Lanes.load(rp.p + offset, 1, lanes) }
-                                if silu { value = value * VectorMath.sigmoid(value) }
-                                Lanes.store(value, yp.p + offset, 1, lanes)
-                            }
-                        }
-                        k0 += lanes
-                    }
+                    outputTile(m + i * k, xiStride: block * k, channels: 0..<k, g, tile: first + i, into: yp.p,
+                               bias: bp?.p, residual: rp?.p, silu: silu, scratch: s)
                 }
             }
         }
         withExtendedLifetime((transformed, x)) {}
         return y
+    }
+
+    /// The 4x4 output tiles of g, every image's.
+    static func tileCount(_ g: ConvGeometry) -> Int { g.batch * ((g.outH + 3) / 4) * ((g.outW + 3) / 4) }
+
+    /// V[ξ][·] = B^T d B of one tile's 6x6 input patch, every channel: channel c0 of point ξ
+    /// at out[ξ xiStride + c0]. x is channels-last; the patch's outside reads zero.
+    @inline(__always)
+    static func inputTile(_ x: UnsafePointer<Float>, _ g: ConvGeometry, tile: Int, into out: UnsafeMutablePointer<Float>,
+                          xiStride: Int, scratch s: UnsafeMutablePointer<Vec8>) {
+        let (c, h, w) = (g.inChannels, g.height, g.width)
+        let tilesW = (g.outW + 3) / 4, perImage = (g.outH + 3) / 4 * tilesW
+        let n = tile / perImage, ty = tile % perImage / tilesW, tx = tile % tilesW
+        let h0 = ty * 4 - g.padH, w0 = tx * 4 - g.padW
+        let image = x + n * h * w * c
+        let inside = h0 >= 0 && h0 + 6 <= h && w0 >= 0 && w0 + 6 <= w
+        var c0 = 0
+        while c0 < c {
+            let lanes = Swift.min(8, c - c0)
+            // Rows: s[r][·] = (d B)[r] for each of the six input rows.
+            for r in 0..<6 {
+                let ih = h0 + r
+                let row = image + (ih * w + w0) * c + c0
+                var d: Six
+                if inside && lanes == 8 {
+                    d = (Lanes.load(row, 1), Lanes.load(row + c, 1), Lanes.load(row + 2 * c, 1),
+                         Lanes.load(row + 3 * c, 1), Lanes.load(row + 4 * c, 1), Lanes.load(row + 5 * c, 1))
+                } else {
+                    func at(_ q: Int) -> Vec8 {
+                        let iw = w0 + q
+                        return ih >= 0 && ih < h && iw >= 0 && iw < w ? Lanes.load(row + q * c, 1, lanes) : Vec8()
+                    }
+                    d = (at(0), at(1), at(2), at(3), at(4), at(5))
+                }
+                let t = inputTransform(d)
+                (s[r * 6], s[r * 6 + 1], s[r * 6 + 2], s[r * 6 + 3], s[r * 6 + 4], s[r * 6 + 5]) = t
+            }
+            // Columns: V[ξ = (i, q)] = (B^T s)[i][q].
+            let at = out + c0
+            for q in 0..<6 {
+                let t = inputTransform((s[q], s[6 + q], s[12 + q], s[18 + q], s[24 + q], s[30 + q]))
+                Lanes.store(t.0, at + q * xiStride, 1, lanes)
+                Lanes.store(t.1, at + (6 + q) * xiStride, 1, lanes)
+                Lanes.store(t.2, at + (12 + q) * xiStride, 1, lanes)
+                Lanes.store(t.3, at + (18 + q) * xiStride, 1, lanes)
+                Lanes.store(t.4, at + (24 + q) * xiStride, 1, lanes)
+                Lanes.store(t.5, at + (30 + q) * xiStride, 1, lanes)
+            }
+            c0 += lanes
+        }
+    }
+
+    /// Y = A^T M A of one tile for the output channels `channels` (M of channel k0 at point ξ
+    /// in from[ξ xiStride + k0 - channels.lowerBound]), plus bias, residual, then SiLU, into
+    /// the channels-last y.
+    @inline(__always)
+    static func outputTile(_ from: UnsafePointer<Float>, xiStride: Int, channels: Range<Int>, _ g: ConvGeometry, tile: Int,
+                           into y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
+                           silu: Bool, scratch s: UnsafeMutablePointer<Vec8>) {
+        let (k, oh, ow) = (g.outChannels, g.outH, g.outW)
+        let tilesW = (ow + 3) / 4, perImage = (oh + 3) / 4 * tilesW
+        let n = tile / perImage, ty = tile % perImage / tilesW, tx = tile % tilesW
+        let rows = Swift.min(4, oh - ty * 4), cols = Swift.min(4, ow - tx * 4)
+        var k0 = channels.lowerBound
+        while k0 < channels.upperBound {
+            let lanes = Swift.min(8, channels.upperBound - k0)
+            let m = from + k0 - channels.lowerBound
+            // Rows: s[r][0..<4] = (m A)[r].
+            for r in 0..<6 {
+                let row = m + r * 6 * xiStride
+                let t = outputTransform((Lanes.load(row, 1, lanes), Lanes.load(row + xiStride, 1, lanes),
+                                         Lanes.load(row + 2 * xiStride, 1, lanes), Lanes.load(row + 3 * xiStride, 1, lanes),
+                                         Lanes.load(row + 4 * xiStride, 1, lanes), Lanes.load(row + 5 * xiStride, 1, lanes)))
+                (s[r * 4], s[r * 4 + 1], s[r * 4 + 2], s[r * 4 + 3]) = t
+            }
+            let biasLanes = bias.map { Lanes.load($0 + k0, 1, lanes) } ?? Vec8()
+            // Columns: Y[·][q] = A^T s[·][q], then the epilogue.
+            for q in 0..<cols {
+                let t = outputTransform((s[q], s[4 + q], s[8 + q], s[12 + q], s[16 + q], s[20 + q]))
+                for r in 0..<rows {
+                    let offset = ((n * oh + ty * 4 + r) * ow + tx * 4 + q) * k + k0
+                    var value = (r == 0 ? t.0 : r == 1 ? t.1 : r == 2 ? t.2 : t.3) + biasLanes
+                    if let residual { value += Lanes.load(residual + offset, 1, lanes) }
+                    if silu { value = value * VectorMath.sigmoid(value) }
+                    Lanes.store(value, y + offset, 1, lanes)
+                }
+            }
+            k0 += lanes
+        }
     }
 }
 
