@@ -335,9 +335,9 @@ enum UNetConvolutions {
         #expect(missing.isEmpty, "untested: \(missing.map(\.description).sorted().joined(separator: "; "))")
         #expect(Set(Self.cases.map(\.shapeClass)) == Set(ConvShapeClass.all), "a shape class without a case")
         #expect(Set(UNetConvolutions.all.map(\.shapeClass)) == Set(ConvShapeClass.all))
-        // 112 fp32 combinations over the 12 classes, and 46 bf16 ones with AVX-512 BF16 (oneDNN for
+        // 120 fp32 combinations over the 12 classes, and 46 bf16 ones with AVX-512 BF16 (oneDNN for
         // each pass, the dual forward at stride 1).
-        let expected = ConvolutionKernel.bf16Supported ? 158 : 112
+        let expected = ConvolutionKernel.bf16Supported ? 166 : 120
         #expect(tested.count == expected, "\(tested.count) combinations under test")
         print("ConvolutionPathTests: \(tested.count) (pass, algorithm, dtype, shape class) combinations under test, "
               + "\(real.count) reachable at the U-Nets' \(Set(UNetConvolutions.all).count) convolution shapes")
@@ -379,7 +379,7 @@ enum UNetConvolutions {
         }
         #expect(seen == ["forward onednn", "forward onednn-dual", "forward brgemm", "forward winograd", "forward winograd-streamed",
                          "backward-data onednn", "backward-data brgemm", "backward-data winograd", "backward-data winograd-streamed",
-                         "backward-weights onednn", "backward-weights brgemm"], "\(seen.sorted())")
+                         "backward-weights onednn", "backward-weights brgemm", "backward-weights winograd"], "\(seen.sorted())")
     }
 
     /// The worst errors measured (run last in this serialized suite: printed for the record).

@@ -233,8 +233,11 @@ enum ConvolutionKernel {
     /// backward-weights kernel or LIBXSMM batch-reduce GEMMs over output rows.
     static func backwardWeights(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, _ type: DType, bias: Bool) -> (Tensor, Tensor?) {
         let candidates: [(Algorithm, () -> (Tensor, Tensor?))] = candidateAlgorithms(.backwardWeights, g, type).map { algorithm in
-            algorithm == .brgemm ? (algorithm, { BRGEMMConvolution.backwardWeights(x, gy, g, bias: bias) })
-                                 : (algorithm, { backwardWeightsOneDNN(x, gy, g, type, bias: bias) })
+            switch algorithm {
+            case .brgemm: return (algorithm, { BRGEMMConvolution.backwardWeights(x, gy, g, bias: bias) })
+            case .winograd: return (algorithm, { WinogradConvolution.backwardWeights(x, gy, g, bias: bias) })
+            default: return (algorithm, { backwardWeightsOneDNN(x, gy, g, type, bias: bias) })
+            }
         }
         let choice = choose(.backwardWeights, g, type, candidates)
         return OpProfiler.measure("conv bwd-weights \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
@@ -269,6 +272,7 @@ enum ConvolutionKernel {
             }
         case .backwardWeights:
             if fp32 && BRGEMMConvolution.supports(g) { list.append(.brgemm) }
+            if fp32 && WinogradConvolution.supports(g) { list.append(.winograd) }
         }
         return list
     }

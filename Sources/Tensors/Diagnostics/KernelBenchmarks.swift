@@ -322,6 +322,7 @@ extension KernelBenchmarks {
                 ("backward-data", "winograd", {
                     _ = WinogradConvolution.forward(gy, transformed: WinogradConvolution.transformedDualWeights(w, g), nil, g.dual!)
                 }),
+                ("backward-weights", "winograd", { _ = WinogradConvolution.backwardWeights(x, gy, g, bias: false) }),
                 ("forward", "winograd-streamed", {
                     _ = WinogradConvolution.forwardStreamed(x, weights: w, nil, g)
                 }),

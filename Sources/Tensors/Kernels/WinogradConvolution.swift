@@ -20,6 +20,9 @@ import CXSMM
 /// Activations are channels-last float32, like the other convolution kernels. The backward-data
 /// pass of a 3x3 stride-1 convolution is the forward pass of its dual (`ConvGeometry.dual`),
 /// so it runs here too, with the dual's transformed weights made directly from the originals.
+/// Layers whose transformed weights are too large to keep transform them at each call instead
+/// (`forwardStreamed`, WinogradConvolution+Streamed.swift), and the weight gradient runs the
+/// adjoint of these transforms (WinogradConvolution+Weights.swift).
 enum WinogradConvolution {
     /// Tiles per block: V and M of a block (36 x tiles x channels each) stay in L2.
     static let tileBlock = 16

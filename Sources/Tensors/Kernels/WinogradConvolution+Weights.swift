@@ -1,0 +1,169 @@
+import CXSMM
+
+/// The weight gradient of a 3x3 stride-1 convolution by Winograd F(4x4, 3x3). For fixed input
+/// transforms V the forward tile Y = A^T [(G g G^T) ⊙ V] A is linear in the filter g; its
+/// adjoint gives the filter's gradient from each tile's dL/dY:
+///
+///     dL/dg_kc = G^T [ Σ_tiles (A dY_k A^T) ⊙ V_c ] G,
+///
+/// so the sum over tiles is, per point ξ of the 6x6 domain, one GEMM
+/// M_ξ[k, c] = Σ_t W_ξ[t, k] V_ξ[t, c] with W = A dY A^T: 36 multiply-adds per tile and
+/// filter pair instead of direct convolution's 144. Tiles go in chunks (their V and W in
+/// L3); each thread accumulates blocks of `channelBlock` output channels by 64 input
+/// channels of M over the chunks, and the 6x6 sums become 3x3 gradients at the end.
+/// Rounding as the forward's: its transforms mix a tile's 36 values.
+extension WinogradConvolution {
+    /// dL/dw (float32, OIHW) and dL/dbias for input x and dL/dy `gy` (channels-last float32).
+    static func backwardWeights(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, bias: Bool) -> (Tensor, Tensor?) {
+        let (c, k, tiles) = (g.inChannels, g.outChannels, tileCount(g))
+        // Chunks whose V and W (36 x tiles x (C + K) floats) take at most 16 MB.
+        let chunk = Swift.min(tiles, Swift.max(16, Swift.min(512, (16 << 20) / (36 * (c + k) * 4))))
+        let threads = Parallel.threadCount
+        let kBlocks = (k + channelBlock - 1) / channelBlock, cBlock = 64
+        let cBlocks = (c + cBlock - 1) / cBlock
+        // Fewer (channel block) jobs than threads: each thread sums its own share of every
+        // chunk's tiles into a replica of M, and the replicas are added at the end.
+        let replicas = kBlocks * cBlocks >= threads ? 1 : Swift.min(threads, chunk)
+        let mCount = 36 * k * c
+        let mStorage = Storage(byteCount: replicas * mCount * 4)
+        let vStorage = Storage(byteCount: 36 * chunk * c * 4), wStorage = Storage(byteCount: 36 * chunk * k * 4)
+        let mp = SendablePointer(mStorage.base.assumingMemoryBound(to: Float.self))
+        let v = SendablePointer(vStorage.base.assumingMemoryBound(to: Float.self))
+        let w = SendablePointer(wStorage.base.assumingMemoryBound(to: Float.self))
+        let xp = SendablePointer(x.pointer(as: Float.self)), gp = SendablePointer(gy.pointer(as: Float.self))
+        let jobs = kBlocks * cBlocks * replicas
+        var first = 0
+        while first < tiles {
+            let count = Swift.min(chunk, tiles - first)
+            Parallel.team { thread, threads in
+                let s = UnsafeMutablePointer<Vec8>.allocate(capacity: 36)
+                defer { s.deallocate() }
+                for i in (count * thread / threads)..<(count * (thread + 1) / threads) {
+                    inputTile(xp.p, g, tile: first + i, into: v.p + i * c, xiStride: chunk * c, scratch: s)
+                    gradientTile(gp.p, g, tile: first + i, into: w.p + i * k, xiStride: chunk * k, scratch: s)
+                }
+            }
+            Parallel.team { thread, threads in
+                let a = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 1)
+                let b = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 1)
+                defer { a.deallocate(); b.deallocate() }
+                for job in (jobs * thread / threads)..<(jobs * (thread + 1) / threads) {
+                    let replica = job % replicas, block = job / replicas
+                    let kb = block / cBlocks * channelBlock, width = Swift.min(channelBlock, k - kb)
+                    let c0 = block % cBlocks * cBlock, nc = Swift.min(cBlock, c - c0)
+                    let lo = count * replica / replicas, hi = count * (replica + 1) / replicas
+                    guard hi > lo else { continue }
+                    // M_ξ (width x nc, column-major, ldc width) (+)= W_ξ (width x tiles) V_ξ^T (tiles x nc).
+                    let call = BRGEMMConvolution.kernel(m: width, n: nc, k: hi - lo, lda: k, ldb: c, ldc: width,
+                                                        beta: first == 0 ? 0 : 1, transposeB: true)!
+                    let region = mp.p + replica * mCount + kb * 36 * c
+                    for xi in 0..<36 {
+                        a[0] = UnsafePointer(w.p + (xi * chunk + lo) * k + kb)
+                        b[0] = UnsafePointer(v.p + (xi * chunk + lo) * c + c0)
+                        cxsmm_call(call, a, b, region + (xi * c + c0) * width, 1)
+                    }
+                }
+            }
+            first += count
+        }
+        // dL/dw = G^T M G per filter pair, the replicas summed first.
+        let gw = Tensor(uninitializedShape: g.weightShape, dtype: .float32)
+        let out = SendablePointer(gw.pointer(as: Float.self))
+        let groups = (k + 7) / 8
+        Parallel.forEach(groups * c, cost: 300 * replicas) { job in
+            let k0 = job / c * 8, ci = job % c, lanes = Swift.min(8, k - k0)
+            let kb = k0 / channelBlock * channelBlock, width = Swift.min(channelBlock, k - kb)
+            let at = mp.p + kb * 36 * c + ci * width + k0 - kb
+            @inline(__always) func sum(_ xi: Int) -> Vec8 {
+                var total = Lanes.load(at + xi * c * width, 1, lanes)
+                for r in 1..<replicas { total += Lanes.load(at + r * mCount + xi * c * width, 1, lanes) }
+                return total
+            }
+            // Rows: t[i][v] = (M G)[i][v]; then columns: dg[u][v] = (G^T t)[u][v].
+            withUnsafeTemporaryAllocation(of: Vec8.self, capacity: 18) { t in
+                for i in 0..<6 {
+                    let r = filterGradientTransform((sum(i * 6), sum(i * 6 + 1), sum(i * 6 + 2), sum(i * 6 + 3), sum(i * 6 + 4), sum(i * 6 + 5)))
+                    (t[i * 3], t[i * 3 + 1], t[i * 3 + 2]) = r
+                }
+                let target = out.p + (k0 * c + ci) * 9
+                for q in 0..<3 {
+                    let d = filterGradientTransform((t[q], t[3 + q], t[6 + q], t[9 + q], t[12 + q], t[15 + q]))
+                    for lane in 0..<lanes {
+                        target[lane * c * 9 + q] = d.0[lane]
+                        target[lane * c * 9 + 3 + q] = d.1[lane]
+                        target[lane * c * 9 + 6 + q] = d.2[lane]
+                    }
+                }
+            }
+        }
+        var gb: Tensor?
+        if bias {
+            let sums = Tensor(uninitializedShape: [k], dtype: .float32)
+            ReduceKernel.reduce(.sum, gy.pointer(as: Float.self), outer: 1, reduce: g.batch * g.outH * g.outW, inner: k,
+                                into: sums.pointer(as: Float.self))
+            gb = sums
+        }
+        withExtendedLifetime((x, gy, mStorage, vStorage, wStorage)) {}
+        return (gw, gb)
+    }
+
+    /// A y (four points into six): the transform of dL/dY, the adjoint of `outputTransform`.
+    @inline(__always)
+    private static func gradientTransform(_ y0: Vec8, _ y1: Vec8, _ y2: Vec8, _ y3: Vec8) -> Six {
+        let even = y0 + y2, odd = y1 + y3
+        let even4 = y0 + Vec8(repeating: 4) * y2, odd2 = Vec8(repeating: 2) * y1 + Vec8(repeating: 8) * y3
+        return (y0, even + odd, even - odd, even4 + odd2, even4 - odd2, y3)
+    }
+
+    /// G^T m (six points into three): the adjoint of `filterTransform`.
+    @inline(__always)
+    private static func filterGradientTransform(_ m: Six) -> (Vec8, Vec8, Vec8) {
+        let sixth = Vec8(repeating: 1 / 6), twelfth = Vec8(repeating: 1 / 12)
+        let s12 = m.1 + m.2, d12 = m.2 - m.1, s34 = m.3 + m.4, d34 = m.3 - m.4
+        return (m.0 * Vec8(repeating: 1 / 4) - s12 * sixth + s34 * Vec8(repeating: 1 / 24),
+                d12 * sixth + d34 * twelfth,
+                (s34 - s12) * sixth + m.5)
+    }
+
+    /// W[ξ][·] = A dY A^T of one output tile's 4x4 dL/dY (zero outside the output), every
+    /// output channel: channel k0 of point ξ at out[ξ xiStride + k0].
+    @inline(__always)
+    static func gradientTile(_ gy: UnsafePointer<Float>, _ g: ConvGeometry, tile: Int, into out: UnsafeMutablePointer<Float>,
+                             xiStride: Int, scratch s: UnsafeMutablePointer<Vec8>) {
+        let (k, oh, ow) = (g.outChannels, g.outH, g.outW)
+        let tilesW = (ow + 3) / 4, perImage = (oh + 3) / 4 * tilesW
+        let n = tile / perImage, ty = tile % perImage / tilesW, tx = tile % tilesW
+        let rows = Swift.min(4, oh - ty * 4), cols = Swift.min(4, ow - tx * 4)
+        var k0 = 0
+        while k0 < k {
+            let lanes = Swift.min(8, k - k0)
+            // Rows: s[r][j] = (dY A^T)[r][j] for the four rows of dY.
+            for r in 0..<4 {
+                var d = (Vec8(), Vec8(), Vec8(), Vec8())
+                if r < rows {
+                    let row = gy + ((n * oh + ty * 4 + r) * ow + tx * 4) * k + k0
+                    if cols == 4 && lanes == 8 {
+                        d = (Lanes.load(row, 1), Lanes.load(row + k, 1), Lanes.load(row + 2 * k, 1), Lanes.load(row + 3 * k, 1))
+                    } else {
+                        @inline(__always) func at(_ q: Int) -> Vec8 { q < cols ? Lanes.load(row + q * k, 1, lanes) : Vec8() }
+                        d = (at(0), at(1), at(2), at(3))
+                    }
+                }
+                let t = gradientTransform(d.0, d.1, d.2, d.3)
+                (s[r * 6], s[r * 6 + 1], s[r * 6 + 2], s[r * 6 + 3], s[r * 6 + 4], s[r * 6 + 5]) = t
+            }
+            // Columns: W[ξ = (i, j)] = (A s)[i][j].
+            let at = out + k0
+            for j in 0..<6 {
+                let t = gradientTransform(s[j], s[6 + j], s[12 + j], s[18 + j])
+                Lanes.store(t.0, at + j * xiStride, 1, lanes)
+                Lanes.store(t.1, at + (6 + j) * xiStride, 1, lanes)
+                Lanes.store(t.2, at + (12 + j) * xiStride, 1, lanes)
+                Lanes.store(t.3, at + (18 + j) * xiStride, 1, lanes)
+                Lanes.store(t.4, at + (24 + j) * xiStride, 1, lanes)
+                Lanes.store(t.5, at + (30 + j) * xiStride, 1, lanes)
+            }
+            k0 += lanes
+        }
+    }
+}
