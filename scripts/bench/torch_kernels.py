@@ -51,6 +51,8 @@ conv(64, 256, 8, torch.float32, "float32")
 with torch.no_grad():
     A, B = torch.randn(1024, 1024), torch.randn(1024, 1024)
     emit("matmul 1024x1024x1024", "float32", "rowmajor", lambda: A @ B)
+    X, W = torch.randn(8192, 320), torch.randn(2560, 320)
+    emit("linear 8192x320->2560", "float32", "rowmajor", lambda: X @ W.t())
     q, k = torch.randn(128, 256, 64), torch.randn(128, 256, 64)
     emit("attention QK^T 128x256x256x64", "float32", "rowmajor", lambda: torch.matmul(q, k.transpose(1, 2)))
     p, v = torch.randn(128, 256, 256), torch.randn(128, 256, 64)
@@ -66,6 +68,11 @@ for dt, dname in [(torch.float32, "float32"), (torch.bfloat16, "bfloat16")]:
         F.scaled_dot_product_attention(qg, kg, vg).sum().backward()
         qg.grad = kg.grad = vg.grad = None
     emit(name + " fwd+bwd", dname, "strided-heads", attention_step)
+
+# Stable Diffusion 1.x's self-attention at 64x64 latents (guided batch 2), sampling only.
+q, k, v = (torch.randn(2, 4096, 8, 40).permute(0, 2, 1, 3) for _ in range(3))
+with torch.no_grad():
+    emit("attention 2x8x4096x40 fwd", "float32", "strided-heads", lambda: F.scaled_dot_product_attention(q, k, v))
 
 name = "groupnorm+silu 64x64x32x32 g32"
 for (layout, fmt), (dt, dname) in [(l, d) for d in [(torch.float32, "float32"), (torch.bfloat16, "bfloat16")]

@@ -132,10 +132,14 @@ public enum KernelBenchmarks {
         list += convolution(batch: 64, channels: 128, size: 16, type: .float32)
         list += convolution(batch: 64, channels: 256, size: 8, type: .float32)
         list.append(matmul(name: "matmul 1024x1024x1024", a: [1024, 1024], b: [1024, 1024], transposeB: false))
+        // Stable Diffusion 1.x's feed-forward projection at 64x64 latents (a Linear: weights read transposed).
+        list.append(matmul(name: "linear 8192x320->2560", a: [8192, 320], b: [2560, 320], transposeB: true))
         list.append(matmul(name: "attention QK^T 128x256x256x64", a: [128, 256, 64], b: [128, 256, 64], transposeB: true))
         list.append(matmul(name: "attention PV 128x256x256x64", a: [128, 256, 256], b: [128, 256, 64], transposeB: false))
         list += attention(batch: 64, heads: 2, length: 256, dim: 32)
         if FusedAttention.bf16Available { list += attention(batch: 64, heads: 2, length: 256, dim: 32, dtype: .bfloat16) }
+        // Stable Diffusion 1.x's self-attention at 64x64 latents (guided batch 2), sampling only.
+        list += attention(batch: 2, heads: 8, length: 4096, dim: 40, training: false)
         list += groupNormSiLU(batch: 64, channels: 64, size: 32, groups: 32)
         list += groupNormSiLU(batch: 64, channels: 64, size: 32, groups: 32, dtype: .bfloat16)
         list += elementwise()
@@ -182,18 +186,22 @@ public enum KernelBenchmarks {
 
     /// Scaled dot-product self-attention as the U-Net runs it (heads as strided views of
     /// [B, L, H, D]): forward, and forward + backward.
-    private static func attention(batch: Int, heads: Int, length: Int, dim: Int, dtype: DType = .float32) -> [KernelBenchmark] {
+    private static func attention(batch: Int, heads: Int, length: Int, dim: Int, dtype: DType = .float32,
+                                  training: Bool = true) -> [KernelBenchmark] {
         let name = "attention \(batch)x\(heads)x\(length)x\(dim)"
         let forward = 4.0 * Double(batch * heads * length * length * dim)
         @Sendable func inputs() -> [Tensor] {
             let rng = PhiloxGenerator(seed: 3)
             return (0..<3).map { _ in rng.normal([batch, length, heads, dim]).to(dtype).permuted(0, 2, 1, 3) }
         }
+        let fwd = KernelBenchmark(name: name + " fwd", dtype: dtype, flops: forward, bytes: 0, path: "fused, LIBXSMM GEMMs",
+                                  algorithm: "fused-attention") {
+            let x = inputs()
+            return { _ = scaledDotProductAttention(query: x[0], key: x[1], value: x[2]) }
+        }
+        guard training else { return [fwd] }
         return [
-            KernelBenchmark(name: name + " fwd", dtype: dtype, flops: forward, bytes: 0, path: "fused, LIBXSMM GEMMs", algorithm: "fused-attention") {
-                let x = inputs()
-                return { _ = scaledDotProductAttention(query: x[0], key: x[1], value: x[2]) }
-            },
+            fwd,
             // The backward pass recomputes the scores: 5 products of the forward's size over 2.
             KernelBenchmark(name: name + " fwd+bwd", dtype: dtype, flops: forward * 3.5, bytes: 0, path: "fused, LIBXSMM GEMMs", algorithm: "fused-attention") {
                 let x = inputs()
