@@ -126,11 +126,23 @@ import Tensors
         checkGradients([k], "clamp") { $0[0].clamped(min: -0.7, max: 0.9) }
     }
 
+    /// GEGLU's fused gate equals the two ops it replaces, on the strided halves of a projection.
+    @Test func gatedGELUIsTheProductOfTheTwoOps() {
+        let parts = random([3, 7, 16], -4, 4, seed: 9).chunked(2, axis: -1)
+        for approximate in [false, true] {
+            let fused = parts[0].timesGELU(of: parts[1], approximate: approximate)
+            let separate = parts[0] * parts[1].gelu(approximate: approximate)
+            #expect(fused.shape == [3, 7, 8] && fused.scalars == separate.scalars, "approximate: \(approximate)")
+        }
+    }
+
     @Test func binaryWithBroadcasting() {
         let a = random([2, 3], seed: 1), b = random([3], seed: 2), c = random([2, 1], seed: 3)
         checkGradients([a, b], "add") { $0[0] + $0[1] }
         checkGradients([a, c], "sub") { $0[0] - $0[1] }
         checkGradients([a, b], "mul") { $0[0] * $0[1] }
+        checkGradients([a, b], "gated gelu") { $0[0].timesGELU(of: $0[1]) }
+        checkGradients([a, c], "gated gelu tanh") { $0[0].timesGELU(of: $0[1], approximate: true) }
         checkGradients([a, awayFromZero([2, 1], seed: 4)], "div") { $0[0] / $0[1] }
         checkGradients([random([2, 3], 0.5, 2, seed: 5), random([1, 3], -1.5, 1.5, seed: 6)], "pow") { $0[0].pow($0[1]) }
         let m = random([2, 3], seed: 7)

@@ -31,7 +31,7 @@ public final class FeedForwardProjection: Module, UnaryLayer {
         switch activation {
         case .geglu:
             let parts = y.chunked(2, axis: -1)
-            return parts[0] * parts[1].gelu()
+            return parts[0].timesGELU(of: parts[1])
         case .gelu: return y.gelu()
         case .geluApproximate: return y.gelu(approximate: true)
         case .gegluApproximate: return y * (y * 1.702).sigmoid()

@@ -47,6 +47,12 @@ enum Pointwise {
         }
     }
 
+    /// a GELU(b), for (a, b): GEGLU's gated output in one pass.
+    struct GatedGELU: BinaryKernel {
+        let tanhApproximation: Bool
+        func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a * GELU(tanhApproximation: tanhApproximation)(b) }
+    }
+
     /// d GELU / dx * g, for (g, x).
     struct GELUBackward: BinaryKernel {
         let tanhApproximation: Bool

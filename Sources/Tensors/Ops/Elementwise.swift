@@ -143,6 +143,14 @@ extension Tensor {
     public static func * (a: Tensor, b: Tensor) -> Tensor {
         binary("mul", a, b, Pointwise.Mul()) { g, a, b, _ in (g * b, g * a) }
     }
+    /// self * gelu(gate) in one pass (GEGLU's output, which would otherwise write gelu(gate)
+    /// and read it back); the gradients are the two ops'.
+    public func timesGELU(of gate: Tensor, approximate: Bool = false) -> Tensor {
+        Tensor.binary("gated gelu", self, gate, Pointwise.GatedGELU(tanhApproximation: approximate)) { g, a, b, _ in
+            (g * b.gelu(approximate: approximate),
+             Tensor.zipKernel(g * a, b, Pointwise.GELUBackward(tanhApproximation: approximate), op: "gelu.backward"))
+        }
+    }
     public static func / (a: Tensor, b: Tensor) -> Tensor {
         binary("div", a, b, Pointwise.Div()) { g, a, b, y in (g / b, -(g * y / b)) }
     }
