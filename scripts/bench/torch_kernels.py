@@ -53,6 +53,8 @@ with torch.no_grad():
     emit("matmul 1024x1024x1024", "float32", "rowmajor", lambda: A @ B)
     X, W = torch.randn(8192, 320), torch.randn(2560, 320)
     emit("linear 8192x320->2560", "float32", "rowmajor", lambda: X @ W.t())
+    bias = torch.randn(2560)
+    emit("linear 8192x320->2560 +bias", "float32", "rowmajor", lambda: F.linear(X, W, bias))
     q, k = torch.randn(128, 256, 64), torch.randn(128, 256, 64)
     emit("attention QK^T 128x256x256x64", "float32", "rowmajor", lambda: torch.matmul(q, k.transpose(1, 2)))
     p, v = torch.randn(128, 256, 256), torch.randn(128, 256, 64)

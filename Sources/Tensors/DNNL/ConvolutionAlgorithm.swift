@@ -8,9 +8,10 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
     case onednnDual = "onednn-dual"
     /// LIBXSMM batch-reduce GEMMs (groups = 1, float32).
     case brgemm
-    /// Winograd F(4x4, 3x3) with LIBXSMM GEMMs (3x3, stride 1, float32; every pass, the
-    /// weight gradient by the adjoint of the forward's transforms): 4x fewer multiply-adds,
-    /// rounding about 4e-6 of the output's scale.
+    /// Winograd F(4x4, 3x3) with LIBXSMM GEMMs (3x3, stride 1; every pass, the weight
+    /// gradient by the adjoint of the forward's transforms; computed in float32, bf16
+    /// operands widened and the output rounded): 4x fewer multiply-adds, rounding about 4e-6
+    /// of the output's scale.
     case winograd
     /// Winograd F(4x4, 3x3) with the filters transformed at each call, a block of output
     /// channels at a time (`WinogradConvolution.forwardStreamed`): for layers whose transformed

@@ -182,10 +182,10 @@ enum ConvolutionKernel {
         case .brgemm:
             return BRGEMMConvolution.forward(x, w, bias, g, residual: residual?.asFloat32(), silu: silu).converted(to: outType)
         case .winograd:
-            return WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), bias, g,
+            return WinogradConvolution.forward(x.asFloat32(), transformed: WinogradConvolution.transformedWeights(w, g), bias, g,
                                                residual: residual?.asFloat32(), silu: silu).converted(to: outType)
         case .winogradStreamed:
-            return WinogradConvolution.forwardStreamed(x, weights: w, bias, g, residual: residual?.asFloat32(), silu: silu)
+            return WinogradConvolution.forwardStreamed(x.asFloat32(), weights: w, bias, g, residual: residual?.asFloat32(), silu: silu)
                 .converted(to: outType)
         case .onednnDual:
             return epilogue(forwardByDual(x, w, g, type), bias, residual, silu: silu, outType: outType)
@@ -203,8 +203,8 @@ enum ConvolutionKernel {
             case .onednnDual: return (algorithm, { forwardByDual(x, w, g, type) })
             case .brgemm: return (algorithm, { BRGEMMConvolution.forward(x, w, nil, g) })
             case .winograd:
-                return (algorithm, { WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), nil, g) })
-            case .winogradStreamed: return (algorithm, { WinogradConvolution.forwardStreamed(x, weights: w, nil, g) })
+                return (algorithm, { WinogradConvolution.forward(x.asFloat32(), transformed: WinogradConvolution.transformedWeights(w, g), nil, g) })
+            case .winogradStreamed: return (algorithm, { WinogradConvolution.forwardStreamed(x.asFloat32(), weights: w, nil, g) })
             }
         }
     }
@@ -218,8 +218,8 @@ enum ConvolutionKernel {
             case .brgemm:
                 return (algorithm, { BRGEMMConvolution.forward(gy, blocked: BRGEMMConvolution.blockedForDual(w, g), nil, g.dual!) })
             case .winograd:
-                return (algorithm, { WinogradConvolution.forward(gy, transformed: WinogradConvolution.transformedDualWeights(w, g), nil, g.dual!) })
-            case .winogradStreamed: return (algorithm, { WinogradConvolution.backwardDataStreamed(gy, weights: w, g) })
+                return (algorithm, { WinogradConvolution.forward(gy.asFloat32(), transformed: WinogradConvolution.transformedDualWeights(w, g), nil, g.dual!) })
+            case .winogradStreamed: return (algorithm, { WinogradConvolution.backwardDataStreamed(gy.asFloat32(), weights: w, g) })
             case .onednn, .onednnDual: return (algorithm, { backwardDataOneDNN(gy, w, g, type, outType: outType) })
             }
         }
@@ -235,7 +235,7 @@ enum ConvolutionKernel {
         let candidates: [(Algorithm, () -> (Tensor, Tensor?))] = candidateAlgorithms(.backwardWeights, g, type).map { algorithm in
             switch algorithm {
             case .brgemm: return (algorithm, { BRGEMMConvolution.backwardWeights(x, gy, g, bias: bias) })
-            case .winograd: return (algorithm, { WinogradConvolution.backwardWeights(x, gy, g, bias: bias) })
+            case .winograd: return (algorithm, { WinogradConvolution.backwardWeights(x.asFloat32(), gy.asFloat32(), g, bias: bias) })
             default: return (algorithm, { backwardWeightsOneDNN(x, gy, g, type, bias: bias) })
             }
         }
@@ -253,6 +253,8 @@ enum ConvolutionKernel {
 
     /// The algorithms that can compute `pass` of (g, type), oneDNN's first: the one list
     /// the passes, the timing and `ConvolutionAlgorithm.candidates` share.
+    /// Winograd computes in float32 for bf16 passes too (their bf16 operands widened, the
+    /// output rounded): with 4x fewer multiply-adds it can beat oneDNN's bf16 kernels.
     static func candidateAlgorithms(_ pass: ConvolutionPass, _ g: ConvGeometry, _ type: DType) -> [Algorithm] {
         var list: [Algorithm] = [.onednn]
         let fp32 = type == .float32
@@ -260,19 +262,19 @@ enum ConvolutionKernel {
         case .forward:
             if g.dual != nil { list.append(.onednnDual) }
             if fp32 && BRGEMMConvolution.supports(g) { list.append(.brgemm) }
-            if fp32 && WinogradConvolution.supports(g) {
+            if WinogradConvolution.supports(g) {
                 if WinogradConvolution.keepsTransformedWeights(g, forward: true) { list.append(.winograd) }
                 list.append(.winogradStreamed)
             }
         case .backwardData:
             if fp32, let dual = g.dual, BRGEMMConvolution.supports(dual) { list.append(.brgemm) }
-            if fp32, let dual = g.dual, WinogradConvolution.supports(dual) {
+            if let dual = g.dual, WinogradConvolution.supports(dual) {
                 if WinogradConvolution.keepsTransformedWeights(dual, forward: false) { list.append(.winograd) }
                 list.append(.winogradStreamed)
             }
         case .backwardWeights:
             if fp32 && BRGEMMConvolution.supports(g) { list.append(.brgemm) }
-            if fp32 && WinogradConvolution.supports(g) { list.append(.winograd) }
+            if WinogradConvolution.supports(g) { list.append(.winograd) }
         }
         return list
     }

@@ -134,6 +134,7 @@ public enum KernelBenchmarks {
         list.append(matmul(name: "matmul 1024x1024x1024", a: [1024, 1024], b: [1024, 1024], transposeB: false))
         // Stable Diffusion 1.x's feed-forward projection at 64x64 latents (a Linear: weights read transposed).
         list.append(matmul(name: "linear 8192x320->2560", a: [8192, 320], b: [2560, 320], transposeB: true))
+        list.append(matmul(name: "linear 8192x320->2560 +bias", a: [8192, 320], b: [2560, 320], transposeB: true, bias: true))
         list.append(matmul(name: "attention QK^T 128x256x256x64", a: [128, 256, 64], b: [128, 256, 64], transposeB: true))
         list.append(matmul(name: "attention PV 128x256x256x64", a: [128, 256, 256], b: [128, 256, 64], transposeB: false))
         list += attention(batch: 64, heads: 2, length: 256, dim: 32)
@@ -210,17 +211,18 @@ public enum KernelBenchmarks {
         ]
     }
 
-    private static func matmul(name: String, a: [Int], b: [Int], transposeB: Bool) -> KernelBenchmark {
+    private static func matmul(name: String, a: [Int], b: [Int], transposeB: Bool, bias: Bool = false) -> KernelBenchmark {
         let m = a[a.count - 2], k = a[a.count - 1]
         let n = transposeB ? b[b.count - 2] : b[b.count - 1]
         let batch = a.dropLast(2).reduce(1, *)
         return KernelBenchmark(name: name, dtype: .float32, flops: 2.0 * Double(batch * m * n * k), bytes: 0,
-                               path: "oneDNN matmul fp32" + (transposeB ? ", B read transposed in place" : ""),
+                               path: "oneDNN matmul fp32" + (transposeB ? ", B read transposed in place" : "") + (bias ? ", bias in the epilogue" : ""),
                                algorithm: "onednn-matmul") {
             let rng = PhiloxGenerator(seed: 2)
             let x = rng.normal(a), y0 = rng.normal(b)
             let y = transposeB ? y0.transposed() : y0
-            return { _ = MatmulKernel.multiply(x, y) }
+            let c = bias ? rng.normal([n]) : nil
+            return { _ = MatmulKernel.multiply(x, y, bias: c) }
         }
     }
 
