@@ -169,10 +169,11 @@ enum ConvolutionKernel {
     /// `type`), y channels-last of `outType` (float32, or bfloat16 written by the kernel
     /// or its epilogue, never by a separate pass). `residual` is channels-last, either type.
     ///
-    /// Three ways compute it, and the fastest for the shape is kept (timed on first use):
+    /// Up to five ways compute it, and the fastest for the shape is kept (timed on first use):
     /// oneDNN's forward kernel; oneDNN's backward-data kernel of the dual convolution
     /// (stride 1: weights transposed and flipped, padding k-1-p), faster than 2.6's AVX2
-    /// forward kernels by up to 1.7x (measured); and LIBXSMM batch-reduce GEMMs.
+    /// forward kernels by up to 1.7x (measured); LIBXSMM batch-reduce GEMMs; and, for 3x3
+    /// stride 1, Winograd with its transformed weights kept or streamed.
     static func forward(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ g: ConvGeometry, _ type: DType,
                         residual: Tensor? = nil, silu: Bool = false, outType: DType = .float32) -> Tensor {
         let candidates = forwardCandidates(x, w, g, type)
@@ -213,7 +214,8 @@ enum ConvolutionKernel {
 
     /// dL/dx for dL/dy `gy` (channels-last, `type`): channels-last, float32, or bfloat16
     /// for `outType` bfloat16 (oneDNN writes it; the others convert). oneDNN's
-    /// backward-data kernel, or (stride 1) the LIBXSMM forward of the dual convolution.
+    /// backward-data kernel, or (stride 1) the LIBXSMM or (3x3) Winograd forward of the dual
+    /// convolution.
     static func backwardData(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry, _ type: DType, outType: DType = .float32) -> Tensor {
         let candidates: [(Algorithm, () -> Tensor)] = candidateAlgorithms(.backwardData, g, type).map { algorithm in
             switch algorithm {
@@ -232,7 +234,8 @@ enum ConvolutionKernel {
     }
 
     /// dL/dw (float32, OIHW row-major) and dL/dbias for input x and dL/dy `gy`: oneDNN's
-    /// backward-weights kernel or LIBXSMM batch-reduce GEMMs over output rows.
+    /// backward-weights kernel, LIBXSMM batch-reduce GEMMs over output rows, or (3x3
+    /// stride 1) Winograd's adjoint transforms.
     static func backwardWeights(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, _ type: DType, bias: Bool) -> (Tensor, Tensor?) {
         let candidates: [(Algorithm, () -> (Tensor, Tensor?))] = candidateAlgorithms(.backwardWeights, g, type).map { algorithm in
             switch algorithm {

@@ -153,15 +153,9 @@ extension WinogradConvolution {
                 (s[r * 6], s[r * 6 + 1], s[r * 6 + 2], s[r * 6 + 3], s[r * 6 + 4], s[r * 6 + 5]) = t
             }
             // Columns: W[ξ = (i, j)] = (A s)[i][j].
-            let at = out + k0
             for j in 0..<6 {
-                let t = gradientTransform(s[j], s[6 + j], s[12 + j], s[18 + j])
-                Lanes.store(t.0, at + j * xiStride, 1, lanes)
-                Lanes.store(t.1, at + (6 + j) * xiStride, 1, lanes)
-                Lanes.store(t.2, at + (12 + j) * xiStride, 1, lanes)
-                Lanes.store(t.3, at + (18 + j) * xiStride, 1, lanes)
-                Lanes.store(t.4, at + (24 + j) * xiStride, 1, lanes)
-                Lanes.store(t.5, at + (30 + j) * xiStride, 1, lanes)
+                storeColumn(gradientTransform(s[j], s[6 + j], s[12 + j], s[18 + j]), out + k0, column: j, xiStride: xiStride,
+                            lanes: lanes)
             }
             k0 += lanes
         }

@@ -267,18 +267,23 @@ enum WinogradConvolution {
                 (s[r * 6], s[r * 6 + 1], s[r * 6 + 2], s[r * 6 + 3], s[r * 6 + 4], s[r * 6 + 5]) = t
             }
             // Columns: V[ξ = (i, q)] = (B^T s)[i][q].
-            let at = out + c0
             for q in 0..<6 {
-                let t = inputTransform((s[q], s[6 + q], s[12 + q], s[18 + q], s[24 + q], s[30 + q]))
-                Lanes.store(t.0, at + q * xiStride, 1, lanes)
-                Lanes.store(t.1, at + (6 + q) * xiStride, 1, lanes)
-                Lanes.store(t.2, at + (12 + q) * xiStride, 1, lanes)
-                Lanes.store(t.3, at + (18 + q) * xiStride, 1, lanes)
-                Lanes.store(t.4, at + (24 + q) * xiStride, 1, lanes)
-                Lanes.store(t.5, at + (30 + q) * xiStride, 1, lanes)
+                storeColumn(inputTransform((s[q], s[6 + q], s[12 + q], s[18 + q], s[24 + q], s[30 + q])), out + c0,
+                            column: q, xiStride: xiStride, lanes: lanes)
             }
             c0 += lanes
         }
+    }
+
+    /// Column q of a 6x6 transform, its point (i, q) from t.i, into at[(6 i + q) xiStride].
+    @inline(__always)
+    static func storeColumn(_ t: Six, _ at: UnsafeMutablePointer<Float>, column q: Int, xiStride: Int, lanes: Int) {
+        Lanes.store(t.0, at + q * xiStride, 1, lanes)
+        Lanes.store(t.1, at + (6 + q) * xiStride, 1, lanes)
+        Lanes.store(t.2, at + (12 + q) * xiStride, 1, lanes)
+        Lanes.store(t.3, at + (18 + q) * xiStride, 1, lanes)
+        Lanes.store(t.4, at + (24 + q) * xiStride, 1, lanes)
+        Lanes.store(t.5, at + (30 + q) * xiStride, 1, lanes)
     }
 
     /// Y = A^T M A of one tile for the output channels `channels` (M of channel k0 at point ξ
