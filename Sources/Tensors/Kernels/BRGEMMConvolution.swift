@@ -37,6 +37,14 @@ enum BRGEMMConvolution {
         return f
     }
 
+    /// C (+)= A B with one kernel call of a single product (a batch-reduce of one).
+    @inline(__always)
+    static func gemm(_ f: libxsmm_smmfunction_reducebatch_addr, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                     _ c: UnsafeMutablePointer<Float>) {
+        var ap: UnsafePointer<Float>? = a, bp: UnsafePointer<Float>? = b
+        cxsmm_call(f, &ap, &bp, c, 1)
+    }
+
     /// Whether the JIT works on this CPU.
     static let available: Bool = kernel(m: 8, n: 8, k: 8, lda: 8, ldb: 8, ldc: 8, beta: 0) != nil
 

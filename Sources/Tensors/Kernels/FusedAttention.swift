@@ -53,8 +53,7 @@ enum FusedAttention {
     @inline(__always)
     private static func gemm(_ f: libxsmm_smmfunction_reducebatch_addr, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                              _ c: UnsafeMutablePointer<Float>) {
-        var ap: UnsafePointer<Float>? = a, bp: UnsafePointer<Float>? = b
-        cxsmm_call(f, &ap, &bp, c, 1)
+        BRGEMMConvolution.gemm(f, a, b, c)
     }
 
     /// rows x cols elements of `bytes` bytes each at `src` (row stride `stride` elements) into

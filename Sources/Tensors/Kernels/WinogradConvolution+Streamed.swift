@@ -1,5 +1,3 @@
-import CXSMM
-
 /// Winograd F(4x4, 3x3) for convolutions whose transformed weights are too large to keep
 /// (Stable Diffusion's 640- to 2560-channel layers: 59-236 MB each, 4x the weights): the
 /// filters are transformed on every call, a block of output channels at a time, into a
@@ -82,9 +80,6 @@ extension WinogradConvolution {
                 let u = sp.p + thread * threadFloats
                 let m = u + 36 * slice * channelBlock
                 let s = UnsafeMutableRawPointer(m + 36 * chunk * channelBlock).assumingMemoryBound(to: Vec8.self)
-                let a = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 1)
-                let b = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 1)
-                defer { a.deallocate(); b.deallocate() }
                 for job in (jobs * thread / threads)..<(jobs * (thread + 1) / threads) {
                     let kb = job / parts * channelBlock, width = Swift.min(channelBlock, k - kb)
                     let part = job % parts
@@ -105,9 +100,8 @@ extension WinogradConvolution {
                         let call = BRGEMMConvolution.kernel(m: width, n: hi - lo, k: cc, lda: width, ldb: c, ldc: width,
                                                             beta: c0 == 0 ? 0 : 1)!
                         for xi in 0..<36 {
-                            a[0] = UnsafePointer(u + xi * cc * width)
-                            b[0] = UnsafePointer(v.p + (xi * chunk + lo) * c + c0)
-                            cxsmm_call(call, a, b, m + (xi * chunk + lo) * width, 1)
+                            BRGEMMConvolution.gemm(call, u + xi * cc * width, v.p + (xi * chunk + lo) * c + c0,
+                                                   m + (xi * chunk + lo) * width)
                         }
                         c0 += cc
                     }

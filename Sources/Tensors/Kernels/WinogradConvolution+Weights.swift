@@ -1,5 +1,3 @@
-import CXSMM
-
 /// The weight gradient of a 3x3 stride-1 convolution by Winograd F(4x4, 3x3). For fixed input
 /// transforms V the forward tile Y = A^T [(G g G^T) ⊙ V] A is linear in the filter g; its
 /// adjoint gives the filter's gradient from each tile's dL/dY:
@@ -44,9 +42,6 @@ extension WinogradConvolution {
                 }
             }
             Parallel.team { thread, threads in
-                let a = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 1)
-                let b = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 1)
-                defer { a.deallocate(); b.deallocate() }
                 for job in (jobs * thread / threads)..<(jobs * (thread + 1) / threads) {
                     let replica = job % replicas, block = job / replicas
                     let kb = block / cBlocks * channelBlock, width = Swift.min(channelBlock, k - kb)
@@ -58,9 +53,8 @@ extension WinogradConvolution {
                                                         beta: first == 0 ? 0 : 1, transposeB: true)!
                     let region = mp.p + replica * mCount + kb * 36 * c
                     for xi in 0..<36 {
-                        a[0] = UnsafePointer(w.p + (xi * chunk + lo) * k + kb)
-                        b[0] = UnsafePointer(v.p + (xi * chunk + lo) * c + c0)
-                        cxsmm_call(call, a, b, region + (xi * c + c0) * width, 1)
+                        BRGEMMConvolution.gemm(call, w.p + (xi * chunk + lo) * k + kb, v.p + (xi * chunk + lo) * c + c0,
+                                               region + (xi * c + c0) * width)
                     }
                 }
             }
@@ -131,8 +125,7 @@ extension WinogradConvolution {
     static func gradientTile(_ gy: UnsafePointer<Float>, _ g: ConvGeometry, tile: Int, into out: UnsafeMutablePointer<Float>,
                              xiStride: Int, scratch s: UnsafeMutablePointer<Vec8>) {
         let (k, oh, ow) = (g.outChannels, g.outH, g.outW)
-        let tilesW = (ow + 3) / 4, perImage = (oh + 3) / 4 * tilesW
-        let n = tile / perImage, ty = tile % perImage / tilesW, tx = tile % tilesW
+        let (n, ty, tx) = tilePosition(g, tile)
         let rows = Swift.min(4, oh - ty * 4), cols = Swift.min(4, ow - tx * 4)
         var k0 = 0
         while k0 < k {

@@ -202,9 +202,7 @@ enum WinogradConvolution {
             let v = UnsafeMutablePointer<Float>.allocate(capacity: 36 * block * c)
             let m = UnsafeMutablePointer<Float>.allocate(capacity: 36 * block * k)
             let s = UnsafeMutablePointer<Vec8>.allocate(capacity: 36)
-            let a = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 1)
-            let b = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: 1)
-            defer { v.deallocate(); m.deallocate(); s.deallocate(); a.deallocate(); b.deallocate() }
+            defer { v.deallocate(); m.deallocate(); s.deallocate() }
             for blockIndex in (blocks * thread / threads)..<(blocks * (thread + 1) / threads) {
                 let first = blockIndex * block, count = Swift.min(block, tiles - first)
                 // Input transform: V[ξ][i][c] for the block's tiles.
@@ -215,9 +213,7 @@ enum WinogradConvolution {
                 let calls = count == block ? full : tail
                 for xi in 0..<36 {
                     for (index, (kb, _)) in kBlocks.enumerated() {
-                        a[0] = UnsafePointer(up.p + xi * c * k + kb * c)
-                        b[0] = UnsafePointer(v + xi * block * c)
-                        cxsmm_call(calls[index], a, b, m + xi * block * k + kb, 1)
+                        BRGEMMConvolution.gemm(calls[index], up.p + xi * c * k + kb * c, v + xi * block * c, m + xi * block * k + kb)
                     }
                 }
                 // Output transform, bias, residual, SiLU.
@@ -234,14 +230,20 @@ enum WinogradConvolution {
     /// The 4x4 output tiles of g, every image's.
     static func tileCount(_ g: ConvGeometry) -> Int { g.batch * ((g.outH + 3) / 4) * ((g.outW + 3) / 4) }
 
+    /// Tile `tile`'s image and its row and column among the image's 4x4 output tiles.
+    @inline(__always)
+    static func tilePosition(_ g: ConvGeometry, _ tile: Int) -> (n: Int, ty: Int, tx: Int) {
+        let tilesW = (g.outW + 3) / 4, perImage = (g.outH + 3) / 4 * tilesW
+        return (tile / perImage, tile % perImage / tilesW, tile % tilesW)
+    }
+
     /// V[ξ][·] = B^T d B of one tile's 6x6 input patch, every channel: channel c0 of point ξ
     /// at out[ξ xiStride + c0]. x is channels-last; the patch's outside reads zero.
     @inline(__always)
     static func inputTile(_ x: UnsafePointer<Float>, _ g: ConvGeometry, tile: Int, into out: UnsafeMutablePointer<Float>,
                           xiStride: Int, scratch s: UnsafeMutablePointer<Vec8>) {
         let (c, h, w) = (g.inChannels, g.height, g.width)
-        let tilesW = (g.outW + 3) / 4, perImage = (g.outH + 3) / 4 * tilesW
-        let n = tile / perImage, ty = tile % perImage / tilesW, tx = tile % tilesW
+        let (n, ty, tx) = tilePosition(g, tile)
         let h0 = ty * 4 - g.padH, w0 = tx * 4 - g.padW
         let image = x + n * h * w * c
         let inside = h0 >= 0 && h0 + 6 <= h && w0 >= 0 && w0 + 6 <= w
@@ -294,8 +296,7 @@ enum WinogradConvolution {
                            into y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
                            silu: Bool, scratch s: UnsafeMutablePointer<Vec8>) {
         let (k, oh, ow) = (g.outChannels, g.outH, g.outW)
-        let tilesW = (ow + 3) / 4, perImage = (oh + 3) / 4 * tilesW
-        let n = tile / perImage, ty = tile % perImage / tilesW, tx = tile % tilesW
+        let (n, ty, tx) = tilePosition(g, tile)
         let rows = Swift.min(4, oh - ty * 4), cols = Swift.min(4, ow - tx * 4)
         var k0 = channels.lowerBound
         while k0 < channels.upperBound {
