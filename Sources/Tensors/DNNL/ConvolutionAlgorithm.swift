@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// The ways a convolution pass can be computed (see `conv2d`).
@@ -17,6 +18,21 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
     /// channels at a time (`WinogradConvolution.forwardStreamed`): for layers whose transformed
     /// weights are too large to keep (Stable Diffusion's 640-2560 channels). Same rounding.
     case winogradStreamed = "winograd-streamed"
+    /// Winograd F(4x4, 3x3) with bfloat16 GEMMs (WinogradConvolution+BFloat16.swift), for
+    /// bf16 forward and backward-data passes where the CPU has AVX-512 BF16 and the weights'
+    /// transformed form is kept: 2x fewer multiply-adds than `winograd` at twice the rate, for
+    /// rounding of about 1-2.5% of an output's RMS (a bf16 direct convolution's is about
+    /// 0.3%). `allowsLowPrecisionWinograd` turns it off.
+    case winogradBF16 = "winograd-bf16"
+
+    /// Whether bf16 passes may use `winogradBF16` (default on; `DIFFUSE_BF16_WINOGRAD=0` sets
+    /// it off at start). Set it before the first bf16 convolution: a pass keeps the algorithm
+    /// timing chose for its shape.
+    public static var allowsLowPrecisionWinograd: Bool {
+        get { lowPrecisionWinograd.load(ordering: .relaxed) }
+        set { lowPrecisionWinograd.store(newValue, ordering: .relaxed) }
+    }
+    private static let lowPrecisionWinograd = Atomic<Bool>(ProcessInfo.processInfo.environment["DIFFUSE_BF16_WINOGRAD"] != "0")
 
     /// The algorithm every convolution pass must use; nil (the default) times the candidates
     /// per shape and keeps the fastest. A pass it cannot compute stops with an error naming

@@ -185,8 +185,11 @@ enum ConvolutionKernel {
         case .brgemm:
             return BRGEMMConvolution.forward(x, w, bias, g, residual: residual?.asFloat32(), silu: silu).converted(to: outType)
         case .winograd:
-            return WinogradConvolution.forward(x.asFloat32(), transformed: WinogradConvolution.transformedWeights(w, g), bias, g,
-                                               residual: residual?.asFloat32(), silu: silu).converted(to: outType)
+            return WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), bias, g,
+                                               residual: residual, silu: silu, outType: outType)
+        case .winogradBF16:
+            return WinogradConvolution.forwardBF16(x, transformed: WinogradConvolution.transformedWeightsBF16(w, g, dual: false), bias, g,
+                                                   residual: residual, silu: silu, outType: outType)
         case .winogradStreamed:
             return WinogradConvolution.forwardStreamed(x.asFloat32(), weights: w, bias, g, residual: residual?.asFloat32(), silu: silu)
                 .converted(to: outType)
@@ -206,7 +209,9 @@ enum ConvolutionKernel {
             case .onednnDual: return (algorithm, { forwardByDual(x, w, g, type) })
             case .brgemm: return (algorithm, { BRGEMMConvolution.forward(x, w, nil, g) })
             case .winograd:
-                return (algorithm, { WinogradConvolution.forward(x.asFloat32(), transformed: WinogradConvolution.transformedWeights(w, g), nil, g) })
+                return (algorithm, { WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), nil, g) })
+            case .winogradBF16:
+                return (algorithm, { WinogradConvolution.forwardBF16(x, transformed: WinogradConvolution.transformedWeightsBF16(w, g, dual: false), nil, g) })
             case .winogradStreamed: return (algorithm, { WinogradConvolution.forwardStreamed(x.asFloat32(), weights: w, nil, g) })
             }
         }
@@ -222,7 +227,11 @@ enum ConvolutionKernel {
             case .brgemm:
                 return (algorithm, { BRGEMMConvolution.forward(gy, blocked: BRGEMMConvolution.blockedForDual(w, g), nil, g.dual!) })
             case .winograd:
-                return (algorithm, { WinogradConvolution.forward(gy.asFloat32(), transformed: WinogradConvolution.transformedDualWeights(w, g), nil, g.dual!) })
+                return (algorithm, { WinogradConvolution.forward(gy, transformed: WinogradConvolution.transformedDualWeights(w, g), nil, g.dual!,
+                                                                 outType: outType) })
+            case .winogradBF16:
+                return (algorithm, { WinogradConvolution.forwardBF16(gy, transformed: WinogradConvolution.transformedWeightsBF16(w, g, dual: true),
+                                                                     nil, g.dual!, outType: outType) })
             case .winogradStreamed: return (algorithm, { WinogradConvolution.backwardDataStreamed(gy.asFloat32(), weights: w, g) })
             case .onednn, .onednnDual: return (algorithm, { backwardDataOneDNN(gy, w, g, type, outType: outType) })
             }
@@ -270,18 +279,27 @@ enum ConvolutionKernel {
             if WinogradConvolution.supports(g) {
                 if WinogradConvolution.keepsTransformedWeights(g, forward: true) { list.append(.winograd) }
                 list.append(.winogradStreamed)
+                if lowPrecisionWinograd(g, type, forward: true) { list.append(.winogradBF16) }
             }
         case .backwardData:
             if fp32, let dual = g.dual, BRGEMMConvolution.supports(dual) { list.append(.brgemm) }
             if let dual = g.dual, WinogradConvolution.supports(dual) {
                 if WinogradConvolution.keepsTransformedWeights(dual, forward: false) { list.append(.winograd) }
                 list.append(.winogradStreamed)
+                if lowPrecisionWinograd(dual, type, forward: false) { list.append(.winogradBF16) }
             }
         case .backwardWeights:
             if fp32 && BRGEMMConvolution.supports(g) { list.append(.brgemm) }
             if WinogradConvolution.supports(g) { list.append(.winograd) }
         }
         return list
+    }
+
+    /// Whether `winogradBF16` is a candidate for the forward pass of g (a bf16 pass's): allowed,
+    /// bf16 GEMMs for g, and its transformed weights kept (the rule of `winograd`).
+    private static func lowPrecisionWinograd(_ g: ConvGeometry, _ type: DType, forward: Bool) -> Bool {
+        type == .bfloat16 && ConvolutionAlgorithm.allowsLowPrecisionWinograd && WinogradConvolution.supportsBF16(g)
+            && WinogradConvolution.keepsTransformedWeights(g, forward: forward)
     }
 
     /// The algorithm for one pass of (g, type): the first of the forced ones (a scoped

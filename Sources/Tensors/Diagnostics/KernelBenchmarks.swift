@@ -88,6 +88,7 @@ public enum KernelBenchmarks {
         case .brgemm: return "LIBXSMM BRGEMM"
         case .winograd: return "Winograd F(4x4,3x3), LIBXSMM GEMMs"
         case .winogradStreamed: return "Winograd F(4x4,3x3), filters transformed per call, LIBXSMM GEMMs"
+        case .winogradBF16: return "Winograd F(4x4,3x3), bf16 LIBXSMM GEMMs"
         }
     }
 
@@ -304,22 +305,25 @@ public enum KernelBenchmarks {
 extension KernelBenchmarks {
     /// Every convolution algorithm for each pass of a 3x3 same-padding convolution,
     /// interleaved run by run so that machine noise hits all alike; median ms of each.
-    public static func compareConvolutionAlgorithms(batch: Int, channels: Int, size: Int, iterations: Int, passes: Set<String>? = nil)
+    public static func compareConvolutionAlgorithms(batch: Int, channels: Int, size: Int, iterations: Int, passes: Set<String>? = nil,
+                                                    algorithms: Set<String>? = nil, dtype: DType = .float32)
         -> [(pass: String, algorithm: String, ms: Double, gflops: Double)] {
         let g = ConvGeometry(batch: batch, inChannels: channels, height: size, width: size, outChannels: channels,
                              kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1,
                              dilationH: 1, dilationW: 1, groups: 1)
         let rng = PhiloxGenerator(seed: 1)
-        let x = rng.normal(g.inputShape).channelsLast()
-        let w = rng.normal(g.weightShape) * 0.05
-        let gy = rng.normal(g.outputShape).channelsLast()
+        // bf16: activations and weights bf16, every pass writing bf16 as in a bf16 step.
+        let type: DType = dtype == .bfloat16 && ConvolutionKernel.bf16Supported ? .bfloat16 : .float32
+        let x = rng.normal(g.inputShape).channelsLast().to(type)
+        let w = (rng.normal(g.weightShape) * 0.05).to(type)
+        let gy = rng.normal(g.outputShape).channelsLast().to(type)
         var runs: [(String, String, () -> Void)] = [
-            ("forward", "onednn", { _ = ConvolutionKernel.direct(x, w, nil, g, .float32) }),
-            ("forward", "onednn-dual", { _ = ConvolutionKernel.forwardByDual(x, w, g, .float32) }),
-            ("backward-data", "onednn", { _ = ConvolutionKernel.backwardDataOneDNN(gy, w, g, .float32) }),
-            ("backward-weights", "onednn", { _ = ConvolutionKernel.backwardWeightsOneDNN(x, gy, g, .float32, bias: false) }),
+            ("forward", "onednn", { _ = ConvolutionKernel.direct(x, w, nil, g, type, outType: type) }),
+            ("forward", "onednn-dual", { _ = ConvolutionKernel.forwardByDual(x, w, g, type) }),
+            ("backward-data", "onednn", { _ = ConvolutionKernel.backwardDataOneDNN(gy, w, g, type, outType: type) }),
+            ("backward-weights", "onednn", { _ = ConvolutionKernel.backwardWeightsOneDNN(x, gy, g, type, bias: false) }),
         ]
-        if BRGEMMConvolution.supports(g) {
+        if type == .float32 && BRGEMMConvolution.supports(g) {
             runs += [
                 ("forward", "brgemm", { _ = BRGEMMConvolution.forward(x, w, nil, g) }),
                 ("backward-data", "brgemm", { _ = BRGEMMConvolution.forward(gy, blocked: BRGEMMConvolution.blockedForDual(w, g), nil, g.dual!) }),
@@ -328,20 +332,35 @@ extension KernelBenchmarks {
         }
         if WinogradConvolution.supports(g) {
             runs += [
-                ("forward", "winograd", { _ = WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), nil, g) }),
-                ("backward-data", "winograd", {
-                    _ = WinogradConvolution.forward(gy, transformed: WinogradConvolution.transformedDualWeights(w, g), nil, g.dual!)
+                ("forward", "winograd", {
+                    _ = WinogradConvolution.forward(x, transformed: WinogradConvolution.transformedWeights(w, g), nil, g, outType: type)
                 }),
-                ("backward-weights", "winograd", { _ = WinogradConvolution.backwardWeights(x, gy, g, bias: false) }),
+                ("backward-data", "winograd", {
+                    _ = WinogradConvolution.forward(gy, transformed: WinogradConvolution.transformedDualWeights(w, g), nil, g.dual!, outType: type)
+                }),
+                ("backward-weights", "winograd", { _ = WinogradConvolution.backwardWeights(x.asFloat32(), gy.asFloat32(), g, bias: false) }),
                 ("forward", "winograd-streamed", {
-                    _ = WinogradConvolution.forwardStreamed(x, weights: w, nil, g)
+                    _ = WinogradConvolution.forwardStreamed(x.asFloat32(), weights: w, nil, g).converted(to: type)
                 }),
                 ("backward-data", "winograd-streamed", {
-                    _ = WinogradConvolution.backwardDataStreamed(gy, weights: w, g)
+                    _ = WinogradConvolution.backwardDataStreamed(gy.asFloat32(), weights: w, g).converted(to: type)
+                }),
+            ]
+        }
+        if type == .bfloat16 && WinogradConvolution.supportsBF16(g) {
+            runs += [
+                ("forward", "winograd-bf16", {
+                    _ = WinogradConvolution.forwardBF16(x, transformed: WinogradConvolution.transformedWeightsBF16(w, g, dual: false), nil, g,
+                                                        outType: type)
+                }),
+                ("backward-data", "winograd-bf16", {
+                    _ = WinogradConvolution.forwardBF16(gy, transformed: WinogradConvolution.transformedWeightsBF16(w, g, dual: true), nil,
+                                                        g.dual!, outType: type)
                 }),
             ]
         }
         if let passes { runs = runs.filter { passes.contains($0.0) } }
+        if let algorithms { runs = runs.filter { algorithms.contains($0.1) } }
         var times = [[Double]](repeating: [], count: runs.count)
         runs = runs.map { r in (r.0, r.1, { w.storage.markMutated(); r.2() }) }  // new weights each step, as in training
         for r in runs { r.2() }

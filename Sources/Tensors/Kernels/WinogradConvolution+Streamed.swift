@@ -58,7 +58,7 @@ extension WinogradConvolution {
         let v = SendablePointer(vStorage.base.assumingMemoryBound(to: Float.self))
         let kBlocks = (k + channelBlock - 1) / channelBlock
         // Per thread: U of one slice, M of one channel block, scratch for the transforms.
-        let threadFloats = 36 * slice * channelBlock + 36 * chunk * channelBlock + 36 * 8
+        let threadFloats = 36 * slice * channelBlock + 36 * chunk * channelBlock + scratchVectors * 8
         let threadCount = Parallel.threadCount
         let scratch = Storage(byteCount: threadCount * threadFloats * 4)
         let sp = SendablePointer(scratch.base.assumingMemoryBound(to: Float.self))

@@ -34,7 +34,7 @@ extension WinogradConvolution {
         while first < tiles {
             let count = Swift.min(chunk, tiles - first)
             Parallel.team { thread, threads in
-                let s = UnsafeMutablePointer<Vec8>.allocate(capacity: 36)
+                let s = UnsafeMutablePointer<Vec8>.allocate(capacity: scratchVectors)
                 defer { s.deallocate() }
                 for i in (count * thread / threads)..<(count * (thread + 1) / threads) {
                     inputTile(xp.p, g, tile: first + i, into: v.p + i * c, xiStride: chunk * c, scratch: s)

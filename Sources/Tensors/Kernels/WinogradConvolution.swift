@@ -1,4 +1,5 @@
 import CXSMM
+import TensorsAVX512
 
 /// 3x3 stride-1 convolutions by Winograd's minimal filtering F(4x4, 3x3) (Lavin & Gray 2016,
 /// "Fast Algorithms for Convolutional Neural Networks", eq. 8): each 4x4 output tile is
@@ -24,6 +25,10 @@ import CXSMM
 /// (`forwardStreamed`, WinogradConvolution+Streamed.swift), and the weight gradient runs the
 /// adjoint of these transforms (WinogradConvolution+Weights.swift).
 enum WinogradConvolution {
+    /// The scratch (in 8-lane vectors) that `inputTile` and `outputTile` take: room for 36
+    /// 16-lane ones.
+    static let scratchVectors = 72
+
     /// Tiles per block: V and M of a block (36 x tiles x channels each) stay in L2.
     static let tileBlock = 16
     /// Output channels per GEMM call (the blocking LIBXSMM's AVX2 kernels like best).
@@ -75,7 +80,7 @@ enum WinogradConvolution {
     /// output channels: U[ξ][kb][c][k - kb], so that each GEMM reads its weights contiguously
     /// (a leading dimension of K floats, 1 KiB at K = 256, maps every column to the same
     /// few L1 sets). Vectorised over eight output channels.
-    private static func transform(_ filters: Filters, outChannels k: Int, inChannels c: Int) -> Storage {
+    static func transform(_ filters: Filters, outChannels k: Int, inChannels c: Int) -> Storage {
         let out = Storage(byteCount: 36 * c * k * 4)
         let up = SendablePointer(out.base.assumingMemoryBound(to: Float.self))
         let groups = (k + 7) / 8
@@ -181,49 +186,79 @@ enum WinogradConvolution {
     }
 
     /// y = conv(x, w) + bias (+ residual), then SiLU; `transformed` from `transformedWeights`
-    /// (or `transformedDualWeights` for the dual geometry).
+    /// (or `transformedDualWeights` for the dual geometry). x and the residual are float32 or
+    /// bfloat16, read as they are; y is `outType`.
     static func forward(_ x: Tensor, transformed: Storage, _ bias: Tensor?, _ g: ConvGeometry,
-                        residual: Tensor? = nil, silu: Bool = false) -> Tensor {
-        let (c, k, tiles) = (g.inChannels, g.outChannels, tileCount(g))
+                        residual: Tensor? = nil, silu: Bool = false, outType: DType = .float32) -> Tensor {
+        let (c, k) = (g.inChannels, g.outChannels)
         let block = tileBlock
-        let blocks = (tiles + block - 1) / block
-        let y = Tensor(uninitializedShape: g.outputShape, strides: Shape.channelsLastStrides(g.outputShape), dtype: .float32)
-        let xp = SendablePointer(x.pointer(as: Float.self)), yp = SendablePointer(y.pointer(as: Float.self))
-        let up = SendablePointer(transformed.base.assumingMemoryBound(to: Float.self))
-        let bp = bias.map { SendablePointer($0.pointer(as: Float.self)) }
-        let rp = residual.map { SendablePointer($0.pointer(as: Float.self)) }
+        let up = UnsafeSendablePointer(UnsafePointer(transformed.base.assumingMemoryBound(to: Float.self)))
         let kBlocks = stride(from: 0, to: k, by: channelBlock).map { ($0, Swift.min(channelBlock, k - $0)) }
         func kernels(_ n: Int) -> [libxsmm_smmfunction_reducebatch_addr] {
             kBlocks.map { BRGEMMConvolution.kernel(m: $0.1, n: n, k: c, lda: $0.1, ldb: c, ldc: k, beta: 0)! }
         }
-        let full = kernels(block)
-        let tail = tiles % block == 0 ? full : kernels(tiles % block)
-        Parallel.team { thread, threads in
-            let v = UnsafeMutablePointer<Float>.allocate(capacity: 36 * block * c)
-            let m = UnsafeMutablePointer<Float>.allocate(capacity: 36 * block * k)
-            let s = UnsafeMutablePointer<Vec8>.allocate(capacity: 36)
-            defer { v.deallocate(); m.deallocate(); s.deallocate() }
-            for blockIndex in (blocks * thread / threads)..<(blocks * (thread + 1) / threads) {
-                let first = blockIndex * block, count = Swift.min(block, tiles - first)
-                // Input transform: V[ξ][i][c] for the block's tiles.
-                for i in 0..<count {
-                    inputTile(xp.p, g, tile: first + i, into: v + i * c, xiStride: block * c, scratch: s)
-                }
-                // The 36 GEMMs: M_ξ (k x tiles) = U_ξ (k x c) V_ξ (c x tiles), column-major.
-                let calls = count == block ? full : tail
-                for xi in 0..<36 {
-                    for (index, (kb, _)) in kBlocks.enumerated() {
-                        BRGEMMConvolution.gemm(calls[index], up.p + xi * c * k + kb * c, v + xi * block * c, m + xi * block * k + kb)
-                    }
-                }
-                // Output transform, bias, residual, SiLU.
-                for i in 0..<count {
-                    outputTile(m + i * k, xiStride: block * k, channels: 0..<k, g, tile: first + i, into: yp.p,
-                               bias: bp?.p, residual: rp?.p, silu: silu, scratch: s)
+        let tail = tileCount(g) % block
+        let full = kernels(block), last = tail == 0 ? full : kernels(tail)
+        let y = forward(x, block: block, bias, g, residual: residual, silu: silu, outType: outType) {
+            (count: Int, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>) in
+            // M_ξ (k x tiles) = U_ξ (k x c) V_ξ (c x tiles), column-major.
+            let calls = count == block ? full : last
+            for xi in 0..<36 {
+                for (index, (kb, _)) in kBlocks.enumerated() {
+                    BRGEMMConvolution.gemm(calls[index], up.p + xi * c * k + kb * c, v + xi * block * c, m + xi * block * k + kb)
                 }
             }
         }
-        withExtendedLifetime((transformed, x)) {}
+        withExtendedLifetime(transformed) {}
+        return y
+    }
+
+    /// The kept-weights forward over tiles in blocks of `block`, whatever the GEMMs' operand
+    /// type V (float32, or bfloat16): per block, the input transform into V[ξ][tile][c],
+    /// `products(count, v, m)` for M[ξ][tile][k] of the block's `count` tiles, and the output
+    /// transform with bias, residual and SiLU into y (`outType`).
+    static func forward<V: TileElement>(_ x: Tensor, block: Int, _ bias: Tensor?, _ g: ConvGeometry, residual: Tensor?, silu: Bool,
+                                        outType: DType,
+                                        products: (Int, UnsafePointer<V>, UnsafeMutablePointer<Float>) -> Void) -> Tensor {
+        let y = Tensor(uninitializedShape: g.outputShape, strides: Shape.channelsLastStrides(g.outputShape), dtype: outType)
+        let bias = bias?.converted(to: .float32), residual = residual?.converted(to: outType)
+        func run<X: TileElement, Y: TileElement>(_: X.Type, _: Y.Type) {
+            let (c, k, tiles) = (g.inChannels, g.outChannels, tileCount(g))
+            let blocks = (tiles + block - 1) / block
+            let xp = UnsafeSendablePointer(UnsafePointer(x.pointer(as: X.self))), yp = SendablePointer(y.pointer(as: Y.self))
+            let bp = bias.map { UnsafeSendablePointer(UnsafePointer($0.pointer(as: Float.self))) }
+            let rp = residual.map { UnsafeSendablePointer(UnsafePointer($0.pointer(as: Y.self))) }
+            // Per thread, from the allocator's cache (no page faults at each call): M, V, scratch.
+            let vBytes = (36 * block * c * MemoryLayout<V>.size + 63) / 64 * 64
+            let threadBytes = 36 * block * k * 4 + vBytes + scratchVectors * 32
+            let buffers = Storage(byteCount: Parallel.threadCount * threadBytes)
+            let bufferBase = SendablePointer(buffers.base.assumingMemoryBound(to: UInt8.self))
+            Parallel.team { thread, threads in
+                let mine = UnsafeMutableRawPointer(bufferBase.p + thread * threadBytes)
+                let m = mine.assumingMemoryBound(to: Float.self)
+                let v = (mine + 36 * block * k * 4).assumingMemoryBound(to: V.self)
+                let s = (mine + 36 * block * k * 4 + vBytes).assumingMemoryBound(to: Vec8.self)
+                for blockIndex in (blocks * thread / threads)..<(blocks * (thread + 1) / threads) {
+                    let first = blockIndex * block, count = Swift.min(block, tiles - first)
+                    for i in 0..<count {
+                        inputTile(xp.p, g, tile: first + i, into: v + i * c, xiStride: block * c, scratch: s)
+                    }
+                    products(count, v, m)
+                    for i in 0..<count {
+                        outputTile(m + i * k, xiStride: block * k, channels: 0..<k, g, tile: first + i, into: yp.p,
+                                   bias: bp?.p, residual: rp?.p, silu: silu, scratch: s)
+                    }
+                }
+            }
+            withExtendedLifetime(buffers) {}
+        }
+        switch (x.dtype == .bfloat16, outType == .bfloat16) {
+        case (false, false): run(Float.self, Float.self)
+        case (false, true): run(Float.self, BFloat16.self)
+        case (true, false): run(BFloat16.self, Float.self)
+        case (true, true): run(BFloat16.self, BFloat16.self)
+        }
+        withExtendedLifetime((x, bias, residual)) {}
         return y
     }
 
@@ -238,13 +273,22 @@ enum WinogradConvolution {
     }
 
     /// V[ξ][·] = B^T d B of one tile's 6x6 input patch, every channel: channel c0 of point ξ
-    /// at out[ξ xiStride + c0]. x is channels-last; the patch's outside reads zero.
+    /// at out[ξ xiStride + c0]. x is channels-last; the patch's outside reads zero. x and V
+    /// are float32 or bfloat16 (`TileElement`); the transform is float32, on 16 lanes where
+    /// the CPU has AVX-512 (`AVX512Kernels.winogradInputTile`: the same bits). `scratch`:
+    /// `scratchVectors` vectors, as for `outputTile`.
     @inline(__always)
-    static func inputTile(_ x: UnsafePointer<Float>, _ g: ConvGeometry, tile: Int, into out: UnsafeMutablePointer<Float>,
-                          xiStride: Int, scratch s: UnsafeMutablePointer<Vec8>) {
+    static func inputTile<X: TileElement, V: TileElement>(_ x: UnsafePointer<X>, _ g: ConvGeometry, tile: Int,
+                                                          into out: UnsafeMutablePointer<V>, xiStride: Int,
+                                                          scratch s: UnsafeMutablePointer<Vec8>) {
         let (c, h, w) = (g.inChannels, g.height, g.width)
         let (n, ty, tx) = tilePosition(g, tile)
         let h0 = ty * 4 - g.padH, w0 = tx * 4 - g.padW
+        if CPUFeatures.avx512 && c >= 16 {
+            AVX512Kernels.winogradInputTile(x, bf16: X.self == BFloat16.self, image: n * h * w * c, c: c, h: h, w: w, h0: h0, w0: w0,
+                                            into: out, bf16: V.self == BFloat16.self, xiStride: xiStride, scratch: s)
+            return
+        }
         let image = x + n * h * w * c
         let inside = h0 >= 0 && h0 + 6 <= h && w0 >= 0 && w0 + 6 <= w
         var c0 = 0
@@ -256,12 +300,12 @@ enum WinogradConvolution {
                 let row = image + (ih * w + w0) * c + c0
                 var d: Six
                 if inside && lanes == 8 {
-                    d = (Lanes.load(row, 1), Lanes.load(row + c, 1), Lanes.load(row + 2 * c, 1),
-                         Lanes.load(row + 3 * c, 1), Lanes.load(row + 4 * c, 1), Lanes.load(row + 5 * c, 1))
+                    d = (X.load(row, 8), X.load(row + c, 8), X.load(row + 2 * c, 8),
+                         X.load(row + 3 * c, 8), X.load(row + 4 * c, 8), X.load(row + 5 * c, 8))
                 } else {
                     func at(_ q: Int) -> Vec8 {
                         let iw = w0 + q
-                        return ih >= 0 && ih < h && iw >= 0 && iw < w ? Lanes.load(row + q * c, 1, lanes) : Vec8()
+                        return ih >= 0 && ih < h && iw >= 0 && iw < w ? X.load(row + q * c, lanes) : Vec8()
                     }
                     d = (at(0), at(1), at(2), at(3), at(4), at(5))
                 }
@@ -279,25 +323,31 @@ enum WinogradConvolution {
 
     /// Column q of a 6x6 transform, its point (i, q) from t.i, into at[(6 i + q) xiStride].
     @inline(__always)
-    static func storeColumn(_ t: Six, _ at: UnsafeMutablePointer<Float>, column q: Int, xiStride: Int, lanes: Int) {
-        Lanes.store(t.0, at + q * xiStride, 1, lanes)
-        Lanes.store(t.1, at + (6 + q) * xiStride, 1, lanes)
-        Lanes.store(t.2, at + (12 + q) * xiStride, 1, lanes)
-        Lanes.store(t.3, at + (18 + q) * xiStride, 1, lanes)
-        Lanes.store(t.4, at + (24 + q) * xiStride, 1, lanes)
-        Lanes.store(t.5, at + (30 + q) * xiStride, 1, lanes)
+    static func storeColumn<E: TileElement>(_ t: Six, _ at: UnsafeMutablePointer<E>, column q: Int, xiStride: Int, lanes: Int) {
+        E.store(t.0, at + q * xiStride, lanes)
+        E.store(t.1, at + (6 + q) * xiStride, lanes)
+        E.store(t.2, at + (12 + q) * xiStride, lanes)
+        E.store(t.3, at + (18 + q) * xiStride, lanes)
+        E.store(t.4, at + (24 + q) * xiStride, lanes)
+        E.store(t.5, at + (30 + q) * xiStride, lanes)
     }
 
     /// Y = A^T M A of one tile for the output channels `channels` (M of channel k0 at point ξ
     /// in from[ξ xiStride + k0 - channels.lowerBound]), plus bias, residual, then SiLU, into
-    /// the channels-last y.
+    /// the channels-last y (float32 or bfloat16, as the residual).
     @inline(__always)
-    static func outputTile(_ from: UnsafePointer<Float>, xiStride: Int, channels: Range<Int>, _ g: ConvGeometry, tile: Int,
-                           into y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
-                           silu: Bool, scratch s: UnsafeMutablePointer<Vec8>) {
+    static func outputTile<Y: TileElement>(_ from: UnsafePointer<Float>, xiStride: Int, channels: Range<Int>, _ g: ConvGeometry,
+                                           tile: Int, into y: UnsafeMutablePointer<Y>, bias: UnsafePointer<Float>?,
+                                           residual: UnsafePointer<Y>?, silu: Bool, scratch s: UnsafeMutablePointer<Vec8>) {
         let (k, oh, ow) = (g.outChannels, g.outH, g.outW)
         let (n, ty, tx) = tilePosition(g, tile)
         let rows = Swift.min(4, oh - ty * 4), cols = Swift.min(4, ow - tx * 4)
+        if CPUFeatures.avx512 && channels.count >= 16 {
+            AVX512Kernels.winogradOutputTile(from, xiStride: xiStride, k0: channels.lowerBound, k1: channels.upperBound, k: k, oh: oh, ow: ow,
+                                             n: n, y0: ty * 4, x0: tx * 4, rows: rows, cols: cols, into: y, bf16: Y.self == BFloat16.self,
+                                             bias: bias, residual: residual, silu: silu, scratch: s)
+            return
+        }
         var k0 = channels.lowerBound
         while k0 < channels.upperBound {
             let lanes = Swift.min(8, channels.upperBound - k0)
@@ -317,9 +367,9 @@ enum WinogradConvolution {
                 for r in 0..<rows {
                     let offset = ((n * oh + ty * 4 + r) * ow + tx * 4 + q) * k + k0
                     var value = (r == 0 ? t.0 : r == 1 ? t.1 : r == 2 ? t.2 : t.3) + biasLanes
-                    if let residual { value += Lanes.load(residual + offset, 1, lanes) }
+                    if let residual { value += Y.load(residual + offset, lanes) }
                     if silu { value = value * VectorMath.sigmoid(value) }
-                    Lanes.store(value, y + offset, 1, lanes)
+                    Y.store(value, y + offset, lanes)
                 }
             }
             k0 += lanes
