@@ -62,15 +62,22 @@ public final class Storage: @unchecked Sendable {
     /// A buffer derived from these contents, made by `make` once per `version`.
     func derivedBuffer(_ key: String, make: () -> Storage) -> Storage {
         if let hit = derived.withLock({ $0[key] }), hit.version == version { return hit.storage }
+        let current = version
+        // Entries of earlier versions can never be used again. Dropped before `make`, into the
+        // allocator's cache: a training step's new weights then take the memory their
+        // previous version's forms had, not fresh pages (ddpm's 3x3 layers made 5-9 MB of
+        // transformed weights each, twice a step, every page faulted in again).
+        var stale = derived.withLock { d in
+            let old = d.values.filter { $0.version != current }.map(\.storage)
+            d = d.filter { $0.value.version == current }
+            return old
+        }
+        for buffer in stale { buffer.returnsToSystem = false }
+        stale = []
         let made = make()
         if made.owner == nil { made.returnsToSystem = true }
         guard made.byteCount <= Storage.derivedCacheLimit else { return made }
-        let current = version
-        // Entries of earlier versions can never be used again: drop them with the new one in.
-        derived.withLock { d in
-            d = d.filter { $0.value.version == current }
-            d[key] = (current, made)
-        }
+        derived.withLock { $0[key] = (current, made) }
         return made
     }
 

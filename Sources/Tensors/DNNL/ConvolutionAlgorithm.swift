@@ -19,20 +19,24 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
     /// weights are too large to keep (Stable Diffusion's 640-2560 channels). Same rounding.
     case winogradStreamed = "winograd-streamed"
     /// Winograd F(4x4, 3x3) with bfloat16 GEMMs (WinogradConvolution+BFloat16.swift), for
-    /// bf16 forward and backward-data passes where the CPU has AVX-512 BF16 and the weights'
-    /// transformed form is kept: 2x fewer multiply-adds than `winograd` at twice the rate, for
-    /// rounding of about 1-2.5% of an output's RMS (a bf16 direct convolution's is about
-    /// 0.3%). `allowsLowPrecisionWinograd` turns it off.
+    /// bf16 forward and backward-data passes where the CPU has AVX-512 BF16, the weights'
+    /// transformed form is kept and there are 16 or more input channels: 2x fewer
+    /// multiply-adds than `winograd` at twice the rate, for rounding of about 2% of an output
+    /// (a bf16 direct convolution's, or `winograd`'s on bf16 operands: 0.3%). Timing considers
+    /// it only where `allowsLowPrecisionWinograd`; forcing it (`with`, `preferredOrder`)
+    /// always may.
     case winogradBF16 = "winograd-bf16"
 
-    /// Whether bf16 passes may use `winogradBF16` (default on; `DIFFUSE_BF16_WINOGRAD=0` sets
-    /// it off at start). Set it before the first bf16 convolution: a pass keeps the algorithm
-    /// timing chose for its shape.
+    /// Whether timing may choose `winogradBF16` for bf16 passes: off unless
+    /// `DIFFUSE_BF16_WINOGRAD=1`. Its rounding doubles to triples how far Stable Diffusion's
+    /// bf16 images land from float32 (sd21-txt2img-clip-skip: max 0.218 of the largest value
+    /// against diffusers' bf16 0.061), for a few percent of a U-Net step: `winograd` computing
+    /// in float32 on the bf16 operands takes most of the gain at bf16's usual rounding.
     public static var allowsLowPrecisionWinograd: Bool {
         get { lowPrecisionWinograd.load(ordering: .relaxed) }
         set { lowPrecisionWinograd.store(newValue, ordering: .relaxed) }
     }
-    private static let lowPrecisionWinograd = Atomic<Bool>(ProcessInfo.processInfo.environment["DIFFUSE_BF16_WINOGRAD"] != "0")
+    private static let lowPrecisionWinograd = Atomic<Bool>(ProcessInfo.processInfo.environment["DIFFUSE_BF16_WINOGRAD"] == "1")
 
     /// The algorithm every convolution pass must use; nil (the default) times the candidates
     /// per shape and keeps the fastest. A pass it cannot compute stops with an error naming

@@ -249,7 +249,7 @@ enum ConvolutionKernel {
         let candidates: [(Algorithm, () -> (Tensor, Tensor?))] = candidateAlgorithms(.backwardWeights, g, type).map { algorithm in
             switch algorithm {
             case .brgemm: return (algorithm, { BRGEMMConvolution.backwardWeights(x, gy, g, bias: bias) })
-            case .winograd: return (algorithm, { WinogradConvolution.backwardWeights(x.asFloat32(), gy.asFloat32(), g, bias: bias) })
+            case .winograd: return (algorithm, { WinogradConvolution.backwardWeights(x, gy.converted(to: x.dtype), g, bias: bias) })
             default: return (algorithm, { backwardWeightsOneDNN(x, gy, g, type, bias: bias) })
             }
         }
@@ -295,12 +295,17 @@ enum ConvolutionKernel {
         return list
     }
 
-    /// Whether `winogradBF16` is a candidate for the forward pass of g (a bf16 pass's): allowed,
-    /// bf16 GEMMs for g, and its transformed weights kept (the rule of `winograd`).
+    /// Whether `winogradBF16` is a candidate for a bf16 pass computed as the forward pass of g:
+    /// allowed (`allowsLowPrecisionWinograd`, or forced), bf16 GEMMs for g, and its transformed
+    /// weights kept (the rule of `winograd`).
     private static func lowPrecisionWinograd(_ g: ConvGeometry, _ type: DType, forward: Bool) -> Bool {
-        type == .bfloat16 && ConvolutionAlgorithm.allowsLowPrecisionWinograd && WinogradConvolution.supportsBF16(g)
-            && WinogradConvolution.keepsTransformedWeights(g, forward: forward)
+        type == .bfloat16 && WinogradConvolution.supportsBF16(g) && WinogradConvolution.keepsTransformedWeights(g, forward: forward)
+            && (ConvolutionAlgorithm.allowsLowPrecisionWinograd || forcedAlgorithms.contains(.winogradBF16))
     }
+
+    /// The algorithms forced for this task: a scoped `ConvolutionAlgorithm.with`, else
+    /// `preferredOrder`.
+    private static var forcedAlgorithms: [Algorithm] { ConvolutionAlgorithm.scoped ?? preference.withLock { $0 } }
 
     /// The algorithm for one pass of (g, type): the first of the forced ones (a scoped
     /// `ConvolutionAlgorithm.with`, else `preferredOrder`) that can compute it, an error
@@ -319,7 +324,7 @@ enum ConvolutionKernel {
     private static func timedOrForced<R>(_ pass: ConvolutionPass, _ g: ConvGeometry, _ type: DType,
                                          _ candidates: [(Algorithm, () -> R)], weights: Tensor?,
                                          proxy: (() -> [(Algorithm, () -> R)])? = nil) -> Algorithm {
-        let forced = ConvolutionAlgorithm.scoped ?? preference.withLock({ $0 })
+        let forced = forcedAlgorithms
         if !forced.isEmpty {
             guard let first = forced.first(where: { f in candidates.contains { $0.0 == f } }) else {
                 fatalError("Tensors.conv2d: \(forced.map(\.rawValue).joined(separator: ",")) was forced, but cannot compute the "
@@ -329,7 +334,8 @@ enum ConvolutionKernel {
             return first
         }
         if candidates.count == 1 { return candidates[0].0 }
-        let key = "\(pass.rawValue) \(g) \(type)"
+        // The candidates are part of the key: allowing `winogradBF16` adds one.
+        let key = "\(pass.rawValue) \(g) \(type) \(candidates.map(\.0.rawValue).joined(separator: ","))"
         if let known = algorithms.withLock({ $0[key] }) { return known }
         // A large pass is timed on its proxy (batch 1, a crop of the image) when the same
         // algorithms can compute it: the timing costs seconds, not minutes.

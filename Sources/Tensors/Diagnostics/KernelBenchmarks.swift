@@ -338,7 +338,7 @@ extension KernelBenchmarks {
                 ("backward-data", "winograd", {
                     _ = WinogradConvolution.forward(gy, transformed: WinogradConvolution.transformedDualWeights(w, g), nil, g.dual!, outType: type)
                 }),
-                ("backward-weights", "winograd", { _ = WinogradConvolution.backwardWeights(x.asFloat32(), gy.asFloat32(), g, bias: false) }),
+                ("backward-weights", "winograd", { _ = WinogradConvolution.backwardWeights(x, gy, g, bias: false) }),
                 ("forward", "winograd-streamed", {
                     _ = WinogradConvolution.forwardStreamed(x.asFloat32(), weights: w, nil, g).converted(to: type)
                 }),

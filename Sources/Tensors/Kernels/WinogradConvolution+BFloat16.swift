@@ -1,18 +1,18 @@
 import CXSMM
 
-/// Winograd F(4x4, 3x3) with bfloat16 GEMMs, for bf16 passes where LIBXSMM makes bf16 kernels
-/// (vdpbf16ps: AVX-512 BF16): the transformed weights U and inputs V are rounded to bf16 and
-/// the 36 products accumulate in float32, at twice the float32 GEMMs' rate and half their
-/// memory traffic; the transforms stay float32. x, the residual and y are read and written
-/// in their own dtype (bf16 activations: no conversion pass).
+/// Winograd F(4x4, 3x3) with bfloat16 GEMMs (`ConvolutionAlgorithm.winogradBF16`, opt-in), for
+/// bf16 passes where LIBXSMM makes bf16 kernels (vdpbf16ps: AVX-512 BF16): the transformed
+/// weights U and inputs V are rounded to bf16 and the 36 products accumulate in float32, at
+/// twice the float32 GEMMs' rate and half their memory traffic; the transforms stay float32.
+/// x, the residual and y are read and written in their own dtype.
 ///
 /// Rounding: U and V carry bf16's relative error (2^-9), and the output transform adds up
-/// values of both signs up to 8x larger than the result, so y's error is about 1-2.5% of its
-/// RMS (measured against float64: 2.5e-2 for Gaussian data, against 2.9e-3 for a bf16
-/// direct convolution with its inputs and output rounded) and at most about 1.6e-2 of
-/// sum|products|. That is what FP8 matrix products trade in production training, for 2x
-/// fewer multiply-adds than float32 Winograd; timing chooses it per shape like the others,
-/// and `ConvolutionAlgorithm.allowsLowPrecisionWinograd = false` keeps it out.
+/// values of both signs up to 8x larger than the result, so y's error is about 2% of its RMS
+/// (2.5e-2 against float64 for Gaussian data; a bf16 direct convolution with its inputs and
+/// output rounded: 2.9e-3), at most 1.8-2.0e-2 of sum|products| at 16+ channels (3.8e-2 at 4).
+/// Other interpolation points do not help much (1.6e-2 at best, with 0, ±1, 1/2, -2). Measured
+/// on AMD EPYC (avx512_bf16), batch 64: 128 channels at 16x16 forward 5.4-6.6 ms against
+/// oneDNN bf16's 10.0 and float32 Winograd's (on the bf16 operands) 7.3-8.7.
 extension WinogradConvolution {
     /// Tiles per block in the bf16 forward: V (36 x tiles x C bf16) is half the float32 size,
     /// so twice the tiles share each read of U.
@@ -65,7 +65,11 @@ extension WinogradConvolution {
                         let high = BFloat16.roundedHigh(Lanes.load(op + xi * 8, 1)) & 0xFFFF_0000
                         let at = words.p + (xi * c * k + kb * c) / 2 + pair * width + k0 - kb
                         let word = low | high
-                        for lane in 0..<lanes { at[lane] = word[lane] }
+                        if lanes == 8 {
+                            UnsafeMutableRawPointer(at).storeBytes(of: word, as: SIMD8<UInt32>.self)
+                        } else {
+                            for lane in 0..<lanes { at[lane] = word[lane] }
+                        }
                     }
                 }
             }
@@ -78,7 +82,10 @@ extension WinogradConvolution {
     static func forwardBF16(_ x: Tensor, transformed: Storage, _ bias: Tensor?, _ g: ConvGeometry,
                             residual: Tensor? = nil, silu: Bool = false, outType: DType = .float32) -> Tensor {
         let (c, k) = (g.inChannels, g.outChannels)
-        let block = bf16TileBlock
+        // Fewer tiles than a full block a thread (small batches of small images): smaller
+        // blocks, so that every thread has one.
+        let threads = Parallel.threadCount
+        let block = Swift.max(8, Swift.min(bf16TileBlock, (tileCount(g) + threads - 1) / threads))
         let up = UnsafeSendablePointer(UnsafePointer(transformed.base.assumingMemoryBound(to: UInt16.self)))
         let kBlocks = stride(from: 0, to: k, by: channelBlock).map { ($0, Swift.min(channelBlock, k - $0)) }
         func kernels(_ n: Int) -> [libxsmm_bsmmfunction_reducebatch_addr] {
@@ -100,3 +107,4 @@ extension WinogradConvolution {
         return y
     }
 }
+
