@@ -174,3 +174,65 @@ extension AVX512Kernels {
         }
     }
 }
+
+extension AVX512Kernels {
+    /// A y (four points into six): the transform of dL/dY in the weight gradient.
+    @inline(__always)
+    static func winogradGradient(_ y0: V, _ y1: V, _ y2: V, _ y3: V) -> Six {
+        let even = y0 + y2, odd = y1 + y3
+        let even4 = y0 + splat(4) * y2, odd2 = splat(2) * y1 + splat(8) * y3
+        return (y0, even + odd, even - odd, even4 + odd2, even4 - odd2, y3)
+    }
+
+    /// W[ξ][·] = A dY A^T of one output tile's dL/dY (rows y0 ..< y0 + rows, columns
+    /// x0 ..< x0 + cols of image n, oh x ow x k channels-last, float32 or `bf16`; zero outside),
+    /// every channel: channel k0 of point ξ at out[ξ xiStride + k0] (float32). `scratch`: 24
+    /// vectors.
+    @inline(never)
+    public static func winogradGradientTile(_ gy: UnsafeRawPointer, bf16: Bool, k: Int, oh: Int, ow: Int, n: Int, y0: Int, x0: Int,
+                                            rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>, xiStride: Int,
+                                            scratch: UnsafeMutableRawPointer) {
+        let s = scratch.assumingMemoryBound(to: V.self)
+        if bf16 {
+            gradientTile(BF16.self, gy, k, oh, ow, n, y0, x0, rows, cols, out, xiStride, s)
+        } else {
+            gradientTile(F32.self, gy, k, oh, ow, n, y0, x0, rows, cols, out, xiStride, s)
+        }
+    }
+
+    @inline(__always)
+    static func gradientTile<X: Element>(_: X.Type, _ gy: UnsafeRawPointer, _ k: Int, _ oh: Int, _ ow: Int, _ n: Int, _ y0: Int,
+                                         _ x0: Int, _ rows: Int, _ cols: Int, _ out: UnsafeMutablePointer<Float>, _ xiStride: Int,
+                                         _ s: UnsafeMutablePointer<V>) {
+        var k0 = 0
+        while k0 < k {
+            let lanes = Swift.min(16, k - k0)
+            // Rows: s[r][j] = (dY A^T)[r][j] for the four rows of dY.
+            for r in 0..<4 {
+                var d = (V(), V(), V(), V())
+                if r < rows {
+                    let row = ((n * oh + y0 + r) * ow + x0) * k + k0
+                    if cols == 4 && lanes == 16 {
+                        d = (X.load(gy, row, 16), X.load(gy, row + k, 16), X.load(gy, row + 2 * k, 16), X.load(gy, row + 3 * k, 16))
+                    } else {
+                        func at(_ q: Int) -> V { q < cols ? X.load(gy, row + q * k, lanes) : V() }
+                        d = (at(0), at(1), at(2), at(3))
+                    }
+                }
+                let t = winogradGradient(d.0, d.1, d.2, d.3)
+                (s[r * 6], s[r * 6 + 1], s[r * 6 + 2], s[r * 6 + 3], s[r * 6 + 4], s[r * 6 + 5]) = t
+            }
+            // Columns: W[ξ = (i, j)] = (A s)[i][j].
+            for j in 0..<6 {
+                let t = winogradGradient(s[j], s[6 + j], s[12 + j], s[18 + j])
+                F32.store(t.0, out, j * xiStride + k0, lanes)
+                F32.store(t.1, out, (6 + j) * xiStride + k0, lanes)
+                F32.store(t.2, out, (12 + j) * xiStride + k0, lanes)
+                F32.store(t.3, out, (18 + j) * xiStride + k0, lanes)
+                F32.store(t.4, out, (24 + j) * xiStride + k0, lanes)
+                F32.store(t.5, out, (30 + j) * xiStride + k0, lanes)
+            }
+            k0 += lanes
+        }
+    }
+}

@@ -94,12 +94,12 @@ extension WinogradConvolution {
         let tail = tileCount(g) % block
         let full = kernels(block), last = tail == 0 ? full : kernels(tail)
         let y = forward(x, block: block, bias, g, residual: residual, silu: silu, outType: outType) {
-            (count: Int, v: UnsafePointer<BFloat16>, m: UnsafeMutablePointer<Float>) in
+            (count: Int, v: UnsafePointer<BFloat16>, vStride: Int, m: UnsafeMutablePointer<Float>, mStride: Int) in
             let calls = count == block ? full : last
             let vBits = UnsafeRawPointer(v).assumingMemoryBound(to: UInt16.self)
             for xi in 0..<36 {
                 for (index, (kb, _)) in kBlocks.enumerated() {
-                    FusedAttention.gemm(calls[index], up.p + xi * c * k + kb * c, vBits + xi * block * c, m + xi * block * k + kb)
+                    FusedAttention.gemm(calls[index], up.p + xi * c * k + kb * c, vBits + xi * vStride, m + xi * mStride + kb)
                 }
             }
         }

@@ -54,11 +54,14 @@ extension WinogradConvolution {
         let xp = SendablePointer(x.pointer(as: Float.self)), yp = SendablePointer(y.pointer(as: Float.self))
         let bp = bias.map { SendablePointer($0.pointer(as: Float.self)) }
         let rp = residual.map { SendablePointer($0.pointer(as: Float.self)) }
-        let vStorage = Storage(byteCount: 36 * chunk * c * 4)
+        // Rows per point ξ, `skewed`: V's of the chunk, M's of a channel block, U's of a slice.
+        let vStride = skewed(chunk * c, Float.self), mStride = skewed(chunk * channelBlock, Float.self)
+        let uStride = skewed(slice * channelBlock, Float.self)
+        let vStorage = Storage(byteCount: 36 * vStride * 4)
         let v = SendablePointer(vStorage.base.assumingMemoryBound(to: Float.self))
         let kBlocks = (k + channelBlock - 1) / channelBlock
         // Per thread: U of one slice, M of one channel block, scratch for the transforms.
-        let threadFloats = 36 * slice * channelBlock + 36 * chunk * channelBlock + scratchVectors * 8
+        let threadFloats = 36 * uStride + 36 * mStride + scratchVectors * 8
         let threadCount = Parallel.threadCount
         let scratch = Storage(byteCount: threadCount * threadFloats * 4)
         let sp = SendablePointer(scratch.base.assumingMemoryBound(to: Float.self))
@@ -69,17 +72,16 @@ extension WinogradConvolution {
         while first < tiles {
             let count = Swift.min(chunk, tiles - first)
             Parallel.team { thread, threads in
-                let s = UnsafeMutableRawPointer(sp.p + thread * threadFloats + 36 * (slice + chunk) * channelBlock)
-                    .assumingMemoryBound(to: Vec8.self)
+                let s = UnsafeMutableRawPointer(sp.p + thread * threadFloats + 36 * (uStride + mStride)).assumingMemoryBound(to: Vec8.self)
                 for i in (count * thread / threads)..<(count * (thread + 1) / threads) {
-                    inputTile(xp.p, g, tile: first + i, into: v.p + i * c, xiStride: chunk * c, scratch: s)
+                    inputTile(xp.p, g, tile: first + i, into: v.p + i * c, xiStride: vStride, scratch: s)
                 }
             }
             let jobs = kBlocks * parts
             Parallel.team { thread, threads in
                 let u = sp.p + thread * threadFloats
-                let m = u + 36 * slice * channelBlock
-                let s = UnsafeMutableRawPointer(m + 36 * chunk * channelBlock).assumingMemoryBound(to: Vec8.self)
+                let m = u + 36 * uStride
+                let s = UnsafeMutableRawPointer(m + 36 * mStride).assumingMemoryBound(to: Vec8.self)
                 for job in (jobs * thread / threads)..<(jobs * (thread + 1) / threads) {
                     let kb = job / parts * channelBlock, width = Swift.min(channelBlock, k - kb)
                     let part = job % parts
@@ -93,20 +95,19 @@ extension WinogradConvolution {
                             let lanes = Swift.min(8, kb + width - k0)
                             for ci in 0..<cc {
                                 filters.transform(k0: k0, lanes: lanes, c: c0 + ci, into: u + ci * width + k0 - kb,
-                                                  xiStride: cc * width)
+                                                  xiStride: uStride)
                             }
                         }
                         // M_ξ (width x tiles) (+)= U_ξ (width x cc) V_ξ (cc x tiles), column-major.
                         let call = BRGEMMConvolution.kernel(m: width, n: hi - lo, k: cc, lda: width, ldb: c, ldc: width,
                                                             beta: c0 == 0 ? 0 : 1)!
                         for xi in 0..<36 {
-                            BRGEMMConvolution.gemm(call, u + xi * cc * width, v.p + (xi * chunk + lo) * c + c0,
-                                                   m + (xi * chunk + lo) * width)
+                            BRGEMMConvolution.gemm(call, u + xi * uStride, v.p + xi * vStride + lo * c + c0, m + xi * mStride + lo * width)
                         }
                         c0 += cc
                     }
                     for i in lo..<hi {
-                        outputTile(m + i * width, xiStride: chunk * width, channels: kb..<kb + width, g, tile: first + i,
+                        outputTile(m + i * width, xiStride: mStride, channels: kb..<kb + width, g, tile: first + i,
                                    into: yp.p, bias: bp?.p, residual: rp?.p, silu: silu, scratch: s)
                     }
                 }

@@ -1,3 +1,5 @@
+import TensorsAVX512
+
 /// The weight gradient of a 3x3 stride-1 convolution by Winograd F(4x4, 3x3). For fixed input
 /// transforms V the forward tile Y = A^T [(G g G^T) ⊙ V] A is linear in the filter g; its
 /// adjoint gives the filter's gradient from each tile's dL/dY:
@@ -17,14 +19,18 @@ extension WinogradConvolution {
     /// per-thread replicas of M that each sum a share of every chunk's tiles (added at the end).
     struct WeightBlocking {
         let chunk, kBlocks, cBlocks, replicas: Int
+        /// The rows of a chunk's V and W for each point ξ (`skewed`).
+        let vStride, wStride: Int
         static let cBlock = 64
-        /// V and W of a chunk: 2 MB, about L2 (against 16 MB before: 64 ch at 32x32, batch 64,
-        /// 11.4-11.6 -> 10.9-11.1 ms; 256 ch at 8x8 in bf16 8.5-9.9 -> 7.1-7.3 ms).
+        /// V and W of a chunk: 2 MB, about L2 (16 MB before; 1-4 MB timed alike once the rows
+        /// were `skewed`).
         static let chunkBytes = 2 << 20
 
         init(_ g: ConvGeometry) {
             let (c, k, tiles) = (g.inChannels, g.outChannels, tileCount(g))
             chunk = Swift.min(tiles, Swift.max(16, Swift.min(512, WeightBlocking.chunkBytes / (36 * (c + k) * 4))))
+            vStride = skewed(chunk * c, Float.self)
+            wStride = skewed(chunk * k, Float.self)
             kBlocks = (k + channelBlock - 1) / channelBlock
             cBlocks = (c + Self.cBlock - 1) / Self.cBlock
             let threads = Parallel.threadCount
@@ -35,12 +41,12 @@ extension WinogradConvolution {
     }
 
     /// Runs `body(first, count)` for each chunk of g's tiles, after the chunk's input
-    /// transforms V[ξ][t][c] (x of type X into V's type) and gradient transforms
-    /// W[ξ][t][k] (float32; gy of type X) at v and w (xiStrides chunk C and chunk K).
-    static func forEachChunk<X: TileElement, V: TileElement>(_ x: UnsafePointer<X>, _ gy: UnsafePointer<X>, _ g: ConvGeometry, chunk: Int,
-                                                             v: UnsafeMutablePointer<V>, w: UnsafeMutablePointer<Float>,
-                                                             _ body: (Int, Int) -> Void) {
+    /// transforms V[ξ][t][c] and gradient transforms W[ξ][t][k] (x and gy of type X, V and W
+    /// float32) at v and w, point ξ at ξ `vStride` and ξ `wStride`.
+    static func forEachChunk<X: TileElement>(_ x: UnsafePointer<X>, _ gy: UnsafePointer<X>, _ g: ConvGeometry, _ blocking: WeightBlocking,
+                                             v: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>, _ body: (Int, Int) -> Void) {
         let (c, k, tiles) = (g.inChannels, g.outChannels, tileCount(g))
+        let (chunk, vStride, wStride) = (blocking.chunk, blocking.vStride, blocking.wStride)
         let xp = UnsafeSendablePointer(x), gp = UnsafeSendablePointer(gy), vp = SendablePointer(v), wp = SendablePointer(w)
         var first = 0
         while first < tiles {
@@ -49,8 +55,8 @@ extension WinogradConvolution {
                 let s = UnsafeMutablePointer<Vec8>.allocate(capacity: scratchVectors)
                 defer { s.deallocate() }
                 for i in (count * thread / threads)..<(count * (thread + 1) / threads) {
-                    inputTile(xp.p, g, tile: first + i, into: vp.p + i * c, xiStride: chunk * c, scratch: s)
-                    gradientTile(gp.p, g, tile: first + i, into: wp.p + i * k, xiStride: chunk * k, scratch: s)
+                    inputTile(xp.p, g, tile: first + i, into: vp.p + i * c, xiStride: vStride, scratch: s)
+                    gradientTile(gp.p, g, tile: first + i, into: wp.p + i * k, xiStride: wStride, scratch: s)
                 }
             }
             body(first, count)
@@ -63,16 +69,17 @@ extension WinogradConvolution {
     static func backwardWeights(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, bias: Bool) -> (Tensor, Tensor?) {
         let (c, k) = (g.inChannels, g.outChannels)
         let blocking = WeightBlocking(g)
-        let (chunk, cBlocks, replicas, cBlock) = (blocking.chunk, blocking.cBlocks, blocking.replicas, WeightBlocking.cBlock)
+        let (cBlocks, replicas, cBlock) = (blocking.cBlocks, blocking.replicas, WeightBlocking.cBlock)
         let mCount = 36 * k * c
         let mStorage = Storage(byteCount: replicas * mCount * 4)
-        let vStorage = Storage(byteCount: 36 * chunk * c * 4), wStorage = Storage(byteCount: 36 * chunk * k * 4)
+        let (vStride, wStride) = (blocking.vStride, blocking.wStride)
+        let vStorage = Storage(byteCount: 36 * vStride * 4), wStorage = Storage(byteCount: 36 * wStride * 4)
         let mp = SendablePointer(mStorage.base.assumingMemoryBound(to: Float.self))
         let v = SendablePointer(vStorage.base.assumingMemoryBound(to: Float.self))
         let w = SendablePointer(wStorage.base.assumingMemoryBound(to: Float.self))
         let jobs = blocking.jobs
         func chunks<X: TileElement>(_: X.Type) {
-            forEachChunk(x.pointer(as: X.self), gy.pointer(as: X.self), g, chunk: chunk, v: v.p, w: w.p) { first, count in
+            forEachChunk(x.pointer(as: X.self), gy.pointer(as: X.self), g, blocking, v: v.p, w: w.p) { first, count in
                 Parallel.team { thread, threads in
                     for job in (jobs * thread / threads)..<(jobs * (thread + 1) / threads) {
                         let replica = job % replicas, block = job / replicas
@@ -85,7 +92,7 @@ extension WinogradConvolution {
                                                             beta: first == 0 ? 0 : 1, transposeB: true)!
                         let region = mp.p + replica * mCount + kb * 36 * c
                         for xi in 0..<36 {
-                            BRGEMMConvolution.gemm(call, w.p + (xi * chunk + lo) * k + kb, v.p + (xi * chunk + lo) * c + c0,
+                            BRGEMMConvolution.gemm(call, w.p + xi * wStride + lo * k + kb, v.p + xi * vStride + lo * c + c0,
                                                    region + (xi * c + c0) * width)
                         }
                     }
@@ -164,13 +171,19 @@ extension WinogradConvolution {
     }
 
     /// W[ξ][·] = A dY A^T of one output tile's 4x4 dL/dY (zero outside the output), every
-    /// output channel: channel k0 of point ξ at out[ξ xiStride + k0].
+    /// output channel: channel k0 of point ξ at out[ξ xiStride + k0]. On 16 lanes where the CPU
+    /// has AVX-512 (`AVX512Kernels.winogradGradientTile`: the same bits).
     @inline(__always)
     static func gradientTile<X: TileElement>(_ gy: UnsafePointer<X>, _ g: ConvGeometry, tile: Int, into out: UnsafeMutablePointer<Float>,
                                              xiStride: Int, scratch s: UnsafeMutablePointer<Vec8>) {
         let (k, oh, ow) = (g.outChannels, g.outH, g.outW)
         let (n, ty, tx) = tilePosition(g, tile)
         let rows = Swift.min(4, oh - ty * 4), cols = Swift.min(4, ow - tx * 4)
+        if CPUFeatures.avx512 && k >= 16 {
+            AVX512Kernels.winogradGradientTile(gy, bf16: X.self == BFloat16.self, k: k, oh: oh, ow: ow, n: n, y0: ty * 4, x0: tx * 4,
+                                               rows: rows, cols: cols, into: out, xiStride: xiStride, scratch: s)
+            return
+        }
         var k0 = 0
         while k0 < k {
             let lanes = Swift.min(8, k - k0)
