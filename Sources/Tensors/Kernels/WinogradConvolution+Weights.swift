@@ -175,11 +175,11 @@ extension WinogradConvolution {
     /// has AVX-512 (`AVX512Kernels.winogradGradientTile`: the same bits).
     @inline(__always)
     static func gradientTile<X: TileElement>(_ gy: UnsafePointer<X>, _ g: ConvGeometry, tile: Int, into out: UnsafeMutablePointer<Float>,
-                                             xiStride: Int, scratch s: UnsafeMutablePointer<Vec8>) {
+                                             xiStride: Int, scratch s: UnsafeMutablePointer<Vec8>, wide: Bool = CPUFeatures.avx512) {
         let (k, oh, ow) = (g.outChannels, g.outH, g.outW)
         let (n, ty, tx) = tilePosition(g, tile)
         let rows = Swift.min(4, oh - ty * 4), cols = Swift.min(4, ow - tx * 4)
-        if CPUFeatures.avx512 && k >= 16 {
+        if wide && k >= 16 {
             AVX512Kernels.winogradGradientTile(gy, bf16: X.self == BFloat16.self, k: k, oh: oh, ow: ow, n: n, y0: ty * 4, x0: tx * 4,
                                                rows: rows, cols: cols, into: out, xiStride: xiStride, scratch: s)
             return

@@ -288,16 +288,16 @@ enum WinogradConvolution {
     /// V[ξ][·] = B^T d B of one tile's 6x6 input patch, every channel: channel c0 of point ξ
     /// at out[ξ xiStride + c0]. x is channels-last; the patch's outside reads zero. x and V
     /// are float32 or bfloat16 (`TileElement`); the transform is float32, on 16 lanes where
-    /// the CPU has AVX-512 (`AVX512Kernels.winogradInputTile`: the same bits). `scratch`:
-    /// `scratchVectors` vectors, as for `outputTile`.
+    /// the CPU has AVX-512 (`wide`: `AVX512Kernels.winogradInputTile`, the same bits).
+    /// `scratch`: `scratchVectors` vectors, as for `outputTile`.
     @inline(__always)
     static func inputTile<X: TileElement, V: TileElement>(_ x: UnsafePointer<X>, _ g: ConvGeometry, tile: Int,
                                                           into out: UnsafeMutablePointer<V>, xiStride: Int,
-                                                          scratch s: UnsafeMutablePointer<Vec8>) {
+                                                          scratch s: UnsafeMutablePointer<Vec8>, wide: Bool = CPUFeatures.avx512) {
         let (c, h, w) = (g.inChannels, g.height, g.width)
         let (n, ty, tx) = tilePosition(g, tile)
         let h0 = ty * 4 - g.padH, w0 = tx * 4 - g.padW
-        if CPUFeatures.avx512 && c >= 16 {
+        if wide && c >= 16 {
             AVX512Kernels.winogradInputTile(x, bf16: X.self == BFloat16.self, image: n * h * w * c, c: c, h: h, w: w, h0: h0, w0: w0,
                                             into: out, bf16: V.self == BFloat16.self, xiStride: xiStride, scratch: s)
             return
@@ -351,11 +351,12 @@ enum WinogradConvolution {
     @inline(__always)
     static func outputTile<Y: TileElement>(_ from: UnsafePointer<Float>, xiStride: Int, channels: Range<Int>, _ g: ConvGeometry,
                                            tile: Int, into y: UnsafeMutablePointer<Y>, bias: UnsafePointer<Float>?,
-                                           residual: UnsafePointer<Y>?, silu: Bool, scratch s: UnsafeMutablePointer<Vec8>) {
+                                           residual: UnsafePointer<Y>?, silu: Bool, scratch s: UnsafeMutablePointer<Vec8>,
+                                           wide: Bool = CPUFeatures.avx512) {
         let (k, oh, ow) = (g.outChannels, g.outH, g.outW)
         let (n, ty, tx) = tilePosition(g, tile)
         let rows = Swift.min(4, oh - ty * 4), cols = Swift.min(4, ow - tx * 4)
-        if CPUFeatures.avx512 && channels.count >= 16 {
+        if wide && channels.count >= 16 {
             AVX512Kernels.winogradOutputTile(from, xiStride: xiStride, k0: channels.lowerBound, k1: channels.upperBound, k: k, oh: oh, ow: ow,
                                              n: n, y0: ty * 4, x0: tx * 4, rows: rows, cols: cols, into: y, bf16: Y.self == BFloat16.self,
                                              bias: bias, residual: residual, silu: silu, scratch: s)
