@@ -45,7 +45,8 @@ extension WinogradConvolution {
     /// [(p / 2) 2 width + 2 i + p % 2] (c even). Input channels go two at a time, so that
     /// each pair of lanes is one 32-bit word.
     private static func transformPairs(_ filters: Filters, outChannels k: Int, inChannels c: Int) -> Storage {
-        let out = Storage(byteCount: 36 * c * k * 2)
+        let out = Storage(byteCount: 36 * weightStride(c, k, UInt16.self) * 2)
+        let xiWords = weightStride(c, k, UInt16.self) / 2
         let words = SendablePointer(out.base.assumingMemoryBound(to: UInt32.self))
         let groups = (k + 7) / 8, pairs = c / 2
         Parallel.forEach(groups * pairs, cost: 800) { job in
@@ -63,7 +64,7 @@ extension WinogradConvolution {
                     for xi in 0..<36 {
                         let low = BFloat16.roundedHigh(Lanes.load(ep + xi * 8, 1)) &>> 16
                         let high = BFloat16.roundedHigh(Lanes.load(op + xi * 8, 1)) & 0xFFFF_0000
-                        let at = words.p + (xi * c * k + kb * c) / 2 + pair * width + k0 - kb
+                        let at = words.p + xi * xiWords + kb * c / 2 + pair * width + k0 - kb
                         let word = low | high
                         if lanes == 8 {
                             UnsafeMutableRawPointer(at).storeBytes(of: word, as: SIMD8<UInt32>.self)
@@ -87,6 +88,7 @@ extension WinogradConvolution {
         let threads = Parallel.threadCount
         let block = Swift.max(8, Swift.min(bf16TileBlock, (tileCount(g) + threads - 1) / threads))
         let up = UnsafeSendablePointer(UnsafePointer(transformed.base.assumingMemoryBound(to: UInt16.self)))
+        let uStride = weightStride(c, k, UInt16.self)
         let kBlocks = stride(from: 0, to: k, by: channelBlock).map { ($0, Swift.min(channelBlock, k - $0)) }
         func kernels(_ n: Int) -> [libxsmm_bsmmfunction_reducebatch_addr] {
             kBlocks.map { FusedAttention.bf16Kernel(m: $0.1, n: n, k: c, lda: $0.1, ldb: c, ldc: k) }
@@ -99,7 +101,7 @@ extension WinogradConvolution {
             let vBits = UnsafeRawPointer(v).assumingMemoryBound(to: UInt16.self)
             for xi in 0..<36 {
                 for (index, (kb, _)) in kBlocks.enumerated() {
-                    FusedAttention.gemm(calls[index], up.p + xi * c * k + kb * c, vBits + xi * vStride, m + xi * mStride + kb)
+                    FusedAttention.gemm(calls[index], up.p + xi * uStride + kb * c, vBits + xi * vStride, m + xi * mStride + kb)
                 }
             }
         }

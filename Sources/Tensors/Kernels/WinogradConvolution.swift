@@ -76,18 +76,19 @@ enum WinogradConvolution {
     }
 
     /// U = G g_kc G^T of the filters w[k, c, u, v] = p[base + k sk + c sc + u su + v sv]
-    /// (negative strides flip), as float32, laid out per point ξ and block of `channelBlock`
-    /// output channels: U[ξ][kb][c][k - kb], so that each GEMM reads its weights contiguously
+    /// (negative strides flip), as float32, laid out per point ξ (`weightStride` apart) and block
+    /// of `channelBlock` output channels: U[ξ][kb][c][k - kb], so that each GEMM reads its weights contiguously
     /// (a leading dimension of K floats, 1 KiB at K = 256, maps every column to the same
     /// few L1 sets). Vectorised over eight output channels.
     static func transform(_ filters: Filters, outChannels k: Int, inChannels c: Int) -> Storage {
-        let out = Storage(byteCount: 36 * c * k * 4)
+        let out = Storage(byteCount: 36 * weightStride(c, k, Float.self) * 4)
+        let xiStride = weightStride(c, k, Float.self)
         let up = SendablePointer(out.base.assumingMemoryBound(to: Float.self))
         let groups = (k + 7) / 8
         Parallel.forEach(groups * c, cost: 400) { job in
             let k0 = job / c * 8, ci = job % c, lanes = Swift.min(8, k - k0)
             let kb = k0 / channelBlock * channelBlock, width = Swift.min(channelBlock, k - kb)
-            filters.transform(k0: k0, lanes: lanes, c: ci, into: up.p + kb * c + ci * width + k0 - kb, xiStride: c * k)
+            filters.transform(k0: k0, lanes: lanes, c: ci, into: up.p + kb * c + ci * width + k0 - kb, xiStride: xiStride)
         }
         return out
     }
@@ -193,6 +194,7 @@ enum WinogradConvolution {
         let (c, k) = (g.inChannels, g.outChannels)
         let block = tileBlock
         let up = UnsafeSendablePointer(UnsafePointer(transformed.base.assumingMemoryBound(to: Float.self)))
+        let uStride = weightStride(c, k, Float.self)
         let kBlocks = stride(from: 0, to: k, by: channelBlock).map { ($0, Swift.min(channelBlock, k - $0)) }
         func kernels(_ n: Int) -> [libxsmm_smmfunction_reducebatch_addr] {
             kBlocks.map { BRGEMMConvolution.kernel(m: $0.1, n: n, k: c, lda: $0.1, ldb: c, ldc: k, beta: 0)! }
@@ -205,7 +207,7 @@ enum WinogradConvolution {
             let calls = count == block ? full : last
             for xi in 0..<36 {
                 for (index, (kb, _)) in kBlocks.enumerated() {
-                    BRGEMMConvolution.gemm(calls[index], up.p + xi * c * k + kb * c, v + xi * vStride, m + xi * mStride + kb)
+                    BRGEMMConvolution.gemm(calls[index], up.p + xi * uStride + kb * c, v + xi * vStride, m + xi * mStride + kb)
                 }
             }
         }
@@ -274,6 +276,10 @@ enum WinogradConvolution {
         let lines = (count * size + 63) / 64
         return (lines | 1) * 64 / size
     }
+
+    /// The stride between the transformed weights' points, `skewed` (a multiple of 4 KB put the
+    /// 36 rows each filter transform writes in one L1 set).
+    static func weightStride<E>(_ c: Int, _ k: Int, _ e: E.Type) -> Int { skewed(c * k, e) }
 
     /// The 4x4 output tiles of g, every image's.
     static func tileCount(_ g: ConvGeometry) -> Int { g.batch * ((g.outH + 3) / 4) * ((g.outW + 3) / 4) }
