@@ -68,6 +68,19 @@ extension AVX512Kernels {
         return (m.0 + a + c, b + splat(2) * d, a + splat(4) * c, b + splat(8) * d + m.5)
     }
 
+    /// Column q of a 6x6 transform, its point (i, q) from t.i, into elements (6 i + q) xiStride
+    /// + offset of out.
+    @inline(__always)
+    static func storeColumn<O: Element>(_: O.Type, _ t: Six, _ out: UnsafeMutableRawPointer, column q: Int, xiStride: Int,
+                                        offset: Int, lanes: Int) {
+        O.store(t.0, out, q * xiStride + offset, lanes)
+        O.store(t.1, out, (6 + q) * xiStride + offset, lanes)
+        O.store(t.2, out, (12 + q) * xiStride + offset, lanes)
+        O.store(t.3, out, (18 + q) * xiStride + offset, lanes)
+        O.store(t.4, out, (24 + q) * xiStride + offset, lanes)
+        O.store(t.5, out, (30 + q) * xiStride + offset, lanes)
+    }
+
     /// V[ξ][·] = B^T d B of the 6x6 input patch at rows h0 ..< h0 + 6, columns w0 ..< w0 + 6 of
     /// the channels-last image starting at element `image` of x (h x w x c; outside reads
     /// zero): channel c0 of point ξ at element ξ xiStride + c0 of out. `scratch`: 36 vectors.
@@ -112,13 +125,8 @@ extension AVX512Kernels {
             }
             // Columns: V[ξ = (i, q)] = (B^T s)[i][q].
             for q in 0..<6 {
-                let t = winogradInput((s[q], s[6 + q], s[12 + q], s[18 + q], s[24 + q], s[30 + q]))
-                O.store(t.0, out, q * xiStride + c0, lanes)
-                O.store(t.1, out, (6 + q) * xiStride + c0, lanes)
-                O.store(t.2, out, (12 + q) * xiStride + c0, lanes)
-                O.store(t.3, out, (18 + q) * xiStride + c0, lanes)
-                O.store(t.4, out, (24 + q) * xiStride + c0, lanes)
-                O.store(t.5, out, (30 + q) * xiStride + c0, lanes)
+                storeColumn(O.self, winogradInput((s[q], s[6 + q], s[12 + q], s[18 + q], s[24 + q], s[30 + q])), out,
+                            column: q, xiStride: xiStride, offset: c0, lanes: lanes)
             }
             c0 += lanes
         }
@@ -224,13 +232,8 @@ extension AVX512Kernels {
             }
             // Columns: W[ξ = (i, j)] = (A s)[i][j].
             for j in 0..<6 {
-                let t = winogradGradient(s[j], s[6 + j], s[12 + j], s[18 + j])
-                F32.store(t.0, out, j * xiStride + k0, lanes)
-                F32.store(t.1, out, (6 + j) * xiStride + k0, lanes)
-                F32.store(t.2, out, (12 + j) * xiStride + k0, lanes)
-                F32.store(t.3, out, (18 + j) * xiStride + k0, lanes)
-                F32.store(t.4, out, (24 + j) * xiStride + k0, lanes)
-                F32.store(t.5, out, (30 + j) * xiStride + k0, lanes)
+                storeColumn(F32.self, winogradGradient(s[j], s[6 + j], s[12 + j], s[18 + j]), out, column: j, xiStride: xiStride,
+                            offset: k0, lanes: lanes)
             }
             k0 += lanes
         }
