@@ -11,8 +11,9 @@ import CXSMM
 /// (2.5e-2 against float64 for Gaussian data; a bf16 direct convolution with its inputs and
 /// output rounded: 2.9e-3), at most 1.8-2.0e-2 of sum|products| at 16+ channels (3.8e-2 at 4).
 /// Other interpolation points do not help much (1.6e-2 at best, with 0, ±1, 1/2, -2). Measured
-/// on AMD EPYC (avx512_bf16), batch 64: 128 channels at 16x16 forward 5.4-6.6 ms against
-/// oneDNN bf16's 10.0 and float32 Winograd's (on the bf16 operands) 7.3-8.7.
+/// on AMD EPYC (avx512_bf16), batch 64: 128 channels at 16x16 forward 5.8 ms against oneDNN
+/// bf16's 10.5 and float32 Winograd's on the same bf16 operands 8.0; in a whole U-Net step
+/// it gained a few percent at most, hence opt-in (see `ConvolutionAlgorithm.winogradBF16`).
 extension WinogradConvolution {
     /// Tiles per block in the bf16 forward: V (36 x tiles x C bf16) is half the float32 size,
     /// so twice the tiles share each read of U.

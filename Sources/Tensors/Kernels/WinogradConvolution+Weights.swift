@@ -8,15 +8,15 @@ import TensorsAVX512
 ///
 /// so the sum over tiles is, per point ξ of the 6x6 domain, one GEMM
 /// M_ξ[k, c] = Σ_t W_ξ[t, k] V_ξ[t, c] with W = A dY A^T: 36 multiply-adds per tile and
-/// filter pair instead of direct convolution's 144. Tiles go in chunks (their V and W in
-/// L3); each thread accumulates blocks of `channelBlock` output channels by 64 input
+/// filter pair instead of direct convolution's 144. Tiles go in chunks (their V and W about
+/// L2's size); each thread accumulates blocks of `channelBlock` output channels by 64 input
 /// channels of M over the chunks, and the 6x6 sums become 3x3 gradients at the end.
 /// Rounding as the forward's: its transforms mix a tile's 36 values.
 extension WinogradConvolution {
     /// The blocking of a weight gradient: chunks of tiles whose V and W (36 x tiles x (C + K)
-    /// floats) take at most `chunkBytes`; jobs of
-    /// `channelBlock` output by `cBlock` input channels; and, with fewer jobs than threads,
-    /// per-thread replicas of M that each sum a share of every chunk's tiles (added at the end).
+    /// floats) take at most `chunkBytes`; jobs of `channelBlock` output by `cBlock` input
+    /// channels; and, with fewer jobs than threads, per-thread replicas of M that each sum a
+    /// share of every chunk's tiles (added at the end).
     struct WeightBlocking {
         let chunk, kBlocks, cBlocks, replicas: Int
         /// The rows of a chunk's V and W for each point ξ (`skewed`).
