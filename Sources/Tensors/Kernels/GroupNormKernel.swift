@@ -467,25 +467,24 @@ protocol ActivationElement {
 
 enum F32Element: ActivationElement {
     @_transparent static func load8(_ p: UnsafeRawPointer, _ index: Int) -> Vec8 {
-        (p + index * 4).loadUnaligned(as: Vec8.self)
+        Float.load(p.assumingMemoryBound(to: Float.self) + index, 8)
     }
     @_transparent static func load(_ p: UnsafeRawPointer, _ index: Int, _ n: Int) -> Vec8 {
-        Lanes.load(p.assumingMemoryBound(to: Float.self) + index, 1, n)
+        Float.load(p.assumingMemoryBound(to: Float.self) + index, n)
     }
     @_transparent static func scalar(_ p: UnsafeRawPointer, _ index: Int) -> Float {
         p.assumingMemoryBound(to: Float.self)[index]
     }
 }
 
+/// bf16 loads through `TileElement`'s (one widening for the 8-lane kernels, in lane loops that
+/// LLVM vectorises; SIMD8's `init(truncatingIfNeeded:)` stayed an out-of-line scalar loop).
 enum BF16Element: ActivationElement {
     @_transparent static func load8(_ p: UnsafeRawPointer, _ index: Int) -> Vec8 {
-        let h = (p + index * 2).loadUnaligned(as: SIMD8<UInt16>.self)
-        return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16, to: Vec8.self)
+        BFloat16.load(p.assumingMemoryBound(to: BFloat16.self) + index, 8)
     }
     @_transparent static func load(_ p: UnsafeRawPointer, _ index: Int, _ n: Int) -> Vec8 {
-        var v = Vec8()
-        for i in 0..<n { v[i] = scalar(p, index + i) }
-        return v
+        BFloat16.load(p.assumingMemoryBound(to: BFloat16.self) + index, n)
     }
     @_transparent static func scalar(_ p: UnsafeRawPointer, _ index: Int) -> Float {
         Float(bitPattern: UInt32(p.assumingMemoryBound(to: UInt16.self)[index]) &<< 16)

@@ -46,8 +46,8 @@ extension WinogradConvolution {
     /// [(p / 2) 2 width + 2 i + p % 2] (c even). Input channels go two at a time, so that
     /// each pair of lanes is one 32-bit word.
     private static func transformPairs(_ filters: Filters, outChannels k: Int, inChannels c: Int) -> Storage {
-        let out = Storage(byteCount: 36 * weightStride(c, k, UInt16.self) * 2)
         let xiWords = weightStride(c, k, UInt16.self) / 2
+        let out = Storage(byteCount: 36 * xiWords * 4)
         let words = SendablePointer(out.base.assumingMemoryBound(to: UInt32.self))
         let groups = (k + 7) / 8, pairs = c / 2
         Parallel.forEach(groups * pairs, cost: 800) { job in

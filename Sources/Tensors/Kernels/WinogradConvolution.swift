@@ -80,9 +80,9 @@ enum WinogradConvolution {
     /// of `channelBlock` output channels: U[ξ][kb][c][k - kb], so that each GEMM reads its weights contiguously
     /// (a leading dimension of K floats, 1 KiB at K = 256, maps every column to the same
     /// few L1 sets). Vectorised over eight output channels.
-    static func transform(_ filters: Filters, outChannels k: Int, inChannels c: Int) -> Storage {
-        let out = Storage(byteCount: 36 * weightStride(c, k, Float.self) * 4)
+    private static func transform(_ filters: Filters, outChannels k: Int, inChannels c: Int) -> Storage {
         let xiStride = weightStride(c, k, Float.self)
+        let out = Storage(byteCount: 36 * xiStride * 4)
         let up = SendablePointer(out.base.assumingMemoryBound(to: Float.self))
         let groups = (k + 7) / 8
         Parallel.forEach(groups * c, cost: 400) { job in
