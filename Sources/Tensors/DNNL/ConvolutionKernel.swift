@@ -175,12 +175,13 @@ enum ConvolutionKernel {
     /// forward kernels by up to 1.7x (measured); LIBXSMM batch-reduce GEMMs; and, for 3x3
     /// stride 1, Winograd with its transformed weights kept or streamed.
     static func forward(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ g: ConvGeometry, _ type: DType,
-                        residual: Tensor? = nil, silu: Bool = false, outType: DType = .float32) -> Tensor {
+                        residual: Tensor? = nil, silu: Bool = false, outType: DType = .float32,
+                        freshWeights: Bool = false) -> Tensor {
         let candidates = forwardCandidates(x, w, g, type)
-        let choice = choose(.forward, g, type, candidates, weights: w, proxy: g.timingProxy.map { p in
+        let choice = choose(.forward, g, type, candidates, weights: w, freshWeights: freshWeights, proxy: g.timingProxy.map { p in
             { forwardCandidates(Tensor.zeros(p.inputShape).to(type).channelsLast(), w, p, type) }
         })
-        return OpProfiler.measure("conv fwd \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
+        return OpProfiler.measure("conv fwd \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height) \(choice.rawValue)") {
         switch choice {
         case .brgemm:
             return BRGEMMConvolution.forward(x, w, bias, g, residual: residual?.asFloat32(), silu: silu).converted(to: outType)
@@ -221,7 +222,8 @@ enum ConvolutionKernel {
     /// for `outType` bfloat16 (oneDNN writes it; the others convert). oneDNN's
     /// backward-data kernel, or (stride 1) the LIBXSMM or (3x3) Winograd forward of the dual
     /// convolution.
-    static func backwardData(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry, _ type: DType, outType: DType = .float32) -> Tensor {
+    static func backwardData(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry, _ type: DType, outType: DType = .float32,
+                             freshWeights: Bool = false) -> Tensor {
         let candidates: [(Algorithm, () -> Tensor)] = candidateAlgorithms(.backwardData, g, type).map { algorithm in
             switch algorithm {
             case .brgemm:
@@ -236,8 +238,8 @@ enum ConvolutionKernel {
             case .onednn, .onednnDual: return (algorithm, { backwardDataOneDNN(gy, w, g, type, outType: outType) })
             }
         }
-        let choice = choose(.backwardData, g, type, candidates, weights: w)
-        return OpProfiler.measure("conv bwd-data \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
+        let choice = choose(.backwardData, g, type, candidates, weights: w, freshWeights: freshWeights)
+        return OpProfiler.measure("conv bwd-data \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height) \(choice.rawValue)") {
             candidates.first { $0.0 == choice }!.1().converted(to: outType)
         }
     }
@@ -254,7 +256,7 @@ enum ConvolutionKernel {
             }
         }
         let choice = choose(.backwardWeights, g, type, candidates)
-        return OpProfiler.measure("conv bwd-weights \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height)") {
+        return OpProfiler.measure("conv bwd-weights \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height) \(choice.rawValue)") {
             candidates.first { $0.0 == choice }!.1()
         }
     }
@@ -277,16 +279,16 @@ enum ConvolutionKernel {
             if g.dual != nil { list.append(.onednnDual) }
             if fp32 && BRGEMMConvolution.supports(g) { list.append(.brgemm) }
             if WinogradConvolution.supports(g) {
-                if WinogradConvolution.keepsTransformedWeights(g, forward: true) { list.append(.winograd) }
+                if WinogradConvolution.keepsTransformedWeights(g) { list.append(.winograd) }
                 list.append(.winogradStreamed)
-                if lowPrecisionWinograd(g, type, forward: true) { list.append(.winogradBF16) }
+                if lowPrecisionWinograd(g, type) { list.append(.winogradBF16) }
             }
         case .backwardData:
             if fp32, let dual = g.dual, BRGEMMConvolution.supports(dual) { list.append(.brgemm) }
             if let dual = g.dual, WinogradConvolution.supports(dual) {
-                if WinogradConvolution.keepsTransformedWeights(dual, forward: false) { list.append(.winograd) }
+                if WinogradConvolution.keepsTransformedWeights(dual) { list.append(.winograd) }
                 list.append(.winogradStreamed)
-                if lowPrecisionWinograd(dual, type, forward: false) { list.append(.winogradBF16) }
+                if lowPrecisionWinograd(dual, type) { list.append(.winogradBF16) }
             }
         case .backwardWeights:
             if fp32 && BRGEMMConvolution.supports(g) { list.append(.brgemm) }
@@ -298,8 +300,8 @@ enum ConvolutionKernel {
     /// Whether `winogradBF16` is a candidate for a bf16 pass computed as the forward pass of g:
     /// allowed (`allowsLowPrecisionWinograd`, or forced), bf16 GEMMs for g, and its transformed
     /// weights kept (the rule of `winograd`).
-    private static func lowPrecisionWinograd(_ g: ConvGeometry, _ type: DType, forward: Bool) -> Bool {
-        type == .bfloat16 && WinogradConvolution.supportsBF16(g) && WinogradConvolution.keepsTransformedWeights(g, forward: forward)
+    private static func lowPrecisionWinograd(_ g: ConvGeometry, _ type: DType) -> Bool {
+        type == .bfloat16 && WinogradConvolution.supportsBF16(g) && WinogradConvolution.keepsTransformedWeights(g)
             && (ConvolutionAlgorithm.allowsLowPrecisionWinograd || forcedAlgorithms.contains(.winogradBF16))
     }
 
@@ -312,17 +314,22 @@ enum ConvolutionKernel {
     /// when none can; without a preference each candidate is timed (best of three after a
     /// warm-up) on first use and the fastest kept. The choice is reported to any
     /// `ConvolutionAlgorithm.recording` in progress.
+    ///
+    /// `freshWeights`: w changes before the next call (a training step's weights, updated after
+    /// it), so every form a kernel derives from w (oneDNN's reordered weights, Winograd's
+    /// transformed ones) is made again at each call. Each timed run then makes its own, and
+    /// the choice is kept apart from the one for fixed weights (sampling).
     private static func choose<R>(_ pass: ConvolutionPass, _ g: ConvGeometry, _ type: DType,
-                                  _ candidates: [(Algorithm, () -> R)], weights: Tensor? = nil,
+                                  _ candidates: [(Algorithm, () -> R)], weights: Tensor? = nil, freshWeights: Bool = false,
                                   proxy: (() -> [(Algorithm, () -> R)])? = nil) -> Algorithm {
-        let choice = timedOrForced(pass, g, type, candidates, weights: weights, proxy: proxy)
+        let choice = timedOrForced(pass, g, type, candidates, weights: weights, freshWeights: freshWeights, proxy: proxy)
         ConvolutionAlgorithm.recorder?.append(ConvolutionRun(pass: pass, shape: g.description, dtype: type, algorithm: choice,
                                                              candidates: candidates.map(\.0)))
         return choice
     }
 
     private static func timedOrForced<R>(_ pass: ConvolutionPass, _ g: ConvGeometry, _ type: DType,
-                                         _ candidates: [(Algorithm, () -> R)], weights: Tensor?,
+                                         _ candidates: [(Algorithm, () -> R)], weights: Tensor?, freshWeights: Bool,
                                          proxy: (() -> [(Algorithm, () -> R)])? = nil) -> Algorithm {
         let forced = forcedAlgorithms
         if !forced.isEmpty {
@@ -335,7 +342,8 @@ enum ConvolutionKernel {
         }
         if candidates.count == 1 { return candidates[0].0 }
         // The candidates are part of the key: allowing `winogradBF16` adds one.
-        let key = "\(pass.rawValue) \(g) \(type) \(candidates.map(\.0.rawValue).joined(separator: ","))"
+        let fresh = freshWeights && weights != nil
+        let key = "\(pass.rawValue) \(g) \(type) \(candidates.map(\.0.rawValue).joined(separator: ","))\(fresh ? " fresh" : "")"
         if let known = algorithms.withLock({ $0[key] }) { return known }
         // A large pass is timed on its proxy (batch 1, a crop of the image) when the same
         // algorithms can compute it: the timing costs seconds, not minutes.
@@ -350,6 +358,7 @@ enum ConvolutionKernel {
         var best = [Double](repeating: .infinity, count: candidates.count)
         for _ in 0..<3 {
             for (i, (_, run)) in candidates.enumerated() {
+                if fresh { weights?.storage.expireDerived() }
                 let start = DispatchTime.now().uptimeNanoseconds
                 _ = run()
                 best[i] = Swift.min(best[i], Double(DispatchTime.now().uptimeNanoseconds - start))

@@ -31,7 +31,7 @@ extension WinogradConvolution {
     /// channels in LIBXSMM's VNNI-2 form: U[ξ][kb][c / 2][k - kb][c % 2]. Cached on w's storage
     /// per version, like the float32 form.
     static func transformedWeightsBF16(_ w: Tensor, _ g: ConvGeometry, dual: Bool) -> Storage {
-        w.storage.derivedBuffer("winograd-bf16\(dual ? "-dual" : "")|\(w.offset)|\(w.strides)|\(w.dtype)") {
+        w.storage.derivedBuffer("winograd-bf16\(dual ? "-dual" : "")|\(w.offset)|\(w.strides)|\(w.dtype)", limit: keptWeightLimit) {
             let src = w.to(.float32).contiguous()
             let (c, k) = dual ? (g.outChannels, g.inChannels) : (g.inChannels, g.outChannels)
             return withExtendedLifetime(src) {

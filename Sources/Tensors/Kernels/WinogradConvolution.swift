@@ -40,30 +40,21 @@ enum WinogradConvolution {
             && g.padH <= 2 && g.padW <= 2 && g.outH > 0 && g.outW > 0
     }
 
-    /// Whether the transformed weights (36 values per filter pair, 4x the weights) are worth
-    /// holding: at most twice the input activation's size. Small batches of small images with
-    /// many channels (ddpm-cifar10 at batch 8, 16x16 and below) would otherwise hold more
-    /// memory in transformed weights than the whole model's activations.
-    static func worthItsMemory(_ g: ConvGeometry) -> Bool {
-        36 * g.outChannels <= 2 * g.batch * g.height * g.width
-    }
+    /// The most bytes of transformed weights (36 values per filter pair, 4x the weights) kept
+    /// per layer: 1.5x the derived-buffer cache's limit, 24 MB by default. ddpm-cifar10's
+    /// 256- and 512-channel convolutions keep theirs (9.4 and 18.9 MB; at batch 8 and 16x16
+    /// its evaluation took 0.45 -> 0.35 s for the first, peak RSS +164 MB); SD's 640-channel
+    /// ones (59 MB) and its VAE's 512-channel ones (38 MB) stream theirs.
+    static var keptWeightLimit: Int { Storage.derivedCacheLimit * 3 / 2 }
 
-    /// For the forward pass, also where the transformed weights are at most 24 MB: the
-    /// 256-channel convolutions of ddpm-cifar10 at batch 8 and 16x16 (9.4 MB each; its
-    /// evaluation 0.45 -> 0.35 s, peak RSS +164 MB), not SD's 640-channel ones (59 MB each)
-    /// nor its VAE's 512-channel ones at 64x64 (38 MB). (The backward-data pass keeps the
-    /// rule above: its dual at 8x8 timed faster than it ran within a training step.)
-    static func worthItsMemoryForward(_ g: ConvGeometry) -> Bool {
-        worthItsMemory(g) || 36 * g.outChannels * (g.inChannels / g.groups) * 4 <= 24 << 20
-    }
-
-    /// Whether g's transformed weights are kept between calls (cached per weight version):
-    /// when `worthItsMemory` (`worthItsMemoryForward` for a forward pass) and within the
-    /// derived-buffer cache's limit (else they would be made again at each call). Otherwise
-    /// `forwardStreamed` transforms them a block at a time, at each call.
-    static func keepsTransformedWeights(_ g: ConvGeometry, forward: Bool) -> Bool {
-        36 * g.outChannels * g.inChannels * 4 <= Storage.derivedCacheLimit
-            && (forward ? worthItsMemoryForward(g) : worthItsMemory(g))
+    /// Whether g's transformed weights are kept between calls (cached per weight version),
+    /// within `keptWeightLimit`. Otherwise `forwardStreamed` transforms them a block at a
+    /// time, at each call. The backward-data pass follows the same rule since timing charges
+    /// a training step's candidates their weight transform (`freshWeights`); before, the
+    /// dual at 8x8 timed faster than it ran within a training step and was held to
+    /// transformed weights no larger than twice its input.
+    static func keepsTransformedWeights(_ g: ConvGeometry) -> Bool {
+        36 * g.outChannels * g.inChannels * 4 <= keptWeightLimit
     }
 
     /// G g for F(4, 3): a 3-tap filter into the six points of the transform domain.
@@ -143,7 +134,7 @@ enum WinogradConvolution {
 
     /// The transformed weights of `w` (OIHW), cached on its storage per version.
     static func transformedWeights(_ w: Tensor, _ g: ConvGeometry) -> Storage {
-        w.storage.derivedBuffer("winograd|\(w.offset)|\(w.strides)|\(w.dtype)") {
+        w.storage.derivedBuffer("winograd|\(w.offset)|\(w.strides)|\(w.dtype)", limit: keptWeightLimit) {
             let src = w.to(.float32).contiguous()
             let c = g.inChannels
             return withExtendedLifetime(src) {
@@ -154,7 +145,7 @@ enum WinogradConvolution {
 
     /// The transformed weights of g's dual convolution, w'[i, o, u, v] = w[o, i, 2-u, 2-v].
     static func transformedDualWeights(_ w: Tensor, _ g: ConvGeometry) -> Storage {
-        w.storage.derivedBuffer("winograd-dual|\(w.offset)|\(w.strides)|\(w.dtype)") {
+        w.storage.derivedBuffer("winograd-dual|\(w.offset)|\(w.strides)|\(w.dtype)", limit: keptWeightLimit) {
             let src = w.to(.float32).contiguous()
             let c = g.inChannels
             return withExtendedLifetime(src) {

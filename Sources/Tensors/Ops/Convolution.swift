@@ -45,7 +45,10 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, bias: Tensor? = nil,
     let b = bias.map { $0.detached().to(.float32).contiguous() }
     let res = residual.map { $0.detached().channelsLast() }
     let fuseSiLU = activation == .silu && tape == nil
-    var y = ConvolutionKernel.forward(xin, win, b, g, type, residual: res, silu: fuseSiLU, outType: outType)
+    // A weight the tape tracks is a training step's: it changes before the next call.
+    let freshWeights = tape?.tracks(weight) ?? false
+    var y = ConvolutionKernel.forward(xin, win, b, g, type, residual: res, silu: fuseSiLU, outType: outType,
+                                      freshWeights: freshWeights)
     if let tape {
         let inputs = [x, weight] + (bias.map { [$0] } ?? []) + (residual.map { [$0] } ?? [])
         let flags = inputs.map { tape.tracks($0) }
@@ -54,7 +57,8 @@ public func conv2d(_ x: Tensor, _ weight: Tensor, bias: Tensor? = nil,
         y = tape.record(y, "conv2d", inputs) { gy in
             let gyin = gy.to(type).channelsLast()
             var grads: [Tensor?] = []
-            grads.append(flags[0] ? ConvolutionKernel.backwardData(gyin, win, g, type, outType: outType) : nil)
+            grads.append(flags[0] ? ConvolutionKernel.backwardData(gyin, win, g, type, outType: outType,
+                                                                   freshWeights: freshWeights) : nil)
             if flags[1] || (hasBias && flags[2]) {
                 let (gw, gb) = ConvolutionKernel.backwardWeights(xin, gyin, g, type, bias: hasBias)
                 grads.append(flags[1] ? gw.to(wType) : nil)
