@@ -68,13 +68,19 @@ struct UNetBench: ParsableCommand {
         // The convolution passes of one evaluation and one training step, recorded on the second
         // warm-up (after the first has let autotuning choose): what ran, and the FLOPs.
         var evalRuns: [ConvolutionRun] = [], trainRuns: [ConvolutionRun] = []
-        func median(_ f: () -> Void, recordingInto runs: inout [ConvolutionRun]) -> Double {
+        // Page faults of the timed runs (median per run): memory the step touched fresh, each
+        // fault about 2 us on these VMs; a steady training loop should take almost none.
+        var faults: (train: [Int], eval: [Int]) = ([], [])
+        func median(_ f: () -> Void, recordingInto runs: inout [ConvolutionRun], faults counts: inout [Int]) -> Double {
             f()
             if runs.isEmpty { runs = ConvolutionAlgorithm.recording { f() }.1 } else { f() }
             let times = (0..<iterations).map { _ -> Double in
+                let before = minorPageFaults()
                 let start = DispatchTime.now().uptimeNanoseconds
                 f()
-                return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                counts.append(minorPageFaults() - before)
+                return seconds
             }.sorted()
             return times[times.count / 2]
         }
@@ -84,9 +90,9 @@ struct UNetBench: ParsableCommand {
         var peak = 0.0  // the fp32 FMA peak, best of one measurement per round
         for _ in 0..<rounds {
             model.train()
-            let train = median(trainStep, recordingInto: &trainRuns)
+            let train = median(trainStep, recordingInto: &trainRuns, faults: &faults.train)
             model.eval()
-            ours.append((train, median(evaluate, recordingInto: &evalRuns)))
+            ours.append((train, median(evaluate, recordingInto: &evalRuns, faults: &faults.eval)))
             peak = Swift.max(peak, KernelBenchmarks.measuredPeakGFLOPs())
             if let runner, FileManager.default.fileExists(atPath: peerScript) {
                 var args = [config, "--batch", "\(batch)", "--iters", "\(iterations)", "--threads", "\(threads)"]
@@ -102,6 +108,9 @@ struct UNetBench: ParsableCommand {
         if profile {
             for (name, body) in [("training step", trainStep), ("evaluation", evaluate)] as [(String, () -> Void)] {
                 if name == "training step" { model.train() } else { model.eval() }
+                // An evaluation after a training step re-casts and re-transforms the updated
+                // weights: run one first, so the profile shows evaluation as sampling sees it.
+                if name == "evaluation" { body() }
                 OpProfiler.start()
                 let start = DispatchTime.now().uptimeNanoseconds
                 body()
@@ -144,6 +153,8 @@ struct UNetBench: ParsableCommand {
         report["compute_dtype"] = computeType.rawValue
         report["eval_conv_algorithms"] = evalRuns.algorithmCounts
         report["train_conv_algorithms"] = trainRuns.algorithmCounts
+        report["train_page_faults"] = faults.train.sorted()[faults.train.count / 2]
+        report["eval_page_faults"] = faults.eval.sorted()[faults.eval.count / 2]
         report["rounds"] = rounds
         report["iterations"] = iterations
         if !theirs.isEmpty {
@@ -171,6 +182,7 @@ struct UNetBench: ParsableCommand {
                      100 * flops.trainAlgorithm / train / 1e9 / rowPeak, rowPeak, flops.forward / eval / 1e9,
                      flops.forwardAlgorithm / eval / 1e9, 100 * flops.forwardAlgorithm / eval / 1e9 / rowPeak))
         print("  convolutions: evaluation \(evalRuns.algorithmCounts); training step \(trainRuns.algorithmCounts)")
+        print("  page faults per run (median): training step \(report["train_page_faults"]!), evaluation \(report["eval_page_faults"]!)")
         if let ptrain = report["peer_train_step_s"] as? Double, let peval = report["peer_denoise_eval_s"] as? Double {
             print(String(format: "  PyTorch: training step %.3f s, one evaluation %.3f s, peak RSS %.0f MB", ptrain, peval,
                          report["peer_peak_rss_mb"] as? Double ?? 0))
