@@ -6,8 +6,12 @@ import Foundation
 /// bf16 operands with float32 accumulation; P, dP and dS are float32 between them and rounded
 /// to bf16 as operands. Each product's A operand is packed in VNNI-2 form: per (batch, head)
 /// K and V by key blocks ([D/2][keys][2], for S and dP) and K by pairs of keys ([Lk/2][D][2],
-/// for dQ); per query block Q and dO by pairs of queries (for dK and dV). The B operands
-/// P^T and dS^T are rounded a row at a time, then transposed; odd counts get zero pairs.
+/// for dQ); per query block P and dS by pairs of queries ([rows/2][keys][2], rounded and
+/// interleaved in one pass), for dV^T and dK^T. Their B operands are the block's dO and Q
+/// transposed (D x rows, small); dV^T and dK^T accumulate over the query blocks in float32
+/// and are transposed into dV and dK once per (batch, head). (Transposing P and dS instead,
+/// keys x rows each block, took a quarter of the pass at 64x2x256x32.) Odd counts get zero
+/// pairs.
 extension FusedAttention {
     /// Whether `backwardBF16` takes these operands (besides `supportsBF16`): even value
     /// width and row stride.
@@ -41,13 +45,14 @@ extension FusedAttention {
         }
         func kernels(_ n: Int) -> Kernels {
             let nPad = n + n % 2
+            // dV^T (lk x dv, column-major: [dv][lk]) (+)= P^T dO and dK^T likewise.
             return Kernels(scores: keyBlocks.map { bf16Kernel(m: $0.1, n: n, k: d, lda: $0.1, ldb: Q.sl, ldc: lkPad, beta: 0) },
                            gradP: keyBlocks.map { bf16Kernel(m: $0.1, n: n, k: dv, lda: $0.1, ldb: G.sl, ldc: lkPad, beta: 0) },
-                           gradV0: bf16Kernel(m: dv, n: lk, k: nPad, lda: dv, ldb: nPad, ldc: h * dv, beta: 0),
-                           gradV1: bf16Kernel(m: dv, n: lk, k: nPad, lda: dv, ldb: nPad, ldc: h * dv, beta: 1),
+                           gradV0: bf16Kernel(m: lk, n: dv, k: nPad, lda: lk, ldb: nPad, ldc: lk, beta: 0),
+                           gradV1: bf16Kernel(m: lk, n: dv, k: nPad, lda: lk, ldb: nPad, ldc: lk, beta: 1),
                            gradQ: bf16Kernel(m: d, n: n, k: lkPad, lda: d, ldb: lkPad, ldc: h * d, beta: 0),
-                           gradK0: bf16Kernel(m: d, n: lk, k: nPad, lda: d, ldb: nPad, ldc: h * d, beta: 0),
-                           gradK1: bf16Kernel(m: d, n: lk, k: nPad, lda: d, ldb: nPad, ldc: h * d, beta: 1))
+                           gradK0: bf16Kernel(m: lk, n: d, k: nPad, lda: lk, ldb: nPad, ldc: lk, beta: 0),
+                           gradK1: bf16Kernel(m: lk, n: d, k: nPad, lda: lk, ldb: nPad, ldc: lk, beta: 1))
         }
         let full = kernels(mb), tail = lq % mb == 0 ? full : kernels(lq % mb)
         let pairs = b * h
@@ -55,14 +60,18 @@ extension FusedAttention {
             let kS = UnsafeMutablePointer<UInt16>.allocate(capacity: lk * d)       // K for S, by key blocks
             let vP = UnsafeMutablePointer<UInt16>.allocate(capacity: lk * dv)      // V for dP, by key blocks
             let kQ = UnsafeMutablePointer<UInt16>.allocate(capacity: lkPad * d)    // K for dQ, by pairs of keys
-            let qK = UnsafeMutablePointer<UInt16>.allocate(capacity: mbPad * d)    // Q block for dK
-            let gV = UnsafeMutablePointer<UInt16>.allocate(capacity: mbPad * dv)   // dO block for dV
+            let qT = UnsafeMutablePointer<UInt16>.allocate(capacity: d * mbPad)    // Q block transposed, for dK^T
+            let gT = UnsafeMutablePointer<UInt16>.allocate(capacity: dv * mbPad)   // dO block transposed, for dV^T
             let p = UnsafeMutablePointer<Float>.allocate(capacity: mb * lkPad)
             let dp = UnsafeMutablePointer<Float>.allocate(capacity: mb * lkPad)
-            let pT = UnsafeMutablePointer<UInt16>.allocate(capacity: lk * mbPad)   // P^T, bf16
-            let dS = UnsafeMutablePointer<UInt16>.allocate(capacity: mb * lkPad)   // dS, bf16
-            let dST = UnsafeMutablePointer<UInt16>.allocate(capacity: lk * mbPad)  // dS^T, bf16
-            defer { for buffer in [kS, vP, kQ, qK, gV, pT, dS, dST] { buffer.deallocate() }; p.deallocate(); dp.deallocate() }
+            let pPairs = UnsafeMutablePointer<UInt16>.allocate(capacity: mbPad * lk)   // P by pairs of queries, bf16
+            let dS = UnsafeMutablePointer<UInt16>.allocate(capacity: mb * lkPad)       // dS, bf16
+            let dSPairs = UnsafeMutablePointer<UInt16>.allocate(capacity: mbPad * lk)  // dS by pairs of queries, bf16
+            let dvT = UnsafeMutablePointer<Float>.allocate(capacity: dv * lk), dkT = UnsafeMutablePointer<Float>.allocate(capacity: d * lk)
+            defer {
+                for buffer in [kS, vP, kQ, qT, gT, pPairs, dS, dSPairs] { buffer.deallocate() }
+                for buffer in [p, dp, dvT, dkT] { buffer.deallocate() }
+            }
             for pair in (pairs * t / threads)..<(pairs * (t + 1) / threads) {
                 let (bi, hi) = (pair / h, pair % h)
                 packKeyBlocks(K.at(bi, hi), stride: K.sl, width: d, blocks: keyBlocks, into: kS)
@@ -79,11 +88,10 @@ extension FusedAttention {
                         gemm(f.gradP[index], vP + j0 * dv, G.at(bi, hi, i0), dp + j0)
                     }
                     for r in 0..<rows { exponentiateRow(p + r * lkPad, lk, scale: scale, shift: lp.p[(bi * h + hi) * lq + i0 + r]) }
-                    // dV (+)= P^T dO (P rounded into dS's buffer, which dS fills after).
-                    for r in 0..<rows { BFloat16Runs.narrow(p + r * lkPad, 1, dS + r * lkPad, 1, lk) }
-                    transpose16(dS, stride: lkPad, rows: rows, cols: lk, into: pT, ld: rowsPad)
-                    packPairs(G.at(bi, hi, i0), stride: G.sl, rows: rows, width: dv, into: gV)
-                    gemm(i0 == 0 ? f.gradV0 : f.gradV1, gV, pT, dvBase)
+                    // dV^T (+)= P^T dO.
+                    narrowPairs(p, stride: lkPad, rows: rows, width: lk, into: pPairs)
+                    transpose16(G.at(bi, hi, i0), stride: G.sl, rows: rows, cols: dv, into: gT, ld: rowsPad)
+                    gemm(i0 == 0 ? f.gradV0 : f.gradV1, pPairs, gT, dvT)
                     // dS = P (dP - rowsum(dO O)) s.
                     for r in 0..<rows {
                         let go = G.at(bi, hi, i0 + r), o = O.at(bi, hi, i0 + r)
@@ -94,13 +102,15 @@ extension FusedAttention {
                         BFloat16Runs.narrow(drow, 1, dS + r * lkPad, 1, lk)
                         if lkPad > lk { dS[r * lkPad + lk] = 0 }
                     }
-                    // dQ = dS K; dK (+)= dS^T Q.
+                    // dQ = dS K; dK^T (+)= dS^T Q.
                     gemm(f.gradQ, kQ, dS, dQ.p + (bi * lq + i0) * h * d + hi * d)
-                    transpose16(dS, stride: lkPad, rows: rows, cols: lk, into: dST, ld: rowsPad)
-                    packPairs(Q.at(bi, hi, i0), stride: Q.sl, rows: rows, width: d, into: qK)
-                    gemm(i0 == 0 ? f.gradK0 : f.gradK1, qK, dST, dkBase)
+                    narrowPairs(dp, stride: lkPad, rows: rows, width: lk, into: dSPairs)
+                    transpose16(Q.at(bi, hi, i0), stride: Q.sl, rows: rows, cols: d, into: qT, ld: rowsPad)
+                    gemm(i0 == 0 ? f.gradK0 : f.gradK1, dSPairs, qT, dkT)
                     i0 += rows
                 }
+                transpose(dvT, bytes: 4, stride: lk, rows: dv, cols: lk, into: dvBase, ld: h * dv)
+                transpose(dkT, bytes: 4, stride: lk, rows: d, cols: lk, into: dkBase, ld: h * d)
             }
         }
         withExtendedLifetime((q, k, v, out, g, lse)) {}
@@ -129,6 +139,26 @@ extension FusedAttention {
                 for c in 0..<width { o[c] = UInt32(a[c]) | UInt32(b[c]) &<< 16 }
             } else {
                 for c in 0..<width { o[c] = UInt32(a[c]) }
+            }
+            j += 2
+        }
+    }
+
+    /// Float32 rows (`width` values, `stride` apart) rounded to bf16 as the VNNI-2 A operand of
+    /// m = width, k = rows: [rows/2][width][2], rows 2i and 2i + 1 side by side; an odd last
+    /// row is paired with zeros.
+    static func narrowPairs(_ x: UnsafePointer<Float>, stride: Int, rows: Int, width: Int, into out: UnsafeMutablePointer<UInt16>) {
+        // A plain loop over the bits, as `BFloat16Runs.narrow`'s (explicit 8-lane code timed the same).
+        let words = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
+        let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
+        var j = 0
+        while j < rows {
+            let a = bits + j * stride, o = words + j / 2 * width
+            if j + 1 < rows {
+                let b = a + stride
+                for c in 0..<width { o[c] = UInt32(BFloat16Runs.narrow(a[c])) | UInt32(BFloat16Runs.narrow(b[c])) &<< 16 }
+            } else {
+                for c in 0..<width { o[c] = UInt32(BFloat16Runs.narrow(a[c])) }
             }
             j += 2
         }
