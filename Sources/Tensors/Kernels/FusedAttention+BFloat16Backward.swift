@@ -126,39 +126,31 @@ extension FusedAttention {
         }
     }
 
-    /// Rows as the VNNI-2 A operand of m = width, k = rows: [rows/2][width][2], rows 2i and
-    /// 2i + 1 side by side; an odd last row is paired with zeros.
+    /// bf16 rows as the VNNI-2 A operand of m = width, k = rows: [rows/2][width][2], rows 2i
+    /// and 2i + 1 side by side; an odd last row is paired with zeros.
     static func packPairs(_ x: UnsafePointer<UInt16>, stride: Int, rows: Int, width: Int, into out: UnsafeMutablePointer<UInt16>) {
-        // Each pair as one 32-bit word (the low half first): a plain loop the compiler vectorizes.
+        pairRows(x, stride: stride, rows: rows, width: width, into: out) { $0 }
+    }
+
+    /// Float32 rows rounded to bf16, as `packPairs` lays out bf16 ones.
+    static func narrowPairs(_ x: UnsafePointer<Float>, stride: Int, rows: Int, width: Int, into out: UnsafeMutablePointer<UInt16>) {
+        pairRows(x, stride: stride, rows: rows, width: width, into: out) { BFloat16Runs.narrow($0.bitPattern) }
+    }
+
+    /// Rows of `width` values (`stride` apart) as bf16 pairs: each pair one 32-bit word, the
+    /// low half first; plain loops the compiler vectorizes (explicit 8-lane code timed the same).
+    @inline(__always)
+    private static func pairRows<T>(_ x: UnsafePointer<T>, stride: Int, rows: Int, width: Int,
+                                    into out: UnsafeMutablePointer<UInt16>, _ bf16: (T) -> UInt16) {
         let words = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
         var j = 0
         while j < rows {
             let a = x + j * stride, o = words + j / 2 * width
             if j + 1 < rows {
                 let b = a + stride
-                for c in 0..<width { o[c] = UInt32(a[c]) | UInt32(b[c]) &<< 16 }
+                for c in 0..<width { o[c] = UInt32(bf16(a[c])) | UInt32(bf16(b[c])) &<< 16 }
             } else {
-                for c in 0..<width { o[c] = UInt32(a[c]) }
-            }
-            j += 2
-        }
-    }
-
-    /// Float32 rows (`width` values, `stride` apart) rounded to bf16 as the VNNI-2 A operand of
-    /// m = width, k = rows: [rows/2][width][2], rows 2i and 2i + 1 side by side; an odd last
-    /// row is paired with zeros.
-    static func narrowPairs(_ x: UnsafePointer<Float>, stride: Int, rows: Int, width: Int, into out: UnsafeMutablePointer<UInt16>) {
-        // A plain loop over the bits, as `BFloat16Runs.narrow`'s (explicit 8-lane code timed the same).
-        let words = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
-        let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
-        var j = 0
-        while j < rows {
-            let a = bits + j * stride, o = words + j / 2 * width
-            if j + 1 < rows {
-                let b = a + stride
-                for c in 0..<width { o[c] = UInt32(BFloat16Runs.narrow(a[c])) | UInt32(BFloat16Runs.narrow(b[c])) &<< 16 }
-            } else {
-                for c in 0..<width { o[c] = UInt32(BFloat16Runs.narrow(a[c])) }
+                for c in 0..<width { o[c] = UInt32(bf16(a[c])) }
             }
             j += 2
         }
