@@ -124,7 +124,7 @@ struct UNetBench: ParsableCommand {
                 }
             }
         }
-        func mid(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+        func mid<T: Comparable>(_ xs: [T]) -> T { xs.sorted()[xs.count / 2] }
         let (train, eval) = (mid(ours.map(\.0)), mid(ours.map(\.1)))
         let rss = Double(peakRSSBytes()) / 1e6
         var report: [String: Any] = ["config": config, "batch": batch, "threads": threads, "dtype": bf16 ? "bf16" : "fp32",
@@ -154,8 +154,8 @@ struct UNetBench: ParsableCommand {
         report["compute_dtype"] = computeType.rawValue
         report["eval_conv_algorithms"] = evalRuns.algorithmCounts
         report["train_conv_algorithms"] = trainRuns.algorithmCounts
-        report["train_page_faults"] = faults.train.sorted()[faults.train.count / 2]
-        report["eval_page_faults"] = faults.eval.sorted()[faults.eval.count / 2]
+        report["train_page_faults"] = mid(faults.train)
+        report["eval_page_faults"] = mid(faults.eval)
         report["rounds"] = rounds
         report["iterations"] = iterations
         if !theirs.isEmpty {

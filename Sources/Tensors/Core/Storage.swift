@@ -56,12 +56,11 @@ public final class Storage: @unchecked Sendable {
     }
 
     deinit {
-        // Its derived forms go into the allocator's cache as a stale version's do
-        // (`derivedBuffer`): a training step's bf16 weights are a derived buffer of the float32
-        // masters, dropped at each update, and their successors' forms (Winograd's transformed
-        // weights, 9.4 MB for a 256-channel layer) can then take this memory instead of
-        // faulting in fresh pages.
-        for (_, entry) in derived.withLock({ $0 }) { entry.storage.returnsToSystem = false }
+        // Its derived forms go into the allocator's cache as a stale version's do: a training
+        // step's bf16 weights are a derived buffer of the float32 masters, dropped at each
+        // update, and their successors' forms (Winograd's transformed weights, 9.4 MB for a
+        // 256-channel layer) can then take this memory instead of faulting in fresh pages.
+        expireDerived()
         if owner == nil {
             if returnsToSystem { Allocator.derivedBytes.subtract(byteCount, ordering: .relaxed) }
             Allocator.shared.release(base, capacity, keep: !returnsToSystem)
@@ -77,13 +76,7 @@ public final class Storage: @unchecked Sendable {
         // allocator's cache: a training step's new weights then take the memory their
         // previous version's forms had, not fresh pages (ddpm's 3x3 layers made 5-9 MB of
         // transformed weights each, twice a step, every page faulted in again).
-        var stale = derived.withLock { d in
-            let old = d.values.filter { $0.version != current }.map(\.storage)
-            d = d.filter { $0.value.version == current }
-            return old
-        }
-        for buffer in stale { buffer.returnsToSystem = false }
-        stale = []
+        dropDerived { $0 != current }
         let made = make()
         if made.owner == nil { made.returnsToSystem = true }
         guard made.byteCount <= limit else { return made }
@@ -101,13 +94,19 @@ public final class Storage: @unchecked Sendable {
     /// would (`derivedBuffer`): the next use makes its form again in the memory of the old one,
     /// as in a training step after the optimizer's update.
     func expireDerived() {
-        var stale = derived.withLock { d in
-            let old = d.values.map(\.storage)
-            d.removeAll()
+        dropDerived { _ in true }
+    }
+
+    /// Drops the derived buffers whose version `stale` picks into the allocator's cache (their
+    /// last references released outside the lock).
+    private func dropDerived(_ stale: (Int) -> Bool) {
+        var dropped = derived.withLock { d in
+            let old = d.values.filter { stale($0.version) }.map(\.storage)
+            d = d.filter { !stale($0.value.version) }
             return old
         }
-        for buffer in stale { buffer.returnsToSystem = false }
-        stale = []
+        for buffer in dropped { buffer.returnsToSystem = false }
+        dropped = []
     }
 
     func markMutated() {
@@ -178,9 +177,9 @@ final class Allocator: @unchecked Sendable {
             // time, and each miss faults its pages in. ddpm-cifar10's bf16 training step took
             // 80,000 faults with exact classes and 4 KB pages, 10,000 with huge pages, 3,000
             // with both.
-            let fits = size < Allocator.hugePageBytes || s.free[size] != nil ? [size]
-                : s.free.keys.filter { $0 >= size && $0 <= 2 * size }.sorted()
-            if let found = fits.first, var list = s.free[found], let p = list.popLast() {
+            let found = s.free[size] != nil || size < Allocator.hugePageBytes ? size
+                : s.free.keys.filter { $0 > size && $0 <= 2 * size }.min()
+            if let found, var list = s.free[found], let p = list.popLast() {
                 s.free[found] = list.isEmpty ? nil : list  // only classes with buffers are keys
                 s.cachedBytes -= found
                 s.liveBytes += found

@@ -181,7 +181,7 @@ enum ConvolutionKernel {
         let choice = choose(.forward, g, type, candidates, weights: w, freshWeights: freshWeights, proxy: g.timingProxy.map { p in
             { forwardCandidates(Tensor.zeros(p.inputShape).to(type).channelsLast(), w, p, type) }
         })
-        return OpProfiler.measure("conv fwd \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height) \(choice.rawValue)") {
+        return OpProfiler.measure(profileLabel("fwd", g, choice)) {
         switch choice {
         case .brgemm:
             return BRGEMMConvolution.forward(x, w, bias, g, residual: residual?.asFloat32(), silu: silu).converted(to: outType)
@@ -239,7 +239,7 @@ enum ConvolutionKernel {
             }
         }
         let choice = choose(.backwardData, g, type, candidates, weights: w, freshWeights: freshWeights)
-        return OpProfiler.measure("conv bwd-data \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height) \(choice.rawValue)") {
+        return OpProfiler.measure(profileLabel("bwd-data", g, choice)) {
             candidates.first { $0.0 == choice }!.1().converted(to: outType)
         }
     }
@@ -256,12 +256,17 @@ enum ConvolutionKernel {
             }
         }
         let choice = choose(.backwardWeights, g, type, candidates)
-        return OpProfiler.measure("conv bwd-weights \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height) \(choice.rawValue)") {
+        return OpProfiler.measure(profileLabel("bwd-weights", g, choice)) {
             candidates.first { $0.0 == choice }!.1()
         }
     }
 
     typealias Algorithm = ConvolutionAlgorithm
+
+    /// A pass's row in `OpProfiler`'s report: "conv fwd 3x3 128->128@32 winograd".
+    private static func profileLabel(_ pass: String, _ g: ConvGeometry, _ choice: Algorithm) -> String {
+        "conv \(pass) \(g.kernelH)x\(g.kernelW) \(g.inChannels)->\(g.outChannels)@\(g.height) \(choice.rawValue)"
+    }
     private static let algorithms = Mutex<[String: Algorithm]>([:])
     /// The forced algorithms, in order: `DIFFUSE_CONV_ALGORITHM` (one name, or a comma-
     /// separated list) until `ConvolutionAlgorithm.preferredOrder` is set.
