@@ -123,6 +123,29 @@ public enum AVX512Kernels {
     @inline(never)
     public static func exponentiate(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) -> (max: Float, total: Float) {
         let sv = splat(scale)
+        let m = scaledMax(x, n, scale: scale)
+        let mm = splat(m)
+        var sum = V()
+        var j = 0
+        while j + 16 <= n {
+            let e = exp(load(x + j) * sv - mm)
+            store(e, x + j)
+            sum += e
+            j += 16
+        }
+        if j < n {
+            let k = n - j
+            var lanes = load(x + j, k) * sv - mm
+            lanes = exp(lanes)
+            store(lanes, x + j, k)
+            for i in 0..<k { sum[i] += lanes[i] }
+        }
+        return (m, sum.sum())
+    }
+
+    /// max(x s) over n values.
+    @inline(__always) static func scaledMax(_ x: UnsafePointer<Float>, _ n: Int, scale: Float) -> Float {
+        let sv = splat(scale)
         var mv = splat(-.infinity)
         var j = 0
         while j + 16 <= n {
@@ -136,21 +159,39 @@ public enum AVX512Kernels {
         let m4 = m8.lowHalf.replacing(with: m8.highHalf, where: m8.highHalf .> m8.lowHalf)
         var m = Swift.max(Swift.max(m4[0], m4[1]), Swift.max(m4[2], m4[3]))
         while j < n { m = Swift.max(m, x[j] * scale); j += 1 }
+        return m
+    }
+
+    /// p = bf16(e^(x s - max(x s))) over n values (an unnormalised softmax row, rounded as
+    /// `storePairs`), x unchanged; returns the maximum of x s and the float32 sum of the
+    /// exponentials. 32 values at a time, split into their even and odd lanes and stored
+    /// back in order as pairs.
+    @inline(never)
+    public static func exponentiate(_ x: UnsafePointer<Float>, _ n: Int, scale: Float, bf16 p: UnsafeMutablePointer<UInt16>)
+        -> (max: Float, total: Float) {
+        let sv = splat(scale)
+        let m = scaledMax(x, n, scale: scale)
         let mm = splat(m)
         var sum = V()
-        j = 0
-        while j + 16 <= n {
-            let e = exp(load(x + j) * sv - mm)
-            store(e, x + j)
-            sum += e
-            j += 16
+        var j = 0
+        while j + 32 <= n {
+            let w = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD32<Float>.self)
+            let (e0, e1) = (exp(w.evenHalf * sv - mm), exp(w.oddHalf * sv - mm))
+            sum += e0 + e1
+            storePairs(e0, e1, p + j)
+            j += 32
         }
         if j < n {
-            let k = n - j
-            var lanes = load(x + j, k) * sv - mm
-            lanes = exp(lanes)
-            store(lanes, x + j, k)
-            for i in 0..<k { sum[i] += lanes[i] }
+            // The tail through a padded block: e^-inf adds nothing to the sum.
+            var w = SIMD32<Float>(repeating: -.infinity)
+            for i in 0..<(n - j) { w[i] = x[j + i] }
+            var e0 = exp(w.evenHalf * sv - mm), e1 = exp(w.oddHalf * sv - mm)
+            e0.replace(with: 0, where: w.evenHalf .== -.infinity)
+            e1.replace(with: 0, where: w.oddHalf .== -.infinity)
+            sum += e0 + e1
+            var block = SIMD32<UInt16>()
+            withUnsafeMutableBytes(of: &block) { storePairs(e0, e1, $0.baseAddress!.assumingMemoryBound(to: UInt16.self)) }
+            for i in 0..<(n - j) { p[j + i] = block[i] }
         }
         return (m, sum.sum())
     }
@@ -361,5 +402,25 @@ extension AVX512Kernels {
             store(load(acc2 + ch + 16) + o2, acc2 + ch + 16)
             ch += 32
         }
+    }
+}
+
+extension AVX512Kernels {
+    /// Ten independent 16-lane FMA chains, `iterations` each (320 FLOP an iteration): the
+    /// machine-peak measurement's AVX-512 loop (Intel cores with two 512-bit FMA ports run
+    /// twice the 8-lane rate; AMD EPYC splits 512-bit FMAs and runs the same). Returns a sum
+    /// of the chains so the work is kept.
+    @inline(never)
+    public static func fmaChains(iterations: Int) -> Float {
+        let b = splat(0.999_999), c = splat(1e-7)
+        var a0 = splat(0), a1 = splat(1e-3), a2 = splat(2e-3), a3 = splat(3e-3), a4 = splat(4e-3)
+        var a5 = splat(5e-3), a6 = splat(6e-3), a7 = splat(7e-3), a8 = splat(8e-3), a9 = splat(9e-3)
+        for _ in 0..<iterations {
+            a0 = c.addingProduct(a0, b); a1 = c.addingProduct(a1, b); a2 = c.addingProduct(a2, b)
+            a3 = c.addingProduct(a3, b); a4 = c.addingProduct(a4, b); a5 = c.addingProduct(a5, b)
+            a6 = c.addingProduct(a6, b); a7 = c.addingProduct(a7, b); a8 = c.addingProduct(a8, b)
+            a9 = c.addingProduct(a9, b)
+        }
+        return (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9).sum()
     }
 }

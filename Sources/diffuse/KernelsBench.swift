@@ -74,14 +74,16 @@ struct KernelsBench: ParsableCommand {
     /// count over the time; Winograd's rows may exceed the peak) and the algorithm's own
     /// GFLOP/s (the multiply-adds it really does, `KernelMeasurement.algorithmFLOPs`), which
     /// alone is compared with the peak: the measured fp32 FMA peak, doubled for native bf16
-    /// (`MachinePeak.factor`).
+    /// or oneDNN's measured AMX rate (`MachinePeak.peak`).
     private func report(_ suite: [KernelBenchmark], _ ours: [String: [Double]], _ measured: [String: KernelMeasurement],
                         _ theirs: [String: [String: [Double]]], peak: Double) {
         if !json {
-            print(String(format: "Machine peak (fp32 FMA, %d threads): %.0f GFLOP/s measured; bf16 rows on a CPU with native bf16 "
-                         + "against 2x that (%@). Medians of %d rounds x %d runs.", threads, peak,
-                         MachinePeak.nativeBF16 ? "native bf16 here" : "no native bf16 here: bf16 computed in fp32" as NSString,
-                         rounds, iterations))
+            let bf16Peak = MachinePeak.amxPeak
+                ? String(format: "against oneDNN's bf16 2048^3 matmul on AMX here, %.0f GFLOP/s", MachinePeak.peak(for: .bfloat16, fp32: peak))
+                : MachinePeak.nativeBF16 ? "on a CPU with native bf16 against 2x that (native bf16 here)"
+                : "on a CPU with native bf16 against 2x that (no native bf16 here: bf16 computed in fp32)"
+            print(String(format: "Machine peak (fp32 FMA, %d threads): %.0f GFLOP/s measured; bf16 rows %@. Medians of %d rounds x %d runs.",
+                         threads, peak, bf16Peak as NSString, rounds, iterations))
             print("effective GFLOP/s: direct-convolution FLOPs / time (may exceed the peak where Winograd does 1/4 of the "
                   + "multiply-adds); alg GFLOP/s: the algorithm's own FLOPs / time, the one %peak is taken from.")
             print("kernel".padding(toLength: 44, withPad: " ", startingAt: 0)
@@ -94,7 +96,7 @@ struct KernelsBench: ParsableCommand {
             let ms = median(mine)
             let effective = m.flops / (ms / 1e3) / 1e9
             let own = m.algorithmFLOPs / (ms / 1e3) / 1e9
-            let rowPeak = peak * MachinePeak.factor(for: m.computeDType)
+            let rowPeak = MachinePeak.peak(for: m.computeDType, fp32: peak)
             let percent = 100 * own / rowPeak
             if percent > 100 { above = true }
             let peer = theirs[k]?.mapValues { median($0) }

@@ -134,7 +134,7 @@ struct UNetBench: ParsableCommand {
         // linear layers and attention products from the config (3x their forward in training).
         let other = UNetFLOPs(cfg, batch: batch, size: size)
         let computeType = evalRuns.first?.dtype ?? (bf16 ? .bfloat16 : .float32)
-        let rowPeak = peak * MachinePeak.factor(for: computeType)
+        let rowPeak = MachinePeak.peak(for: computeType, fp32: peak)
         let flops = (forward: evalRuns.directFLOPs + other.forward, forwardAlgorithm: evalRuns.algorithmFLOPs + other.forward,
                      train: trainRuns.directFLOPs + 3 * other.forward, trainAlgorithm: trainRuns.algorithmFLOPs + 3 * other.forward)
         report["forward_gflop"] = flops.forward / 1e9

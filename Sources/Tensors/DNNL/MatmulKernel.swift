@@ -13,6 +13,22 @@ enum MatmulKernel {
         OpProfiler.measure("matmul") { multiplyUnprofiled(a, b, bias: bias, outType: outType) }
     }
 
+    /// a @ b as float32, unprofiled: a product inside a kernel that the profiler times whole
+    /// (`ChunkedAttention`).
+    static func product(_ a: Tensor, _ b: Tensor) -> Tensor {
+        multiplyUnprofiled(a, b, bias: nil, outType: .float32)
+    }
+
+    /// a @ b written into `out` (float32, any strides), unprofiled, as `product`. A layout the
+    /// primitive refuses gets the product made contiguous and copied in.
+    static func multiply(_ a: Tensor, _ b: Tensor, into out: Tensor) {
+        precondition(out.dtype == .float32 && a.rank == out.rank)
+        let type: DType = a.dtype == .bfloat16 && b.dtype == .bfloat16 && bf16Supported ? .bfloat16 : .float32
+        let (x, y) = (plain(a.to(type)), plain(b.to(type)))
+        if run(x, y, nil, out, type) || run(x.contiguous(), y.contiguous(), nil, out, type) { return }
+        CopyKernel.copy(product(a, b), into: out)
+    }
+
     private static func multiplyUnprofiled(_ a: Tensor, _ b: Tensor, bias: Tensor?, outType: DType) -> Tensor {
         precondition(a.rank == b.rank && a.rank >= 2)
         let r = a.rank
@@ -58,7 +74,7 @@ enum MatmulKernel {
 
     private static func run(_ a: Tensor, _ b: Tensor, _ bias: Tensor?, _ out: Tensor, _ type: DType) -> Bool {
         let (ash, ast) = squeezeBroadcast(a), (bsh, bst) = squeezeBroadcast(b)
-        let key = "matmul|\(type)|\(ash)|\(ast)|\(bsh)|\(bst)|\(bias?.shape ?? [])|\(out.shape)|\(out.dtype)"
+        let key = "matmul|\(type)|\(ash)|\(ast)|\(bsh)|\(bst)|\(bias?.shape ?? [])|\(out.shape)|\(out.strides)|\(out.dtype)"
         guard let p = OneDNN.primitive(key, make: {
             var amd = try OneDNN.desc(ash, ast, type)
             var bmd = try OneDNN.desc(bsh, bst, type)

@@ -31,6 +31,12 @@ enum OneDNN {
 
     static let handles = Handles()
     static var engine: dnnl_engine_t { handles.engine }
+    /// Whether oneDNN runs on AMX tiles here (its effective ISA: the CPU has them and the
+    /// kernel let the process use them), where its bf16 products outrun every other kernel.
+    static let amx: Bool = dnnl_get_effective_cpu_isa().rawValue & dnnl_cpu_isa_avx512_core_amx.rawValue
+        == dnnl_cpu_isa_avx512_core_amx.rawValue
+        && !BFloat16Support.disabledByEnvironment
+
     /// Held while a primitive runs (one at a time; each uses all threads).
     static let executionLock = Mutex<Void>(())
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// FLOP accounting for the convolution passes `ConvolutionAlgorithm.recording` reports, for
 /// benchmarks that must say what ran and how hard the machine worked.
 ///
@@ -93,4 +95,29 @@ public enum MachinePeak {
 
     /// Whether this CPU computes bfloat16 natively (oneDNN's bf16 kernels).
     public static var nativeBF16: Bool { ConvolutionKernel.bf16Supported }
+
+    /// The peak a row computed in `dtype` is compared with, given the measured fp32 FMA peak:
+    /// that times `factor`, and for bf16 where oneDNN runs on AMX tiles (which no per-lane
+    /// count describes) oneDNN's own bf16 rate on a 2048^3 matmul where that is higher.
+    public static func peak(for dtype: DType, fp32 peak: Double) -> Double {
+        let base = peak * factor(for: dtype)
+        return dtype == .bfloat16 && OneDNN.amx ? Swift.max(base, amxMatmulGFLOPs) : base
+    }
+
+    /// Whether `peak(for: .bfloat16, ...)` is oneDNN's AMX matmul rate rather than 2x fp32.
+    public static var amxPeak: Bool { OneDNN.amx && MatmulKernel.bf16Supported }
+
+    /// oneDNN's bf16 2048^3 matmul on AMX (GFLOP/s, best of 5), measured once.
+    private static let amxMatmulGFLOPs: Double = {
+        guard amxPeak else { return 0 }
+        let rng = PhiloxGenerator(seed: 0)
+        let (a, b) = (rng.normal([2048, 2048]).to(.bfloat16), rng.normal([2048, 2048]).to(.bfloat16))
+        var best = 0.0
+        for _ in 0..<5 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = MatmulKernel.product(a, b)
+            best = Swift.max(best, 2 * 2048 * 2048 * 2048 / Double(DispatchTime.now().uptimeNanoseconds - start))
+        }
+        return best
+    }()
 }

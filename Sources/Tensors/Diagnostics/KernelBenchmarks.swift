@@ -1,4 +1,5 @@
 import Foundation
+import TensorsAVX512
 
 /// One hot-path kernel, ready to time: `prepare` allocates its inputs and returns the
 /// closure that runs it once.
@@ -93,32 +94,42 @@ public enum KernelBenchmarks {
     }
 
     /// Peak fp32 multiply-add throughput of this machine on `threadCount` threads (GFLOP/s):
-    /// ten independent 8-lane FMA chains per thread.
+    /// ten independent FMA chains per thread, 8 lanes, and 16 where the CPU has AVX-512 (the
+    /// better of the two: Intel Xeon's two 512-bit FMA ports double it, AMD EPYC's do not).
     public static func measuredPeakGFLOPs() -> Double {
         let iterations = 20_000_000
         var best = 0.0
-        for _ in 0..<3 {
-            let start = DispatchTime.now().uptimeNanoseconds
-            var threads = 1
-            Parallel.team { _, n in
-                threads = n
-                var acc = (0..<10).map { Vec8(repeating: Float($0) * 1e-3) }
-                let b = Vec8(repeating: 0.999_999), c = Vec8(repeating: 1e-7)
-                var a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], a4 = acc[4]
-                var a5 = acc[5], a6 = acc[6], a7 = acc[7], a8 = acc[8], a9 = acc[9]
-                for _ in 0..<iterations {
-                    a0 = c.addingProduct(a0, b); a1 = c.addingProduct(a1, b); a2 = c.addingProduct(a2, b)
-                    a3 = c.addingProduct(a3, b); a4 = c.addingProduct(a4, b); a5 = c.addingProduct(a5, b)
-                    a6 = c.addingProduct(a6, b); a7 = c.addingProduct(a7, b); a8 = c.addingProduct(a8, b)
-                    a9 = c.addingProduct(a9, b)
+        for lanes in CPUFeatures.avx512 ? [8, 16] : [8] {
+            for _ in 0..<3 {
+                let start = DispatchTime.now().uptimeNanoseconds
+                var threads = 1
+                Parallel.team { _, n in
+                    threads = n
+                    if (lanes == 16 ? AVX512Kernels.fmaChains(iterations: iterations) : fmaChains8(iterations: iterations)) == 12345 {
+                        print("")  // keep the work
+                    }
                 }
-                acc = [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9]
-                if acc.reduce(Vec8(), +).sum() == 12345 { print("") }  // keep the work
+                let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                best = Swift.max(best, Double(iterations) * 10 * 2 * Double(lanes) * Double(threads) / s / 1e9)
             }
-            let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            best = Swift.max(best, Double(iterations) * 10 * 16 * Double(threads) / s / 1e9)
         }
         return best
+    }
+
+    /// `AVX512Kernels.fmaChains` in 8 lanes.
+    private static func fmaChains8(iterations: Int) -> Float {
+        var acc = (0..<10).map { Vec8(repeating: Float($0) * 1e-3) }
+        let b = Vec8(repeating: 0.999_999), c = Vec8(repeating: 1e-7)
+        var a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], a4 = acc[4]
+        var a5 = acc[5], a6 = acc[6], a7 = acc[7], a8 = acc[8], a9 = acc[9]
+        for _ in 0..<iterations {
+            a0 = c.addingProduct(a0, b); a1 = c.addingProduct(a1, b); a2 = c.addingProduct(a2, b)
+            a3 = c.addingProduct(a3, b); a4 = c.addingProduct(a4, b); a5 = c.addingProduct(a5, b)
+            a6 = c.addingProduct(a6, b); a7 = c.addingProduct(a7, b); a8 = c.addingProduct(a8, b)
+            a9 = c.addingProduct(a9, b)
+        }
+        acc = [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9]
+        return acc.reduce(Vec8(), +).sum()
     }
 
     /// The convolution forward algorithm picked for each shape timed so far.
@@ -196,8 +207,9 @@ public enum KernelBenchmarks {
             let rng = PhiloxGenerator(seed: 3)
             return (0..<3).map { _ in rng.normal([batch, length, heads, dim]).to(dtype).permuted(0, 2, 1, 3) }
         }
-        let fwd = KernelBenchmark(name: name + " fwd", dtype: dtype, flops: forward, bytes: 0, path: "fused, LIBXSMM GEMMs",
-                                  algorithm: "fused-attention") {
+        let chunked = dtype == .bfloat16 && ChunkedAttention.preferred
+        let (path, algorithm) = chunked ? ("scores per chunk, oneDNN matmuls (AMX)", "chunked-amx") : ("fused, LIBXSMM GEMMs", "fused-attention")
+        let fwd = KernelBenchmark(name: name + " fwd", dtype: dtype, flops: forward, bytes: 0, path: path, algorithm: algorithm) {
             let x = inputs()
             return { _ = scaledDotProductAttention(query: x[0], key: x[1], value: x[2]) }
         }
@@ -205,7 +217,7 @@ public enum KernelBenchmarks {
         return [
             fwd,
             // The backward pass recomputes the scores: 5 products of the forward's size over 2.
-            KernelBenchmark(name: name + " fwd+bwd", dtype: dtype, flops: forward * 3.5, bytes: 0, path: "fused, LIBXSMM GEMMs", algorithm: "fused-attention") {
+            KernelBenchmark(name: name + " fwd+bwd", dtype: dtype, flops: forward * 3.5, bytes: 0, path: path, algorithm: algorithm) {
                 let x = inputs()
                 return { _ = valueAndGradient(at: x) { t in scaledDotProductAttention(query: t[0], key: t[1], value: t[2]).sum() } }
             },

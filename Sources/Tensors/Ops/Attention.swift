@@ -32,14 +32,18 @@ public func scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor,
 }
 
 /// Attention by `FusedAttention` (no scores in memory), with its own gradient rule. Three
-/// bf16 operands run the bf16 forward and backward where the CPU has it
-/// (`FusedAttention.supportsBF16`, `supportsBF16Backward`); otherwise the kernel computes in
+/// bf16 operands run `ChunkedAttention` where oneDNN has AMX, else the fused bf16 forward and
+/// backward where the CPU has them (`FusedAttention.supportsBF16`, `supportsBF16Backward`);
+/// otherwise the kernel computes in
 /// float32, on operands widened when each pass runs. The output (bf16 when all three are)
 /// and the gradients come back in the operands' types.
 private func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float) -> Tensor {
     let (qd, kd, vd) = (q.detached(), k.detached(), v.detached())
     let (out32, lse): (Tensor, Tensor)
-    if FusedAttention.supportsBF16(qd, kd, vd) {
+    let chunked = ChunkedAttention.preferred && [qd, kd, vd].allSatisfy { $0.dtype == .bfloat16 }
+    if chunked {
+        (out32, lse) = OpProfiler.measure("attention fwd bf16 amx") { ChunkedAttention.forward(qd, kd, vd, scale: scale) }
+    } else if FusedAttention.supportsBF16(qd, kd, vd) {
         (out32, lse) = OpProfiler.measure("attention fwd bf16") { FusedAttention.forwardBF16(qd, kd, vd, scale: scale) }
     } else {
         let (q32, k32, v32) = (qd.asFloat32(), kd.asFloat32(), vd.asFloat32())
@@ -51,7 +55,11 @@ private func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float)
     let types = (q.dtype, k.dtype, v.dtype)
     return tape.record(out, "attention", [q, k, v]) { g in
         let (dq, dk, dv): (Tensor, Tensor, Tensor)
-        if FusedAttention.supportsBF16Backward(qd, kd, vd) {
+        if chunked {
+            (dq, dk, dv) = OpProfiler.measure("attention bwd bf16 amx") {
+                ChunkedAttention.backward(qd, kd, vd, out: out32, lse: lse, gout: g, scale: scale)
+            }
+        } else if FusedAttention.supportsBF16Backward(qd, kd, vd) {
             (dq, dk, dv) = OpProfiler.measure("attention bwd bf16") {
                 FusedAttention.backwardBF16(qd, kd, vd, out: out32, lse: lse, gout: g, scale: scale)
             }

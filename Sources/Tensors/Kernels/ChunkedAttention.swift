@@ -1,0 +1,138 @@
+import Foundation
+import TensorsAVX512
+
+/// Attention as oneDNN batched products over chunks of the batch, each chunk's scores held in
+/// memory: the bf16 path where oneDNN runs bf16 products on AMX tiles (`preferred`).
+///
+/// `FusedAttention`'s bf16 kernels are LIBXSMM's vdpbf16ps GEMMs, twice the fp32 rate on AMD
+/// EPYC but no faster than fp32 FMAs on Intel Xeon (one port), where the packing then makes
+/// them slower than the fp32 kernels (Xeon model 207, 2 cores: 64x2x256x32 forward 13.7 ms in
+/// bf16 against 7.5 in fp32). There, oneDNN's matmul runs the products on AMX, and the
+/// scores of `chunkElements` at a time are materialised between them:
+///
+///     forward:  S = Q K^T (fp32),  P = softmax(S s) (rounded to bf16, lse kept),  O = P V
+///     backward: S again, P = exp(S s - lse),  dV = P^T dO,  dP = dO V^T,
+///               dS = P (dP - rowsum(dO O)) s (bf16),  dQ = dS K,  dK = dS^T Q
+///
+/// Every product accumulates in fp32; P and dS are rounded once, as the fused bf16 path
+/// rounds them. Operands are [B, H, L, D] views with unit stride in D (heads as strided views
+/// of [B, L, H, D]); on a CPU without bf16 products the same code runs them in fp32 (tests).
+enum ChunkedAttention {
+    /// Whether bf16 attention runs here rather than in `FusedAttention`: oneDNN runs bf16
+    /// products on AMX (`OneDNN.amx`), unless `DIFFUSE_ATTENTION=fused`.
+    static let preferred: Bool = OneDNN.amx && MatmulKernel.bf16Supported
+        && ProcessInfo.processInfo.environment["DIFFUSE_ATTENTION"] != "fused"
+
+    /// Scores per chunk (fp32 S and bf16 P: 6 bytes each, about 6 MB).
+    static let chunkElements = 1 << 20
+
+    /// Batch entries per chunk of at most `elements` scores: at least one.
+    private static func chunk(_ q: Tensor, _ k: Tensor, _ elements: Int) -> Int {
+        Swift.max(1, elements / Swift.max(1, q.shape[1] * q.shape[2] * k.shape[2]))
+    }
+
+    /// out [B, Lq, H, Dv] float32 (returned as the [B, H, Lq, Dv] view) and the log-sum-exp of
+    /// each query row's scaled scores [B, H, Lq], as `FusedAttention.forward`.
+    static func forward(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float,
+                        chunkElements: Int = chunkElements) -> (out: Tensor, lse: Tensor) {
+        let (b, h, lq, lk, dv) = (q.shape[0], q.shape[1], q.shape[2], k.shape[2], v.shape[3])
+        let out = Tensor(uninitializedShape: [b, lq, h, dv], dtype: .float32).permuted(0, 2, 1, 3)
+        let lse = Tensor(uninitializedShape: [b, h, lq], dtype: .float32)
+        let low: DType = q.dtype == .bfloat16 ? .bfloat16 : .float32
+        let n = chunk(q, k, chunkElements)
+        for b0 in stride(from: 0, to: b, by: n) {
+            let r = b0..<Swift.min(b, b0 + n)
+            let s = MatmulKernel.product(q[r], k[r].transposed())
+            let p = Tensor(uninitializedShape: s.shape, dtype: low)
+            let sp = SendablePointer(s.pointer(as: Float.self))
+            let lp = SendablePointer(lse.pointer(as: Float.self) + b0 * h * lq)
+            let rows = r.count * h * lq
+            let norms = SendablePointer(UnsafeMutablePointer<Float>.allocate(capacity: rows))
+            defer { norms.p.deallocate() }
+            // P stays unnormalised (exp(x s - max)); each output row is divided by its sum
+            // after the product instead: dv values per row rather than lk.
+            let fused = CPUFeatures.avx512 && low == .bfloat16
+            let pp = SendablePointer(p.pointer(as: UInt16.self))
+            Parallel.forEach(rows, cost: 24 * lk) { row in
+                let x = sp.p + row * lk
+                if fused {
+                    let (m, total) = AVX512Kernels.exponentiate(x, lk, scale: scale, bf16: pp.p + row * lk)
+                    (lp.p[row], norms.p[row]) = (m + Foundation.log(total), 1 / total)
+                } else {
+                    let (l, total) = FusedAttention.exponentiateRow(x, lk, scale: scale)
+                    (lp.p[row], norms.p[row]) = (l, 1 / total)
+                    store(x, into: p, row: row, count: lk)
+                }
+            }
+            let o = out[r]
+            MatmulKernel.multiply(p, v[r], into: o)
+            let O = FusedAttention.Operand<Float>(o)
+            Parallel.forEach(rows, cost: dv) { row in
+                let y = O.at(row / (h * lq), row / lq % h, row % lq), inv = norms.p[row]
+                for e in 0..<dv { y[e] *= inv }
+            }
+        }
+        return (out, lse)
+    }
+
+    /// dQ, dK, dV (float32 [B, H, L, D]) for q, k, v, the forward's `out` and `lse`, and
+    /// dL/dout `gout` (rounded to bf16 once where the products run in bf16).
+    static func backward(_ q: Tensor, _ k: Tensor, _ v: Tensor, out: Tensor, lse: Tensor, gout: Tensor,
+                         scale: Float, chunkElements: Int = chunkElements) -> (Tensor, Tensor, Tensor) {
+        let (b, h, lq, lk, dv) = (q.shape[0], q.shape[1], q.shape[2], k.shape[2], v.shape[3])
+        let low: DType = q.dtype == .bfloat16 ? .bfloat16 : .float32
+        let g = gout.converted(to: low).contiguous()
+        let (dq, dk, dvOut) = (Tensor(uninitializedShape: q.shape, dtype: .float32),
+                               Tensor(uninitializedShape: k.shape, dtype: .float32),
+                               Tensor(uninitializedShape: v.shape, dtype: .float32))
+        let (G16, G32, O) = (SendablePointer(g.pointer(as: UInt16.self)), SendablePointer(g.pointer(as: Float.self)),
+                             FusedAttention.Operand<Float>(out))
+        let n = chunk(q, k, chunkElements)
+        for b0 in stride(from: 0, to: b, by: n) {
+            let r = b0..<Swift.min(b, b0 + n)
+            let s = MatmulKernel.product(q[r], k[r].transposed())
+            let p = Tensor(uninitializedShape: s.shape, dtype: low)
+            let sp = SendablePointer(s.pointer(as: Float.self))
+            let lp = SendablePointer(lse.pointer(as: Float.self) + b0 * h * lq)
+            let rows = r.count * h * lq
+            Parallel.forEach(rows, cost: 24 * lk) { row in
+                let x = sp.p + row * lk
+                FusedAttention.exponentiateRow(x, lk, scale: scale, shift: lp.p[row])
+                store(x, into: p, row: row, count: lk)
+            }
+            MatmulKernel.multiply(p.transposed(), g[r], into: dvOut[r])
+            let dp = MatmulKernel.product(g[r], v[r].transposed())
+            let dpp = SendablePointer(dp.pointer(as: Float.self))
+            Parallel.forEach(rows, cost: 8 * lk) { row in
+                // rowsum(dO O), dO as the products see it (bf16 or fp32).
+                let whole = b0 * h * lq + row
+                let o = O.at(whole / (h * lq), whole / lq % h, whole % lq)
+                var delta: Float = 0
+                if low == .bfloat16 {
+                    let go = G16.p + whole * dv
+                    for e in 0..<dv { delta += Float(bitPattern: UInt32(go[e]) &<< 16) * o[e] }
+                } else {
+                    let go = G32.p + whole * dv
+                    for e in 0..<dv { delta += go[e] * o[e] }
+                }
+                let x = dpp.p + row * lk
+                FusedAttention.scoreGradientRow(sp.p + row * lk, x, lk, delta: delta, scale: scale)
+                store(x, into: p, row: row, count: lk)
+            }
+            MatmulKernel.multiply(p, k[r], into: dq[r])
+            MatmulKernel.multiply(p.transposed(), q[r], into: dk[r])
+        }
+        withExtendedLifetime(g) {}
+        return (dq, dk, dvOut)
+    }
+
+    /// Row `row` of `count` fp32 values into the contiguous `dst` (bf16 rounded, or fp32 copied).
+    @inline(__always)
+    private static func store(_ x: UnsafeMutablePointer<Float>, into dst: Tensor, row: Int, count: Int) {
+        if dst.dtype == .bfloat16 {
+            BFloat16Runs.narrow(x, 1, dst.pointer(as: UInt16.self) + row * count, 1, count)
+        } else {
+            (dst.pointer(as: Float.self) + row * count).update(from: x, count: count)
+        }
+    }
+}
