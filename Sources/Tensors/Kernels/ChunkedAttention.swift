@@ -26,9 +26,18 @@ enum ChunkedAttention {
     /// Scores per chunk (fp32 S and bf16 P: 6 bytes each, about 6 MB).
     static let chunkElements = 1 << 20
 
-    /// Batch entries per chunk of at most `elements` scores: at least one.
-    private static func chunk(_ q: Tensor, _ k: Tensor, _ elements: Int) -> Int {
-        Swift.max(1, elements / Swift.max(1, q.shape[1] * q.shape[2] * k.shape[2]))
+    /// Runs `body` on each chunk of the batch (at least one entry, at most `elements` scores
+    /// where one entry fits): the chunk's batch range, its scores S = Q K^T (fp32, [n, H, Lq,
+    /// Lk]), an uninitialised P of that shape in `low`, and its rows n H Lq.
+    private static func forEachChunk(_ q: Tensor, _ k: Tensor, _ elements: Int, low: DType,
+                                     _ body: (Range<Int>, Tensor, Tensor, Int) -> Void) {
+        let (b, rowsPerEntry) = (q.shape[0], q.shape[1] * q.shape[2])
+        let n = Swift.max(1, elements / Swift.max(1, rowsPerEntry * k.shape[2]))
+        for b0 in stride(from: 0, to: b, by: n) {
+            let r = b0..<Swift.min(b, b0 + n)
+            let s = MatmulKernel.product(q[r], k[r].transposed())
+            body(r, s, Tensor(uninitializedShape: s.shape, dtype: low), r.count * rowsPerEntry)
+        }
     }
 
     /// out [B, Lq, H, Dv] float32 (returned as the [B, H, Lq, Dv] view) and the log-sum-exp of
@@ -39,14 +48,9 @@ enum ChunkedAttention {
         let out = Tensor(uninitializedShape: [b, lq, h, dv], dtype: .float32).permuted(0, 2, 1, 3)
         let lse = Tensor(uninitializedShape: [b, h, lq], dtype: .float32)
         let low: DType = q.dtype == .bfloat16 ? .bfloat16 : .float32
-        let n = chunk(q, k, chunkElements)
-        for b0 in stride(from: 0, to: b, by: n) {
-            let r = b0..<Swift.min(b, b0 + n)
-            let s = MatmulKernel.product(q[r], k[r].transposed())
-            let p = Tensor(uninitializedShape: s.shape, dtype: low)
+        forEachChunk(q, k, chunkElements, low: low) { r, s, p, rows in
             let sp = SendablePointer(s.pointer(as: Float.self))
-            let lp = SendablePointer(lse.pointer(as: Float.self) + b0 * h * lq)
-            let rows = r.count * h * lq
+            let lp = SendablePointer(lse.pointer(as: Float.self) + r.lowerBound * h * lq)
             let norms = SendablePointer(UnsafeMutablePointer<Float>.allocate(capacity: rows))
             defer { norms.p.deallocate() }
             // P stays unnormalised (exp(x s - max)); each output row is divided by its sum
@@ -79,7 +83,7 @@ enum ChunkedAttention {
     /// dL/dout `gout` (rounded to bf16 once where the products run in bf16).
     static func backward(_ q: Tensor, _ k: Tensor, _ v: Tensor, out: Tensor, lse: Tensor, gout: Tensor,
                          scale: Float, chunkElements: Int = chunkElements) -> (Tensor, Tensor, Tensor) {
-        let (b, h, lq, lk, dv) = (q.shape[0], q.shape[1], q.shape[2], k.shape[2], v.shape[3])
+        let (h, lq, lk, dv) = (q.shape[1], q.shape[2], k.shape[2], v.shape[3])
         let low: DType = q.dtype == .bfloat16 ? .bfloat16 : .float32
         let g = gout.converted(to: low).contiguous()
         let (dq, dk, dvOut) = (Tensor(uninitializedShape: q.shape, dtype: .float32),
@@ -87,14 +91,9 @@ enum ChunkedAttention {
                                Tensor(uninitializedShape: v.shape, dtype: .float32))
         let (G16, G32, O) = (SendablePointer(g.pointer(as: UInt16.self)), SendablePointer(g.pointer(as: Float.self)),
                              FusedAttention.Operand<Float>(out))
-        let n = chunk(q, k, chunkElements)
-        for b0 in stride(from: 0, to: b, by: n) {
-            let r = b0..<Swift.min(b, b0 + n)
-            let s = MatmulKernel.product(q[r], k[r].transposed())
-            let p = Tensor(uninitializedShape: s.shape, dtype: low)
+        forEachChunk(q, k, chunkElements, low: low) { r, s, p, rows in
             let sp = SendablePointer(s.pointer(as: Float.self))
-            let lp = SendablePointer(lse.pointer(as: Float.self) + b0 * h * lq)
-            let rows = r.count * h * lq
+            let lp = SendablePointer(lse.pointer(as: Float.self) + r.lowerBound * h * lq)
             Parallel.forEach(rows, cost: 24 * lk) { row in
                 let x = sp.p + row * lk
                 FusedAttention.exponentiateRow(x, lk, scale: scale, shift: lp.p[row])
@@ -105,7 +104,7 @@ enum ChunkedAttention {
             let dpp = SendablePointer(dp.pointer(as: Float.self))
             Parallel.forEach(rows, cost: 8 * lk) { row in
                 // rowsum(dO O), dO as the products see it (bf16 or fp32).
-                let whole = b0 * h * lq + row
+                let whole = r.lowerBound * h * lq + row
                 let o = O.at(whole / (h * lq), whole / lq % h, whole % lq)
                 var delta: Float = 0
                 if low == .bfloat16 {

@@ -34,9 +34,8 @@ public func scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor,
 /// Attention by `FusedAttention` (no scores in memory), with its own gradient rule. Three
 /// bf16 operands run `ChunkedAttention` where oneDNN has AMX, else the fused bf16 forward and
 /// backward where the CPU has them (`FusedAttention.supportsBF16`, `supportsBF16Backward`);
-/// otherwise the kernel computes in
-/// float32, on operands widened when each pass runs. The output (bf16 when all three are)
-/// and the gradients come back in the operands' types.
+/// otherwise the kernel computes in float32, on operands widened when each pass runs. The
+/// output (bf16 when all three are) and the gradients come back in the operands' types.
 private func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float) -> Tensor {
     let (qd, kd, vd) = (q.detached(), k.detached(), v.detached())
     let (out32, lse): (Tensor, Tensor)
