@@ -43,8 +43,8 @@ import Testing
     }
 
     /// bf16 operands against float32 attention on the same values: P is rounded to bf16 before
-    /// P V (the output moves by at most 2^-8 of the largest |v|), dO, P and dS before the
-    /// backward's products.
+    /// P V and the output once more (2^-9 of the largest |v| each), dO, P and dS before the
+    /// backward's products (which read the bf16 output for rowsum(dO O)).
     @Test func bfloat16MatchesFloat32() {
         for (batch, lq, lk, d, heads) in Self.shapes {
             let (q, k, v) = Self.operands(batch: batch, lq: lq, lk: lk, d: d, heads: heads, dtype: .bfloat16)
@@ -52,6 +52,7 @@ import Testing
             let scale = 1 / Float(d).squareRoot()
             let chunk = 2 * heads * lq * lk
             let (out, lse) = ChunkedAttention.forward(q, k, v, scale: scale, chunkElements: chunk)
+            #expect(out.dtype == .bfloat16)
             let (want, wantLSE) = FusedAttention.forward(q32, k32, v32, scale: scale)
             let bound = 2 / Float(1 << 9) * B.maxMagnitude(v) + 1e-5
             #expect(B.maxDifference(out, want) <= bound, "\(lq)x\(lk)x\(d): \(B.maxDifference(out, want)) > \(bound)")

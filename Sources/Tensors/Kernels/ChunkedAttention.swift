@@ -40,14 +40,16 @@ enum ChunkedAttention {
         }
     }
 
-    /// out [B, Lq, H, Dv] float32 (returned as the [B, H, Lq, Dv] view) and the log-sum-exp of
-    /// each query row's scaled scores [B, H, Lq], as `FusedAttention.forward`.
+    /// out [B, Lq, H, Dv] in the operands' type (bf16 rounded once from the fp32 rows; returned
+    /// as the [B, H, Lq, Dv] view) and the log-sum-exp of each query row's scaled scores [B, H,
+    /// Lq], as `FusedAttention.forward`.
     static func forward(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float,
                         chunkElements: Int = chunkElements) -> (out: Tensor, lse: Tensor) {
         let (b, h, lq, lk, dv) = (q.shape[0], q.shape[1], q.shape[2], k.shape[2], v.shape[3])
-        let out = Tensor(uninitializedShape: [b, lq, h, dv], dtype: .float32).permuted(0, 2, 1, 3)
-        let lse = Tensor(uninitializedShape: [b, h, lq], dtype: .float32)
         let low: DType = q.dtype == .bfloat16 ? .bfloat16 : .float32
+        let out = Tensor(uninitializedShape: [b, lq, h, dv], dtype: low).permuted(0, 2, 1, 3)
+        let (O16, O32) = (FusedAttention.Operand<UInt16>(out), FusedAttention.Operand<Float>(out))
+        let lse = Tensor(uninitializedShape: [b, h, lq], dtype: .float32)
         forEachChunk(q, k, chunkElements, low: low) { r, s, p, rows in
             let sp = SendablePointer(s.pointer(as: Float.self))
             let lp = SendablePointer(lse.pointer(as: Float.self) + r.lowerBound * h * lq)
@@ -68,19 +70,26 @@ enum ChunkedAttention {
                     store(x, into: p, row: row, count: lk)
                 }
             }
-            let o = out[r]
-            MatmulKernel.multiply(p, v[r], into: o)
-            let O = FusedAttention.Operand<Float>(o)
-            Parallel.forEach(rows, cost: dv) { row in
-                let y = O.at(row / (h * lq), row / lq % h, row % lq), inv = norms.p[row]
-                for e in 0..<dv { y[e] *= inv }
+            // Each row of P V over its sum, into the output rows (rounded once where bf16).
+            let o = MatmulKernel.product(p, v[r])
+            let (op, base) = (SendablePointer(o.pointer(as: Float.self)), r.lowerBound * h * lq)
+            Parallel.forEach(rows, cost: 2 * dv) { row in
+                let x = op.p + row * dv, inv = norms.p[row]
+                for e in 0..<dv { x[e] *= inv }
+                let whole = base + row
+                let (bi, hi, i) = (whole / (h * lq), whole / lq % h, whole % lq)
+                if low == .bfloat16 {
+                    BFloat16Runs.narrow(x, 1, O16.at(bi, hi, i), 1, dv)
+                } else {
+                    O32.at(bi, hi, i).update(from: x, count: dv)
+                }
             }
         }
         return (out, lse)
     }
 
-    /// dQ, dK, dV (float32 [B, H, L, D]) for q, k, v, the forward's `out` and `lse`, and
-    /// dL/dout `gout` (rounded to bf16 once where the products run in bf16).
+    /// dQ, dK, dV (float32 [B, H, L, D]) for q, k, v, the forward's `out` (bf16 or fp32) and
+    /// `lse`, and dL/dout `gout` (rounded to bf16 once where the products run in bf16).
     static func backward(_ q: Tensor, _ k: Tensor, _ v: Tensor, out: Tensor, lse: Tensor, gout: Tensor,
                          scale: Float, chunkElements: Int = chunkElements) -> (Tensor, Tensor, Tensor) {
         let (h, lq, lk, dv) = (q.shape[1], q.shape[2], k.shape[2], v.shape[3])
@@ -89,8 +98,9 @@ enum ChunkedAttention {
         let (dq, dk, dvOut) = (Tensor(uninitializedShape: q.shape, dtype: .float32),
                                Tensor(uninitializedShape: k.shape, dtype: .float32),
                                Tensor(uninitializedShape: v.shape, dtype: .float32))
-        let (G16, G32, O) = (SendablePointer(g.pointer(as: UInt16.self)), SendablePointer(g.pointer(as: Float.self)),
-                             FusedAttention.Operand<Float>(out))
+        let (G16, G32) = (SendablePointer(g.pointer(as: UInt16.self)), SendablePointer(g.pointer(as: Float.self)))
+        let (O16, O32) = (FusedAttention.Operand<UInt16>(out), FusedAttention.Operand<Float>(out))
+        let outLow = out.dtype == .bfloat16
         forEachChunk(q, k, chunkElements, low: low) { r, s, p, rows in
             let sp = SendablePointer(s.pointer(as: Float.self))
             let lp = SendablePointer(lse.pointer(as: Float.self) + r.lowerBound * h * lq)
@@ -103,16 +113,14 @@ enum ChunkedAttention {
             let dp = MatmulKernel.product(g[r], v[r].transposed())
             let dpp = SendablePointer(dp.pointer(as: Float.self))
             Parallel.forEach(rows, cost: 8 * lk) { row in
-                // rowsum(dO O), dO as the products see it (bf16 or fp32).
+                // rowsum(dO O), dO as the products see it and O as the forward gave it.
                 let whole = r.lowerBound * h * lq + row
-                let o = O.at(whole / (h * lq), whole / lq % h, whole % lq)
+                let (bi, hi, i) = (whole / (h * lq), whole / lq % h, whole % lq)
                 var delta: Float = 0
-                if low == .bfloat16 {
-                    let go = G16.p + whole * dv
-                    for e in 0..<dv { delta += Float(bitPattern: UInt32(go[e]) &<< 16) * o[e] }
-                } else {
-                    let go = G32.p + whole * dv
-                    for e in 0..<dv { delta += go[e] * o[e] }
+                for e in 0..<dv {
+                    let go = low == .bfloat16 ? Float(bitPattern: UInt32(G16.p[whole * dv + e]) &<< 16) : G32.p[whole * dv + e]
+                    let o = outLow ? Float(bitPattern: UInt32(O16.at(bi, hi, i)[e]) &<< 16) : O32.at(bi, hi, i)[e]
+                    delta += go * o
                 }
                 let x = dpp.p + row * lk
                 FusedAttention.scoreGradientRow(sp.p + row * lk, x, lk, delta: delta, scale: scale)
