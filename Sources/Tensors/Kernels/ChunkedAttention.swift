@@ -10,12 +10,12 @@ import TensorsAVX512
 /// bf16 against 7.5 in fp32). There, oneDNN's matmul runs the products on AMX, and the
 /// scores of `chunkElements` at a time are materialised between them:
 ///
-///     forward:  S = Q K^T (fp32),  P = softmax(S s) (rounded to bf16, lse kept),  O = P V
+///     forward:  S = Q K^T (fp32),  P = exp(S s - max) (rounded to bf16, lse kept),
+///               O = (P V) / rowsum(P) (rounded to bf16)
 ///     backward: S again, P = exp(S s - lse),  dV = P^T dO,  dP = dO V^T,
 ///               dS = P (dP - rowsum(dO O)) s (bf16),  dQ = dS K,  dK = dS^T Q
 ///
-/// Every product accumulates in fp32; P and dS are rounded once, as the fused bf16 path
-/// rounds them. Operands are [B, H, L, D] views with unit stride in D (heads as strided views
+/// Every product accumulates in fp32; P, dS and O are rounded once each. Operands are [B, H, L, D] views with unit stride in D (heads as strided views
 /// of [B, L, H, D]); on a CPU without bf16 products the same code runs them in fp32 (tests).
 enum ChunkedAttention {
     /// Whether bf16 attention runs here rather than in `FusedAttention`: oneDNN runs bf16
