@@ -3,8 +3,9 @@ import Testing
 
 /// `ChunkedAttention` (the bf16 attention where oneDNN has AMX) against `FusedAttention` on
 /// any CPU: in float32 to rounding, and on bf16 operands within the roundings of P and dS.
-/// Small chunks split the batch unevenly; head views are strided as the attention layers
-/// pass them; odd key counts give the AVX-512 row kernel a tail.
+/// Small chunks split the batch unevenly, and its heads, and (the forward) their queries; head
+/// views are strided as the attention layers pass them; odd key counts give the AVX-512 row
+/// kernel a tail.
 @Suite struct ChunkedAttentionTests {
     typealias B = BFloat16KernelTests
 
@@ -20,50 +21,98 @@ import Testing
 
     static let shapes = [(3, 40, 33, 16, 2), (5, 64, 77, 40, 1), (2, 17, 256, 32, 3)]
 
-    @Test func float32MatchesFusedAttention() throws {
+    /// Parts of 2 batch entries (the last one short where the batch is odd), of one head, and
+    /// (the forward) of 7 queries of one head.
+    static func chunks(_ lq: Int, _ lk: Int, _ heads: Int) -> [Int] { [2 * heads * lq * lk, lq * lk, 7 * lk] }
+
+    @Test(arguments: [true, false]) func float32MatchesFusedAttention(inKernel: Bool) throws {
         try #require(FusedAttention.supports(random([1, 1, 2, 2], seed: 1), random([1, 1, 2, 2], seed: 1), random([1, 1, 2, 2], seed: 1)))
         for (batch, lq, lk, d, heads) in Self.shapes {
             let (q, k, v) = Self.operands(batch: batch, lq: lq, lk: lk, d: d, heads: heads, dtype: .float32)
             let scale = 1 / Float(d).squareRoot()
-            // Chunks of 2 batch entries: the last one short where the batch is odd.
-            let chunk = 2 * heads * lq * lk
-            let (out, lse) = ChunkedAttention.forward(q, k, v, scale: scale, chunkElements: chunk)
             let (want, wantLSE) = FusedAttention.forward(q, k, v, scale: scale)
-            #expect(out.shape == want.shape && lse.shape == wantLSE.shape)
-            #expect(B.maxDifference(out, want) <= 1e-5 * B.maxMagnitude(v), "\(lq)x\(lk)x\(d) out")
-            #expect(B.maxDifference(lse, wantLSE) <= 1e-4, "\(lq)x\(lk)x\(d) lse")
             let g = random([batch, heads, lq, d], seed: 32)
-            let got = ChunkedAttention.backward(q, k, v, out: out, lse: lse, gout: g, scale: scale, chunkElements: chunk)
             let ref = FusedAttention.backward(q, k, v, out: want, lse: wantLSE, gout: g, scale: scale)
-            for (name, a, b) in [("dq", got.0, ref.0), ("dk", got.1, ref.1), ("dv", got.2, ref.2)] {
-                #expect(a.shape == b.shape && a.dtype == .float32)
-                #expect(B.maxDifference(a, b) <= 1e-4 * B.maxMagnitude(b), "\(lq)x\(lk)x\(d) \(name): \(B.maxDifference(a, b))")
+            for chunk in Self.chunks(lq, lk, heads) {
+                let (out, lse) = ChunkedAttention.forward(q, k, v, scale: scale, chunkElements: chunk, inKernel: inKernel)
+                #expect(out.shape == want.shape && lse.shape == wantLSE.shape)
+                #expect(B.maxDifference(out, want) <= 1e-5 * B.maxMagnitude(v), "\(lq)x\(lk)x\(d) out")
+                #expect(B.maxDifference(lse, wantLSE) <= 1e-4, "\(lq)x\(lk)x\(d) lse")
+                let got = ChunkedAttention.backward(q, k, v, out: out, lse: lse, gout: g, scale: scale, chunkElements: chunk,
+                                                    inKernel: inKernel)
+                for (name, a, b) in [("dq", got.0, ref.0), ("dk", got.1, ref.1), ("dv", got.2, ref.2)] {
+                    #expect(a.shape == b.shape && a.dtype == .float32)
+                    #expect(B.maxDifference(a, b) <= 1e-4 * B.maxMagnitude(b), "\(lq)x\(lk)x\(d) \(name): \(B.maxDifference(a, b))")
+                }
             }
         }
     }
 
     /// bf16 operands against float32 attention on the same values: P is rounded to bf16 before
     /// P V and the output once more (2^-9 of the largest |v| each), dO, P and dS before the
-    /// backward's products (which read the bf16 output for rowsum(dO O)).
-    @Test func bfloat16MatchesFloat32() {
+    /// backward's products (which read the bf16 output for rowsum(dO O)). The log-sum-exp is
+    /// that of the rounded P where the exponent runs in the product (within 2^-8).
+    @Test(arguments: [true, false]) func bfloat16MatchesFloat32(inKernel: Bool) {
         for (batch, lq, lk, d, heads) in Self.shapes {
             let (q, k, v) = Self.operands(batch: batch, lq: lq, lk: lk, d: d, heads: heads, dtype: .bfloat16)
             let (q32, k32, v32) = (q.to(.float32), k.to(.float32), v.to(.float32))
             let scale = 1 / Float(d).squareRoot()
-            let chunk = 2 * heads * lq * lk
-            let (out, lse) = ChunkedAttention.forward(q, k, v, scale: scale, chunkElements: chunk)
-            #expect(out.dtype == .bfloat16)
             let (want, wantLSE) = FusedAttention.forward(q32, k32, v32, scale: scale)
-            let bound = 2 / Float(1 << 9) * B.maxMagnitude(v) + 1e-5
-            #expect(B.maxDifference(out, want) <= bound, "\(lq)x\(lk)x\(d): \(B.maxDifference(out, want)) > \(bound)")
-            #expect(B.maxDifference(lse, wantLSE) <= 1e-4, "\(lq)x\(lk)x\(d) lse")
             let g = random([batch, heads, lq, d], seed: 33).to(.bfloat16)
-            let got = ChunkedAttention.backward(q, k, v, out: out, lse: lse, gout: g, scale: scale, chunkElements: chunk)
             let ref = FusedAttention.backward(q32, k32, v32, out: want, lse: wantLSE, gout: g.to(.float32), scale: scale)
-            for (name, a, b) in [("dq", got.0, ref.0), ("dk", got.1, ref.1), ("dv", got.2, ref.2)] {
-                #expect(B.maxDifference(a, b) <= 1e-2 * B.maxMagnitude(b), "\(lq)x\(lk)x\(d) \(name): \(B.maxDifference(a, b)) of \(B.maxMagnitude(b))")
+            for chunk in Self.chunks(lq, lk, heads) {
+                let (out, lse) = ChunkedAttention.forward(q, k, v, scale: scale, chunkElements: chunk, inKernel: inKernel)
+                #expect(out.dtype == .bfloat16)
+                let bound = 2 / Float(1 << 9) * B.maxMagnitude(v) + 1e-5
+                #expect(B.maxDifference(out, want) <= bound, "\(lq)x\(lk)x\(d): \(B.maxDifference(out, want)) > \(bound)")
+                #expect(B.maxDifference(lse, wantLSE) <= 1 / 256, "\(lq)x\(lk)x\(d) lse")
+                let got = ChunkedAttention.backward(q, k, v, out: out, lse: lse, gout: g, scale: scale, chunkElements: chunk,
+                                                    inKernel: inKernel)
+                for (name, a, b) in [("dq", got.0, ref.0), ("dk", got.1, ref.1), ("dv", got.2, ref.2)] {
+                    #expect(a.dtype == .bfloat16)
+                    #expect(B.maxDifference(a, b) <= 1e-2 * B.maxMagnitude(b), "\(lq)x\(lk)x\(d) \(name): \(B.maxDifference(a, b)) of \(B.maxMagnitude(b))")
+                }
             }
         }
+    }
+
+    /// The forward's exponent runs in the product while the rows' bounds allow it, also with
+    /// scores far below the bound (the largest terms of P near e^-60), and the materialised way
+    /// takes over beyond: both give float32 attention's result. Where oneDNN runs bf16 on AMX,
+    /// the in-kernel way is taken for the ordinary operands.
+    @Test func boundsChooseTheWay() {
+        let (lq, lk, d, heads) = (24, 40, 32, 2)
+        let (q0, k0, v) = Self.operands(batch: 2, lq: lq, lk: lk, d: d, heads: heads, dtype: .float32)
+        let scale = 1 / Float(d).squareRoot()
+        // |q| max |k| (about 6 * 9 here) times 1, times about 5.5 (2 s bound near 60), times 30.
+        let kMax = k0.square().sum(axes: [3]).sqrt().max().item
+        let qMax = q0.square().sum(axes: [3]).sqrt().max().item
+        let near = 29 / (scale * qMax * kMax)
+        for (factor, inKernel) in [(Float(1), true), (near, true), (30, false)] {
+            let q = (q0 * factor).to(.bfloat16), k = k0.to(.bfloat16), vb = v.to(.bfloat16)
+            let chunk = ChunkedAttention.Chunk(q: q, k: k, v: vb, scale: scale)
+            let out = Tensor(uninitializedShape: [2, lq, heads, d], dtype: .bfloat16).permuted(0, 2, 1, 3)
+            let lse = Tensor(uninitializedShape: [2, heads, lq], dtype: .float32)
+            let ran = chunk.forwardInKernel(out: out, lse: lse)
+            if !inKernel { #expect(!ran, "factor \(factor): bound past the limit") }
+            if inKernel && ChunkedAttention.preferred { #expect(ran, "factor \(factor)") }
+            let (got, gotLSE) = ChunkedAttention.forward(q, k, vb, scale: scale)
+            let (want, wantLSE) = FusedAttention.forward(q.to(.float32), k.to(.float32), vb.to(.float32), scale: scale)
+            let bound = 2 / Float(1 << 9) * B.maxMagnitude(v) + 1e-5
+            #expect(B.maxDifference(got, want) <= bound, "factor \(factor): \(B.maxDifference(got, want))")
+            #expect(B.maxDifference(gotLSE, wantLSE) <= 1 / 256 * Swift.max(1, B.maxMagnitude(wantLSE) / 64), "factor \(factor) lse")
+        }
+    }
+
+    /// A NaN in a query gives NaN in that query's output row only.
+    @Test func nanStaysInItsRow() {
+        let (q0, k, v) = Self.operands(batch: 1, lq: 4, lk: 8, d: 16, heads: 1, dtype: .float32)
+        var values = q0.contiguous().scalars
+        values[16 * 2] = .nan
+        let q = Tensor(values, shape: q0.shape).to(.bfloat16)
+        let (out, _) = ChunkedAttention.forward(q, k.to(.bfloat16), v.to(.bfloat16), scale: 0.25)
+        let rows = out.to(.float32).contiguous().scalars
+        for i in 0..<4 { #expect(rows[(16 * i)..<(16 * (i + 1))].allSatisfy(\.isNaN) == (i == 2), "row \(i)") }
     }
 
     /// The products write into strided destinations: a primitive made for a contiguous

@@ -60,21 +60,25 @@ with torch.no_grad():
     p, v = torch.randn(128, 256, 256), torch.randn(128, 256, 64)
     emit("attention PV 128x256x256x64", "float32", "rowmajor", lambda: torch.matmul(p, v))
 
-name = "attention 64x2x256x32"
-for dt, dname in [(torch.float32, "float32"), (torch.bfloat16, "bfloat16")]:
-    q, k, v = (torch.randn(64, 256, 2, 32).to(dt).permute(0, 2, 1, 3) for _ in range(3))
-    with torch.no_grad():
-        emit(name + " fwd", dname, "strided-heads", lambda: F.scaled_dot_product_attention(q, k, v))
-    qg, kg, vg = (t.detach().requires_grad_() for t in (q, k, v))
-    def attention_step():
-        F.scaled_dot_product_attention(qg, kg, vg).sum().backward()
-        qg.grad = kg.grad = vg.grad = None
-    emit(name + " fwd+bwd", dname, "strided-heads", attention_step)
+# The bench U-Net's attention at 16x16 (both types) and 8x8 (bf16).
+for (b, h, l, d), types in [((64, 2, 256, 32), [(torch.float32, "float32"), (torch.bfloat16, "bfloat16")]),
+                            ((64, 4, 64, 32), [(torch.bfloat16, "bfloat16")])]:
+    name = f"attention {b}x{h}x{l}x{d}"
+    for dt, dname in types:
+        q, k, v = (torch.randn(b, l, h, d).to(dt).permute(0, 2, 1, 3) for _ in range(3))
+        with torch.no_grad():
+            emit(name + " fwd", dname, "strided-heads", lambda: F.scaled_dot_product_attention(q, k, v))
+        qg, kg, vg = (t.detach().requires_grad_() for t in (q, k, v))
+        def attention_step():
+            F.scaled_dot_product_attention(qg, kg, vg).sum().backward()
+            qg.grad = kg.grad = vg.grad = None
+        emit(name + " fwd+bwd", dname, "strided-heads", attention_step)
 
 # Stable Diffusion 1.x's self-attention at 64x64 latents (guided batch 2), sampling only.
-q, k, v = (torch.randn(2, 4096, 8, 40).permute(0, 2, 1, 3) for _ in range(3))
-with torch.no_grad():
-    emit("attention 2x8x4096x40 fwd", "float32", "strided-heads", lambda: F.scaled_dot_product_attention(q, k, v))
+for dt, dname in [(torch.float32, "float32"), (torch.bfloat16, "bfloat16")]:
+    q, k, v = (torch.randn(2, 4096, 8, 40).to(dt).permute(0, 2, 1, 3) for _ in range(3))
+    with torch.no_grad():
+        emit("attention 2x8x4096x40 fwd", dname, "strided-heads", lambda: F.scaled_dot_product_attention(q, k, v))
 
 name = "groupnorm+silu 64x64x32x32 g32"
 for (layout, fmt), (dt, dname) in [(l, d) for d in [(torch.float32, "float32"), (torch.bfloat16, "bfloat16")]

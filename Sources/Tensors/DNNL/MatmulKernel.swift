@@ -19,14 +19,51 @@ enum MatmulKernel {
         multiplyUnprofiled(a, b, bias: nil, outType: .float32)
     }
 
-    /// a @ b written into `out` (float32, any strides), unprofiled, as `product`. A layout the
-    /// primitive refuses gets the product made contiguous and copied in.
+    /// a @ b written into `out` (float32, or bfloat16 where both operands are, any strides),
+    /// unprofiled, as `product`. A layout the primitive refuses gets the product made
+    /// contiguous and copied in.
     static func multiply(_ a: Tensor, _ b: Tensor, into out: Tensor) {
-        precondition(out.dtype == .float32 && a.rank == out.rank)
-        let type: DType = a.dtype == .bfloat16 && b.dtype == .bfloat16 && bf16Supported ? .bfloat16 : .float32
+        precondition(a.rank == out.rank && (out.dtype == .float32 || out.dtype == .bfloat16))
+        let type = operandType(a, b)
         let (x, y) = (plain(a.to(type)), plain(b.to(type)))
         if run(x, y, nil, out, type) || run(x.contiguous(), y.contiguous(), nil, out, type) { return }
-        CopyKernel.copy(product(a, b), into: out)
+        CopyKernel.copy(product(a, b).converted(to: out.dtype), into: out)
+    }
+
+    /// What a product does to each float32 sum before storing it, inside oneDNN's kernel.
+    enum Epilogue {
+        /// exp(scale * sum)
+        case exp(scale: Float)
+        /// scale * sum * other[..., i, j]; `other` has the output's shape (contiguous).
+        case scaledProduct(scale: Float, by: Tensor)
+
+        var scale: Float {
+            switch self {
+            case .exp(let s), .scaledProduct(let s, _): return s
+            }
+        }
+
+        var key: String {
+            switch self {
+            case .exp(let s): return "exp \(s.bitPattern)"
+            case .scaledProduct(let s, let t): return "mul \(s.bitPattern) \(t.dtype) \(t.shape) \(t.strides)"
+            }
+        }
+    }
+
+    /// a @ b into `out` (float32 or bfloat16, any strides) with `epilogue` fused into the
+    /// kernel, unprofiled. False, with nothing written, where oneDNN has no fast kernel for it:
+    /// the caller takes another way.
+    static func multiply(_ a: Tensor, _ b: Tensor, into out: Tensor, epilogue: Epilogue) -> Bool {
+        precondition(a.rank == out.rank && (out.dtype == .float32 || out.dtype == .bfloat16))
+        let type = operandType(a, b)
+        return run(plain(a.to(type)), plain(b.to(type)), nil, out, type, epilogue)
+    }
+
+    /// The type a product's operands run in: bfloat16 where both are and oneDNN has bf16
+    /// kernels here, else float32.
+    private static func operandType(_ a: Tensor, _ b: Tensor) -> DType {
+        a.dtype == .bfloat16 && b.dtype == .bfloat16 && bf16Supported ? .bfloat16 : .float32
     }
 
     private static func multiplyUnprofiled(_ a: Tensor, _ b: Tensor, bias: Tensor?, outType: DType) -> Tensor {
@@ -35,9 +72,8 @@ enum MatmulKernel {
         let (m, k, n) = (a.shape[r - 2], a.shape[r - 1], b.shape[r - 1])
         var outShape = (0..<(r - 2)).map { Swift.max(a.shape[$0], b.shape[$0]) }
         outShape += [m, n]
-        let useBF16 = a.dtype == .bfloat16 && b.dtype == .bfloat16 && bf16Supported
-        let type: DType = useBF16 ? .bfloat16 : .float32
-        let out = Tensor(uninitializedShape: outShape, dtype: useBF16 ? outType : .float32)
+        let type = operandType(a, b)
+        let out = Tensor(uninitializedShape: outShape, dtype: type == .bfloat16 ? outType : .float32)
         let finished = { out.converted(to: outType) }
         if out.count == 0 { return finished() }
         // The bias as the primitive takes it: float32, [1, ..., 1, N].
@@ -72,9 +108,13 @@ enum MatmulKernel {
         return (shape, strides)
     }
 
-    private static func run(_ a: Tensor, _ b: Tensor, _ bias: Tensor?, _ out: Tensor, _ type: DType) -> Bool {
+    private static func run(_ a: Tensor, _ b: Tensor, _ bias: Tensor?, _ out: Tensor, _ type: DType,
+                            _ epilogue: Epilogue? = nil) -> Bool {
         let (ash, ast) = squeezeBroadcast(a), (bsh, bst) = squeezeBroadcast(b)
         let key = "matmul|\(type)|\(ash)|\(ast)|\(bsh)|\(bst)|\(bias?.shape ?? [])|\(out.shape)|\(out.strides)|\(out.dtype)"
+            + "|\(epilogue?.key ?? "")"
+        var other: Tensor?
+        if case .scaledProduct(_, let t) = epilogue { other = t }
         guard let p = OneDNN.primitive(key, make: {
             var amd = try OneDNN.desc(ash, ast, type)
             var bmd = try OneDNN.desc(bsh, bst, type)
@@ -86,8 +126,25 @@ enum MatmulKernel {
             } else {
                 try OneDNN.check(dnnl_matmul_desc_init(&desc, &amd, &bmd, nil, &omd), "matmul descriptor")
             }
+            var attr: dnnl_primitive_attr_t?
+            try OneDNN.check(dnnl_primitive_attr_create(&attr), "attributes")
+            defer { dnnl_primitive_attr_destroy(attr) }
+            if let epilogue {
+                var scale = epilogue.scale
+                try OneDNN.check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale), "output scale")
+                var po: dnnl_post_ops_t?
+                try OneDNN.check(dnnl_post_ops_create(&po), "post-ops")
+                defer { dnnl_post_ops_destroy(po) }
+                if let other {
+                    var md = try OneDNN.desc(other.shape, other.strides, other.dtype)
+                    try OneDNN.check(dnnl_post_ops_append_binary(po, dnnl_binary_mul, &md), "multiply post-op")
+                } else {
+                    try OneDNN.check(dnnl_post_ops_append_eltwise(po, 1, dnnl_eltwise_exp, 0, 0), "exp post-op")
+                }
+                try OneDNN.check(dnnl_primitive_attr_set_post_ops(attr, po), "set post-ops")
+            }
             var pd: dnnl_primitive_desc_t?
-            try OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, nil, OneDNN.engine, nil), "matmul primitive")
+            try OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, attr, OneDNN.engine, nil), "matmul primitive")
             return pd!
         }) else { return false }
         do {
@@ -97,6 +154,7 @@ enum MatmulKernel {
                 (DNNL_ARG_DST, try OneDNN.desc(out.shape, out.strides, out.dtype), out.baseAddress),
             ]
             if let bias { args.append((DNNL_ARG_BIAS, try OneDNN.desc(bias.shape, bias.strides, .float32), bias.baseAddress)) }
+            if let other { args.append((cdnnl_arg_post_op_src1(0), try OneDNN.desc(other.shape, other.strides, other.dtype), other.baseAddress)) }
             try p.execute(args)
         } catch {
             return false

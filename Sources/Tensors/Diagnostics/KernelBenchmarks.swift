@@ -150,9 +150,14 @@ public enum KernelBenchmarks {
         list.append(matmul(name: "attention QK^T 128x256x256x64", a: [128, 256, 64], b: [128, 256, 64], transposeB: true))
         list.append(matmul(name: "attention PV 128x256x256x64", a: [128, 256, 256], b: [128, 256, 64], transposeB: false))
         list += attention(batch: 64, heads: 2, length: 256, dim: 32)
-        if FusedAttention.bf16Available { list += attention(batch: 64, heads: 2, length: 256, dim: 32, dtype: .bfloat16) }
+        if FusedAttention.bf16Available {
+            list += attention(batch: 64, heads: 2, length: 256, dim: 32, dtype: .bfloat16)
+            // The bench U-Net's attention at 8x8 (128 channels, 4 heads).
+            list += attention(batch: 64, heads: 4, length: 64, dim: 32, dtype: .bfloat16)
+        }
         // Stable Diffusion 1.x's self-attention at 64x64 latents (guided batch 2), sampling only.
         list += attention(batch: 2, heads: 8, length: 4096, dim: 40, training: false)
+        if FusedAttention.bf16Available { list += attention(batch: 2, heads: 8, length: 4096, dim: 40, dtype: .bfloat16, training: false) }
         list += groupNormSiLU(batch: 64, channels: 64, size: 32, groups: 32)
         list += groupNormSiLU(batch: 64, channels: 64, size: 32, groups: 32, dtype: .bfloat16)
         list += elementwise()
