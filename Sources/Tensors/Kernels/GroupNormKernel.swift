@@ -271,8 +271,11 @@ struct GroupNormKernel {
         // pass; else dz is kept (in dx's float32 buffer, or scratch for a bf16 dx), which is
         // faster on 8 lanes (4.0 against 5.3 ms for 64x64x32x32 in float32 on AMD EPYC).
         let wide = A.self == SiLUActivation.self && CPUFeatures.avx512 && channelsLast
-        let scratch = wide ? nil : (out.f32?.p ?? UnsafeMutablePointer<Float>.allocate(capacity: n * c * s))
-        defer { if let scratch, out.f32 == nil { scratch.deallocate() } }
+        // Scratch from the caching allocator (a fresh mmap'd block faulted its pages in each
+        // call: about 4,000 page faults per bench U-Net bf16 training step).
+        let buffer = wide || out.f32 != nil ? nil : Storage(byteCount: n * c * s * MemoryLayout<Float>.stride)
+        let scratch = wide ? nil : (out.f32?.p ?? buffer!.base.assumingMemoryBound(to: Float.self))
+        defer { withExtendedLifetime(buffer) {} }
         var (sdx, sd) = gradientSums(act, E.self, D.self, x, dy, a, b, dzOut: scratch)
         if let shift { for i in 0..<(n * c) { sdx[i] += Double(shift[i]) * sd[i] } }
         var dgamma = [Float](repeating: 0, count: c), dbeta = dgamma
