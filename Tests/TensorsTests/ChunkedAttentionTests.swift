@@ -115,6 +115,20 @@ import Testing
         for i in 0..<4 { #expect(rows[(16 * i)..<(16 * (i + 1))].allSatisfy(\.isNaN) == (i == 2), "row \(i)") }
     }
 
+    /// No queries: an empty output, and zero gradients for the keys and values. No keys: zero
+    /// gradients.
+    @Test func emptySequences() {
+        let (q, k, v) = Self.operands(batch: 2, lq: 0, lk: 5, d: 8, heads: 2, dtype: .bfloat16)
+        let (out, lse) = ChunkedAttention.forward(q, k, v, scale: 0.3)
+        #expect(out.shape == [2, 2, 0, 8] && lse.shape == [2, 2, 0])
+        let (_, dk, dv) = ChunkedAttention.backward(q, k, v, out: out, lse: lse, gout: out, scale: 0.3)
+        #expect(B.maxMagnitude(dk) == 0 && B.maxMagnitude(dv) == 0 && dk.shape == k.shape)
+        let (q2, k2, v2) = Self.operands(batch: 2, lq: 3, lk: 0, d: 8, heads: 2, dtype: .bfloat16)
+        let g = random([2, 2, 3, 8], seed: 9).to(.bfloat16)
+        let (dq, _, _) = ChunkedAttention.backward(q2, k2, v2, out: g, lse: Tensor.zeros([2, 2, 3]), gout: g, scale: 0.3)
+        #expect(dq.shape == q2.shape && B.maxMagnitude(dq) == 0)
+    }
+
     /// The products write into strided destinations: a primitive made for a contiguous
     /// output of the same shape must not be reused for a strided one (the cache key holds
     /// the destination's strides).

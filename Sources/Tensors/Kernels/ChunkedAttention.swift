@@ -19,8 +19,8 @@ import TensorsAVX512
 /// Each row's shift rides in an extra column of the left operand against a column of ones
 /// (in three parts where bf16 holds it: about 8 bits each). The forward's shift m is a bound
 /// on the row's scores, |q| max |k| (Cauchy-Schwarz), not their maximum, so that the scores
-/// need not be seen first; where s m could reach `exponentLimit` (the largest term of P would
-/// get too small to hold its row's precision), the chunk takes the materialised way instead:
+/// need not be seen first; where 2 s m could pass `exponentLimit` (the largest term of P would
+/// get too small to hold its row's precision), the part takes the materialised way instead:
 /// S = Q K^T in float32, its exact row maxima, then P and O. The row sums l come from the
 /// same rounded P that the product sums. Every product accumulates in fp32; P, dS and O are
 /// rounded once each.
@@ -85,7 +85,7 @@ enum ChunkedAttention {
         let low: DType = q.dtype == .bfloat16 ? .bfloat16 : .float32
         let out = Tensor(uninitializedShape: [b, lq, h, dv], dtype: low).permuted(0, 2, 1, 3)
         let lse = Tensor(uninitializedShape: [b, h, lq], dtype: .float32)
-        for r in parts(q, k, chunkElements, splittingQueries: true) {
+        for r in parts(q, k, chunkElements, splittingQueries: true) where q.shape[2] > 0 {
             let chunk = Chunk(q: r.queriesOf(q), k: r.of(k), v: r.of(v), scale: scale)
             let (out, lse) = (r.queriesOf(out), r.queriesOf(lse))
             if inKernel && chunk.forwardInKernel(out: out, lse: lse) { continue }
@@ -106,6 +106,11 @@ enum ChunkedAttention {
             Tensor(uninitializedShape: [x.shape[0], x.shape[2], x.shape[1], x.shape[3]], dtype: low).permuted(0, 2, 1, 3)
         }
         let (dq, dk, dv) = (gradient(q), gradient(k), gradient(v))
+        // No queries or no keys: nothing attends, and every gradient is 0.
+        if q.shape[2] == 0 || k.shape[2] == 0 {
+            for t in [dq, dk, dv] { t.fill(0) }
+            return (dq, dk, dv)
+        }
         for r in parts(q, k, chunkElements) {
             let chunk = Chunk(q: r.of(q), k: r.of(k), v: r.of(v), scale: scale)
             let (lse, g) = (r.of(lse), r.of(g))
