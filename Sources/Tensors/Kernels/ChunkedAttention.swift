@@ -165,20 +165,12 @@ enum ChunkedAttention {
             let o = MatmulKernel.product(p, va)
             let (op, width2, scale) = (SendablePointer(o.pointer(as: Float.self)), va.shape[3], self.scale)
             let lp = SendablePointer(lse.pointer(as: Float.self))
-            let (O16, O32) = (FusedAttention.Operand<UInt16>(out), FusedAttention.Operand<Float>(out))
-            let bf16 = low == .bfloat16
+            let output = OutputRows(out, h: h, lq: lq)
             shifts.withUnsafeBufferPointer { sb in
                 let sp = RawPointer(sb.baseAddress!)
                 Parallel.forEach(rows, cost: 2 * dv) { row in
                     let x = op.p + row * width2, total = x[dv]
-                    let inv = 1 / total
-                    for e in 0..<dv { x[e] *= inv }
-                    let (bi, hi, i) = (row / (h * lq), row / lq % h, row % lq)
-                    if bf16 {
-                        BFloat16Runs.narrow(x, 1, O16.at(bi, hi, i), 1, dv)
-                    } else {
-                        O32.at(bi, hi, i).update(from: x, count: dv)
-                    }
+                    output.write(row, x, times: 1 / total)
                     lp.p[row] = scale * sp.p.assumingMemoryBound(to: Float.self)[row] + Foundation.log(total)
                 }
             }
@@ -213,18 +205,8 @@ enum ChunkedAttention {
             // Each row of P V over its sum, into the output rows (rounded once where bf16).
             let o = MatmulKernel.product(p, v)
             let op = SendablePointer(o.pointer(as: Float.self))
-            let (O16, O32) = (FusedAttention.Operand<UInt16>(out), FusedAttention.Operand<Float>(out))
-            let bf16 = low == .bfloat16
-            Parallel.forEach(rows, cost: 2 * dv) { row in
-                let x = op.p + row * dv, inv = norms.p[row]
-                for e in 0..<dv { x[e] *= inv }
-                let (bi, hi, i) = (row / (h * lq), row / lq % h, row % lq)
-                if bf16 {
-                    BFloat16Runs.narrow(x, 1, O16.at(bi, hi, i), 1, dv)
-                } else {
-                    O32.at(bi, hi, i).update(from: x, count: dv)
-                }
-            }
+            let output = OutputRows(out, h: h, lq: lq)
+            Parallel.forEach(rows, cost: 2 * dv) { row in output.write(row, op.p + row * dv, times: norms.p[row]) }
         }
 
         // MARK: Backward
@@ -305,6 +287,29 @@ enum ChunkedAttention {
     }
 
     // MARK: Helpers
+
+    /// The output's query rows ([n, H, Lq, Dv], any strides, bf16 or fp32), each written from
+    /// float32 values times its 1 / rowsum (rounded once where bf16).
+    private struct OutputRows: @unchecked Sendable {
+        let o16: FusedAttention.Operand<UInt16>, o32: FusedAttention.Operand<Float>
+        let bf16: Bool, h: Int, lq: Int, dv: Int
+
+        init(_ out: Tensor, h: Int, lq: Int) {
+            (o16, o32, bf16) = (FusedAttention.Operand<UInt16>(out), FusedAttention.Operand<Float>(out), out.dtype == .bfloat16)
+            (self.h, self.lq, dv) = (h, lq, out.shape[3])
+        }
+
+        /// Row `row` from x (dv values, scaled in place).
+        func write(_ row: Int, _ x: UnsafeMutablePointer<Float>, times inv: Float) {
+            for e in 0..<dv { x[e] *= inv }
+            let (bi, hi, i) = (row / (h * lq), row / lq % h, row % lq)
+            if bf16 {
+                BFloat16Runs.narrow(x, 1, o16.at(bi, hi, i), 1, dv)
+            } else {
+                o32.at(bi, hi, i).update(from: x, count: dv)
+            }
+        }
+    }
 
     /// x [n, H, L, D] (unit stride in D) copied into a new contiguous [n, H, L, width] of x's
     /// type, each row followed by `leading` values (float32, rounded to x's type; `count` per
