@@ -115,6 +115,16 @@ import Testing
         for i in 0..<4 { #expect(rows[(16 * i)..<(16 * (i + 1))].allSatisfy(\.isNaN) == (i == 2), "row \(i)") }
     }
 
+    /// dO as a sum's gradient brings it (expanded: every stride 0) gives what a dense dO does.
+    @Test func expandedOutputGradient() {
+        let (q, k, v) = Self.operands(batch: 3, lq: 10, lk: 12, d: 16, heads: 2, dtype: .bfloat16)
+        let (out, lse) = ChunkedAttention.forward(q, k, v, scale: 0.25)
+        let ones = Tensor.ones([1, 1, 1, 1], dtype: .bfloat16).expanded(out.shape)
+        let got = ChunkedAttention.backward(q, k, v, out: out, lse: lse, gout: ones, scale: 0.25)
+        let want = ChunkedAttention.backward(q, k, v, out: out, lse: lse, gout: ones.contiguous(), scale: 0.25)
+        for (a, b) in [(got.0, want.0), (got.1, want.1), (got.2, want.2)] { #expect(B.maxDifference(a, b) == 0) }
+    }
+
     /// No queries: an empty output, and zero gradients for the keys and values. No keys: zero
     /// gradients.
     @Test func emptySequences() {
