@@ -30,12 +30,11 @@ public final class Adam: Optimizer {
     public func update(_ parameters: [(String, Parameter)], gradients: [String: Tensor]) {
         step += 1
         let t = Double(step)
-        let stepSize = Float(learningRate / (1 - Foundation.pow(beta1, t)))
-        let correction2 = Float((1 - Foundation.pow(beta2, t)).squareRoot())
-        let decay = Float(1 - learningRate * weightDecay)
-        let (oneMinusB1, b2, oneMinusB2) = (Float(1 - beta1), Float(beta2), Float(1 - beta2))
-        let (eps, wd) = (Float(eps), Float(weightDecay))
-        let decoupled = self.decoupled, amsgrad = self.amsgrad
+        let coefficients = AdamUpdate.Coefficients(
+            stepSize: Float(learningRate / (1 - Foundation.pow(beta1, t))),
+            correction2: Float((1 - Foundation.pow(beta2, t)).squareRoot()),
+            decay: Float(1 - learningRate * weightDecay), oneMinusBeta1: Float(1 - beta1), beta2: Float(beta2),
+            oneMinusBeta2: Float(1 - beta2), eps: Float(eps), weightDecay: Float(weightDecay), decoupled: decoupled, amsgrad: amsgrad)
         for (path, p) in parameters where p.isTrainable {
             guard let grad = gradients[path] else { continue }
             precondition(grad.shape == p.shape, "Adam: gradient of \(path) has shape \(grad.shape), the parameter \(p.shape)")
@@ -45,31 +44,18 @@ public final class Adam: Optimizer {
             var v = second.removeValue(forKey: path) ?? Tensor.zeros(p.shape)
             var vmax = amsgrad ? (maxSecond.removeValue(forKey: path) ?? Tensor.zeros(p.shape)) : Tensor.zeros([])
             withGradient(grad) { g in
-                p.value.withUnsafeMutableFloats { w in
+                // A bf16 model's weights are rounded for its next step in the same pass.
+                p.value.withUnsafeMutableFloats(keepingBFloat16Form: { w, bf16 in
                     m.withUnsafeMutableFloats { mb in
                         v.withUnsafeMutableFloats { vb in
                             vmax.withUnsafeMutableFloats { xb in
-                                let wp = SendableBuffer(w), gp = SendableBuffer(UnsafeMutableBufferPointer(mutating: g))
-                                let mp = SendableBuffer(mb), vp = SendableBuffer(vb), xp = SendableBuffer(xb)
-                                Parallel.forRanges(w.count, grain: 1 << 15) { r in
-                                    for i in r {
-                                        if decoupled && wd != 0 { wp.b[i] *= decay }
-                                        let gi = decoupled ? gp.b[i] : gp.b[i] + wd * wp.b[i]
-                                        mp.b[i] += oneMinusB1 * (gi - mp.b[i])
-                                        vp.b[i] = vp.b[i] * b2 + oneMinusB2 * gi * gi
-                                        var second = vp.b[i]
-                                        if amsgrad {
-                                            xp.b[i] = Swift.max(xp.b[i], second)
-                                            second = xp.b[i]
-                                        }
-                                        let denom = second.squareRoot() / correction2 + eps
-                                        wp.b[i] += -stepSize * (mp.b[i] / denom)
-                                    }
-                                }
+                                AdamUpdate.apply(coefficients, count: w.count, weights: w.baseAddress!, gradient: g.baseAddress!,
+                                                 first: mb.baseAddress!, second: vb.baseAddress!,
+                                                 maxSecond: amsgrad ? xb.baseAddress! : nil, bf16: bf16)
                             }
                         }
                     }
-                }
+                })
             }
             first[path] = m
             second[path] = v
@@ -127,10 +113,5 @@ extension Adam {
     }
 }
 
-/// A mutable float buffer shared by the threads of one kernel (each writes its own range).
-struct SendableBuffer: @unchecked Sendable {
-    let b: UnsafeMutableBufferPointer<Float>
-    init(_ b: UnsafeMutableBufferPointer<Float>) { self.b = b }
-}
 
 import Foundation

@@ -84,6 +84,11 @@ public final class Storage: @unchecked Sendable {
         return made
     }
 
+    /// Whether a buffer was derived under `key`, at any version (a form some kernel used).
+    func hasDerived(_ key: String) -> Bool {
+        derived.withLock { $0[key] != nil }
+    }
+
     /// Drops every derived buffer (after an algorithm choice timed candidates whose
     /// reordered weights would otherwise stay alive beside the chosen one's).
     func clearDerived() {

@@ -141,11 +141,12 @@ enum ConvolutionKernel {
     /// weight's storage until the weight changes.
     /// With `source`, the weights reordered are `source()` (made only when the cache misses;
     /// a contiguous tensor of g's weight shape), cached on `w`'s storage all the same.
-    /// `converting` to another type than w's (float32 masters for a bf16 pass) converts only
-    /// on a miss, so the master's storage keeps its bf16 form until the weights change.
+    /// `converting` to another type than w's (float32 masters for a bf16 pass) reorders the
+    /// master's cached cast (`toCached`): one conversion per weight version for all passes,
+    /// and none where the optimizer's update wrote the new version's bf16 form itself.
     private static func reorderedWeights(_ w: Tensor, _ g: ConvGeometry, target: dnnl_memory_desc_t, purpose: String,
                                          converting type: DType) -> Storage {
-        reorderedWeights(w, g, target: target, purpose: purpose, source: w.dtype == type ? nil : { w.to(type) })
+        reorderedWeights(w, g, target: target, purpose: purpose, source: w.dtype == type ? nil : { w.toCached(type) })
     }
 
     private static func reorderedWeights(_ w: Tensor, _ g: ConvGeometry, target: dnnl_memory_desc_t, purpose: String,
@@ -400,20 +401,29 @@ enum ConvolutionKernel {
         let (og, ig, kh, kw) = (g.outChannels / g.groups, g.inChannels / g.groups, g.kernelH, g.kernelW)
         let shape = [g.inChannels, og, kh, kw]
         let make = { () -> Storage in
-            let src = w.to(.float32).contiguous()
-            let dst = Tensor(uninitializedShape: shape, dtype: .float32)
-            let sp = SendablePointer(src.pointer(as: Float.self)), dp = SendablePointer(dst.pointer(as: Float.self))
-            let taps = kh * kw
-            // Destination rows (group, i, o) are contiguous runs of taps, the source's reversed.
-            Parallel.forEach(g.groups * ig, cost: og * taps * 2) { job in
-                let grp = job / ig, i = job % ig
-                for o in 0..<og {
-                    let from = sp.p + ((grp * og + o) * ig + i) * taps
-                    let to = dp.p + ((grp * ig + i) * og + o) * taps
-                    for t in 0..<taps { to[t] = from[taps - 1 - t] }
+            let src = w.contiguous()
+            let dst = Tensor(uninitializedShape: shape, dtype: w.dtype)
+            // Element bits moved as they are (a bf16 form stays bf16, no round trip through float32).
+            func flip<T>(_: T.Type) {
+                let sp = SendablePointer(src.pointer(as: T.self)), dp = SendablePointer(dst.pointer(as: T.self))
+                let taps = kh * kw
+                // Destination rows (group, i, o) are contiguous runs of taps, the source's reversed.
+                Parallel.forEach(g.groups * ig, cost: og * taps * 2) { job in
+                    let grp = job / ig, i = job % ig
+                    for o in 0..<og {
+                        let from = sp.p + ((grp * og + o) * ig + i) * taps
+                        let to = dp.p + ((grp * ig + i) * og + o) * taps
+                        for t in 0..<taps { to[t] = from[taps - 1 - t] }
+                    }
                 }
             }
-            return (w.dtype == .float32 ? dst : dst.to(w.dtype)).storage
+            switch w.dtype.byteSize {
+            case 1: flip(UInt8.self)
+            case 2: flip(UInt16.self)
+            case 4: flip(UInt32.self)
+            default: flip(UInt64.self)
+            }
+            return dst.storage
         }
         let storage = cached ? w.storage.derivedBuffer("flip|\(w.offset)|\(w.strides)|\(w.dtype)|\(g.groups)", make: make) : make()
         return Tensor(storage: storage, shape: shape, strides: Shape.contiguousStrides(shape), dtype: w.dtype)
@@ -498,7 +508,7 @@ enum ConvolutionKernel {
         let wt: Storage
         if let (w0, g0) = dualOf {
             wt = reorderedWeights(w0, g, target: p.md(dnnl_query_weights_md), purpose: "dual-bwd-data|\(type)") {
-                flippedTransposed(w0, g0, cached: false).to(type)
+                flippedTransposed(w0.dtype == type ? w0 : w0.toCached(type), g0, cached: false)
             }
         } else {
             wt = reorderedWeights(w!, g, target: p.md(dnnl_query_weights_md), purpose: "bwd-data", converting: type)

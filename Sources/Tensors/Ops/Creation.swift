@@ -150,6 +150,35 @@ extension Tensor {
         }
     }
 
+    /// The key of `toCached(type)`'s form on the storage.
+    private func castKey(_ type: DType) -> String { "cast|\(type)|\(offset)|\(strides)|\(shape)" }
+
+    /// `withUnsafeMutableFloats` for an update that also rounds the new values to bf16, where
+    /// the previous values' bf16 form was cached (`toCached(.bfloat16)`: a float32 master
+    /// weight of a bf16 model): `body` gets a buffer for the new values' bf16 bits, which
+    /// becomes the cached form of the new version, so the next use takes it without a
+    /// conversion pass. Without such a form (or one too large to keep) `body` gets nil.
+    /// `body` must write every element of the bf16 buffer as `to(.bfloat16)` would round it.
+    public mutating func withUnsafeMutableFloats<R>(
+        keepingBFloat16Form body: (UnsafeMutableBufferPointer<Float>, UnsafeMutablePointer<UInt16>?) -> R
+    ) -> R {
+        check(dtype == .float32, "withUnsafeMutableFloats", "needs a float32 tensor, got \(dtype)")
+        let cached = isContiguous && isKnownUniquelyReferenced(&storage) && storage.hasDerived(castKey(.bfloat16))
+            && count * 2 <= Storage.derivedCacheLimit
+        guard cached else { return withUnsafeMutableFloats { body($0, nil) } }
+        node = nil
+        storage.markMutated()
+        let floats = UnsafeMutableBufferPointer(start: pointer(as: Float.self), count: count)
+        var result: R?
+        // The stale form goes back to the allocator first, and the new one takes its memory.
+        _ = storage.derivedBuffer(castKey(.bfloat16)) {
+            let form = Storage(byteCount: count * 2)
+            result = body(floats, form.base.assumingMemoryBound(to: UInt16.self))
+            return form
+        }
+        return result!
+    }
+
     /// Writes the float32 elements in place, row-major. The storage is first copied if it is
     /// shared with another tensor or not row-major, so other values never change (copy on
     /// write); derived caches (reordered weights) see the change.
@@ -212,7 +241,7 @@ extension Tensor {
     public func toCached(_ newType: DType) -> Tensor {
         if newType == dtype { return self }
         let detachedSelf = detached()
-        let storage = self.storage.derivedBuffer("cast|\(newType)|\(offset)|\(strides)|\(shape)") {
+        let storage = self.storage.derivedBuffer(castKey(newType)) {
             CopyKernel.convert(detachedSelf.contiguous(), to: newType).storage
         }
         let out = Tensor(storage: storage, shape: shape, strides: Shape.contiguousStrides(shape), dtype: newType)
