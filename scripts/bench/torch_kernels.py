@@ -104,3 +104,11 @@ with torch.no_grad():
     emit("softmax 128x256x256", "float32", "rowmajor", lambda: torch.softmax(s, -1))
     m = torch.randn(64, 64, 32, 32)
     emit("mean over HW 64x64x32x32", "float32", "nchw", lambda: m.mean((2, 3)))
+
+# torch.optim.AdamW's CPU step (its default single-tensor path) over ddpm-cifar10-32's
+# parameter count, as one tensor.
+n = 35_746_307
+p = torch.nn.Parameter(torch.randn(n))
+p.grad = torch.randn(n)
+opt = torch.optim.AdamW([p], lr=1e-4)
+emit(f"adamw step {n / 1e6:.1f}M", "float32", "rowmajor", opt.step)

@@ -26,6 +26,10 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
     /// it only where `allowsLowPrecisionWinograd`; forcing it (`with`, `preferredOrder`)
     /// always may.
     case winogradBF16 = "winograd-bf16"
+    /// The weight gradient as one oneDNN matrix product per kernel tap over the zero-padded
+    /// grid (`TapGEMMConvolution`; stride 1, one group): where oneDNN's backward-weights
+    /// kernel is slow (small images, 1x1 layers), its matmul is not.
+    case tapGEMM = "tap-gemm"
 
     /// Whether timing may choose `winogradBF16` for bf16 passes: off unless
     /// `DIFFUSE_BF16_WINOGRAD=1`. Its rounding doubles to triples how far Stable Diffusion's

@@ -215,6 +215,7 @@ enum ConvolutionKernel {
             case .winogradBF16:
                 return (algorithm, { WinogradConvolution.forwardBF16(x, transformed: WinogradConvolution.transformedWeightsBF16(w, g, dual: false), nil, g) })
             case .winogradStreamed: return (algorithm, { WinogradConvolution.forwardStreamed(x.asFloat32(), weights: w, nil, g) })
+            case .tapGEMM: preconditionFailure("tap GEMMs compute weight gradients only")
             }
         }
     }
@@ -237,6 +238,7 @@ enum ConvolutionKernel {
                                                                      nil, g.dual!, outType: outType) })
             case .winogradStreamed: return (algorithm, { WinogradConvolution.backwardDataStreamed(gy.asFloat32(), weights: w, g) })
             case .onednn, .onednnDual: return (algorithm, { backwardDataOneDNN(gy, w, g, type, outType: outType) })
+            case .tapGEMM: preconditionFailure("tap GEMMs compute weight gradients only")
             }
         }
         let choice = choose(.backwardData, g, type, candidates, weights: w, freshWeights: freshWeights)
@@ -253,6 +255,7 @@ enum ConvolutionKernel {
             switch algorithm {
             case .brgemm: return (algorithm, { BRGEMMConvolution.backwardWeights(x, gy, g, bias: bias) })
             case .winograd: return (algorithm, { WinogradConvolution.backwardWeights(x, gy.converted(to: x.dtype), g, bias: bias) })
+            case .tapGEMM: return (algorithm, { TapGEMMConvolution.backwardWeights(x, gy, g, bias: bias) })
             default: return (algorithm, { backwardWeightsOneDNN(x, gy, g, type, bias: bias) })
             }
         }
@@ -299,6 +302,7 @@ enum ConvolutionKernel {
         case .backwardWeights:
             if fp32 && BRGEMMConvolution.supports(g) { list.append(.brgemm) }
             if WinogradConvolution.supports(g) { list.append(.winograd) }
+            if TapGEMMConvolution.supports(g) { list.append(.tapGEMM) }
         }
         return list
     }
@@ -544,25 +548,25 @@ enum ConvolutionKernel {
                   return pd!
               }) else { fatalError("Tensors.conv2d: oneDNN has no backward-weights kernel for \(g) (\(type))") }
         let dwMD = p.md(dnnl_query_diff_weights_md)
-        let raw = Storage(byteCount: OneDNN.size(dwMD))
         let gb = bias ? Tensor(uninitializedShape: [g.outChannels], dtype: .float32) : nil
-        var args: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer)] = [
-            (DNNL_ARG_SRC, p.md(dnnl_query_src_md), x.baseAddress),
-            (DNNL_ARG_DIFF_DST, p.md(dnnl_query_diff_dst_md), gy.baseAddress),
-            (DNNL_ARG_DIFF_WEIGHTS, dwMD, raw.base),
-        ]
-        if let gb { args.append((DNNL_ARG_DIFF_BIAS, p.md(dnnl_query_diff_weights_md, 1), gb.baseAddress)) }
         let gw = Tensor(uninitializedShape: g.weightShape, dtype: .float32)
         do {
-            try p.execute(args)
+            // oneDNN writes dL/dw in its own layout (blocked for its AMX and AVX-512 kernels),
+            // reordered from a scratch buffer straight into gw; a plain layout lands in gw.
             let plain = try plainWeightDesc(g, strides: gw.strides, .float32)
-            if OneDNN.equal(plain, dwMD) {
-                gw.baseAddress.copyMemory(from: raw.base, byteCount: gw.count * 4)
-            } else {
+            let direct = OneDNN.equal(plain, dwMD)
+            let raw = direct ? nil : Storage(byteCount: OneDNN.size(dwMD))
+            var args: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer)] = [
+                (DNNL_ARG_SRC, p.md(dnnl_query_src_md), x.baseAddress),
+                (DNNL_ARG_DIFF_DST, p.md(dnnl_query_diff_dst_md), gy.baseAddress),
+                (DNNL_ARG_DIFF_WEIGHTS, dwMD, raw?.base ?? gw.baseAddress),
+            ]
+            if let gb { args.append((DNNL_ARG_DIFF_BIAS, p.md(dnnl_query_diff_weights_md, 1), gb.baseAddress)) }
+            try p.execute(args)
+            if let raw {
                 var fp = Hasher()
                 withUnsafeBytes(of: dwMD) { fp.combine(bytes: $0) }
-                let back = try OneDNN.reorder(raw.base, from: dwMD, to: plain, key: "dw|\(g)|\(fp.finalize())")
-                gw.baseAddress.copyMemory(from: back.base, byteCount: gw.count * 4)
+                try OneDNN.reorder(raw.base, from: dwMD, to: plain, into: gw.baseAddress, key: "dw|\(g)|\(fp.finalize())")
             }
         } catch { fatalError("Tensors.conv2d backward: \(error)") }
         return (gw, gb)

@@ -158,13 +158,19 @@ enum OneDNN {
     /// Copies `src` (layout `from`) into a new buffer of layout `to`.
     static func reorder(_ src: UnsafeMutableRawPointer, from: dnnl_memory_desc_t, to: dnnl_memory_desc_t, key: String) throws -> Storage {
         let out = Storage(byteCount: size(to))
+        try reorder(src, from: from, to: to, into: out.base, key: key)
+        return out
+    }
+
+    /// The reorder of `src` (layout `from`) written to `dst` (layout `to`, `size(to)` bytes).
+    static func reorder(_ src: UnsafeMutableRawPointer, from: dnnl_memory_desc_t, to: dnnl_memory_desc_t,
+                        into dst: UnsafeMutableRawPointer, key: String) throws {
         guard let p = primitive("reorder|" + key, make: {
             var pd: dnnl_primitive_desc_t?
             var f = from, t = to
             try check(dnnl_reorder_primitive_desc_create(&pd, &f, engine, &t, engine, nil), "reorder")
             return pd!
         }) else { throw Failure(status: dnnl_unimplemented, what: "reorder \(key)") }
-        try p.execute([(DNNL_ARG_FROM, from, src), (DNNL_ARG_TO, to, out.base)])
-        return out
+        try p.execute([(DNNL_ARG_FROM, from, src), (DNNL_ARG_TO, to, dst)])
     }
 }

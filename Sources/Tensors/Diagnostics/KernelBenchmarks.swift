@@ -90,6 +90,7 @@ public enum KernelBenchmarks {
         case .winograd: return "Winograd F(4x4,3x3), LIBXSMM GEMMs"
         case .winogradStreamed: return "Winograd F(4x4,3x3), filters transformed per call, LIBXSMM GEMMs"
         case .winogradBF16: return "Winograd F(4x4,3x3), bf16 LIBXSMM GEMMs"
+        case .tapGEMM: return "a oneDNN matmul per kernel tap"
         }
     }
 
@@ -161,6 +162,7 @@ public enum KernelBenchmarks {
         list += groupNormSiLU(batch: 64, channels: 64, size: 32, groups: 32)
         list += groupNormSiLU(batch: 64, channels: 64, size: 32, groups: 32, dtype: .bfloat16)
         list += elementwise()
+        list += optimizer(parameters: 35_746_307)
         return list
     }
 
@@ -275,6 +277,29 @@ public enum KernelBenchmarks {
         ]
     }
 
+    /// One AdamW step over ddpm-cifar10-32's parameter count (one tensor): memory-bound, 28
+    /// bytes an element; with the bf16 form a mixed-precision step keeps, 30.
+    private static func optimizer(parameters n: Int) -> [KernelBenchmark] {
+        let name = "adamw step \(String(format: "%.1f", Double(n) / 1e6))M"
+        let c = AdamUpdate.Coefficients(stepSize: 1e-4, correction2: 0.05, decay: 1 - 1e-6, oneMinusBeta1: 0.1, beta2: 0.999,
+                                        oneMinusBeta2: 0.001, eps: 1e-8, weightDecay: 0.01, decoupled: true, amsgrad: false)
+        func step(_ dtype: DType) -> KernelBenchmark {
+            let bf16 = dtype == .bfloat16
+            return KernelBenchmark(name: name, dtype: dtype, flops: 12 * Double(n), bytes: Double(bf16 ? 30 : 28) * Double(n),
+                                   path: bf16 ? "Swift SIMD, float32 masters + bf16 form" : "Swift SIMD", algorithm: "swift-simd") {
+                let rng = PhiloxGenerator(seed: 5)
+                let w = rng.normal([n]), g = rng.normal([n]), m = Tensor.zeros([n]), v = Tensor.zeros([n])
+                let form = Tensor(uninitializedShape: [bf16 ? n : 0], dtype: .bfloat16)
+                return {
+                    AdamUpdate.apply(c, count: n, weights: w.pointer(as: Float.self), gradient: g.pointer(as: Float.self),
+                                     first: m.pointer(as: Float.self), second: v.pointer(as: Float.self), maxSecond: nil,
+                                     bf16: bf16 ? form.pointer(as: UInt16.self) : nil)
+                }
+            }
+        }
+        return [step(.float32), step(.bfloat16)]
+    }
+
     private static func groupNormSiLU(batch: Int, channels: Int, size: Int, groups: Int, dtype: DType = .float32) -> [KernelBenchmark] {
         let shape = [batch, channels, size, size]
         let elements = Double(shape.reduce(1, *))
@@ -346,6 +371,9 @@ extension KernelBenchmarks {
                 ("backward-data", "brgemm", { _ = BRGEMMConvolution.forward(gy, blocked: BRGEMMConvolution.blockedForDual(w, g), nil, g.dual!) }),
                 ("backward-weights", "brgemm", { _ = BRGEMMConvolution.backwardWeights(x, gy, g, bias: false) }),
             ]
+        }
+        if TapGEMMConvolution.supports(g) {
+            runs.append(("backward-weights", "tap-gemm", { _ = TapGEMMConvolution.backwardWeights(x, gy, g, bias: false) }))
         }
         if WinogradConvolution.supports(g) {
             runs += [
