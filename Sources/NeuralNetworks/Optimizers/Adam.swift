@@ -113,5 +113,4 @@ extension Adam {
     }
 }
 
-
 import Foundation

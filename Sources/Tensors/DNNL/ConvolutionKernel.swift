@@ -248,8 +248,8 @@ enum ConvolutionKernel {
     }
 
     /// dL/dw (float32, OIHW row-major) and dL/dbias for input x and dL/dy `gy`: oneDNN's
-    /// backward-weights kernel, LIBXSMM batch-reduce GEMMs over output rows, or (3x3
-    /// stride 1) Winograd's adjoint transforms.
+    /// backward-weights kernel, LIBXSMM batch-reduce GEMMs over output rows, (3x3 stride 1)
+    /// Winograd's adjoint transforms, or (stride 1) oneDNN matmuls per kernel tap.
     static func backwardWeights(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, _ type: DType, bias: Bool) -> (Tensor, Tensor?) {
         let candidates: [(Algorithm, () -> (Tensor, Tensor?))] = candidateAlgorithms(.backwardWeights, g, type).map { algorithm in
             switch algorithm {

@@ -162,6 +162,10 @@ enum MatmulKernel {
         return true
     }
 
+    /// Whether oneDNN runs bf16 products on AMX tiles here (what the chunked attention and
+    /// the bf16 peak measurement take).
+    static var amxBF16: Bool { OneDNN.amx && bf16Supported }
+
     /// Whether oneDNN runs bf16 matmuls natively here (AVX-512 with bf16 or AMX).
     static let bf16Supported: Bool = {
         if BFloat16Support.disabledByEnvironment { return false }

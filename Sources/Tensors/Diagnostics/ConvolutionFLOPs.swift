@@ -106,7 +106,7 @@ public enum MachinePeak {
     }
 
     /// Whether `peak(for: .bfloat16, ...)` is oneDNN's AMX matmul rate rather than 2x fp32.
-    public static var amxPeak: Bool { OneDNN.amx && MatmulKernel.bf16Supported }
+    public static var amxPeak: Bool { MatmulKernel.amxBF16 }
 
     /// oneDNN's bf16 2048^3 matmul on AMX (GFLOP/s, best of 5), measured once.
     private static let amxMatmulGFLOPs: Double = {

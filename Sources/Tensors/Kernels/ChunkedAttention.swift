@@ -29,8 +29,8 @@ import TensorsAVX512
 /// [B, L, H, D]); on a CPU without bf16 products the same code runs them in fp32 (tests).
 enum ChunkedAttention {
     /// Whether bf16 attention runs here rather than in `FusedAttention`: oneDNN runs bf16
-    /// products on AMX (`OneDNN.amx`), unless `DIFFUSE_ATTENTION=fused`.
-    static let preferred: Bool = OneDNN.amx && MatmulKernel.bf16Supported
+    /// products on AMX (`MatmulKernel.amxBF16`), unless `DIFFUSE_ATTENTION=fused`.
+    static let preferred: Bool = MatmulKernel.amxBF16
         && ProcessInfo.processInfo.environment["DIFFUSE_ATTENTION"] != "fused"
 
     /// Scores per chunk (bf16 P and dS, plus fp32 S where materialised): 8-16 MB. Larger
