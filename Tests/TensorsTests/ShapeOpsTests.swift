@@ -1,5 +1,5 @@
 import Testing
-import Tensors
+@testable import Tensors
 
 @Suite struct ViewTests {
     let x = Tensor((0..<24).map(Float.init), shape: [2, 3, 4])
@@ -38,6 +38,22 @@ import Tensors
         #expect((cl * 2 + 1).isChannelsLast)
         #expect(cl.silu().isChannelsLast)
         #expect(cl.contiguous().isContiguous && cl.contiguous().scalars == img.scalars)
+    }
+
+    /// A copy whose source is contiguous along a dimension two or more from the last (channels
+    /// moved outermost, into a padded destination) takes the tiled transpose; element by element
+    /// the same values.
+    @Test func transposeWithTheUnitStrideOutermost() {
+        let x = random([3, 40, 5, 36]).channelsLast()  // unit stride on the 40 channels
+        let padded = Tensor.zeros([40, 3, 6, 36])
+        padded.sliced(axis: 2, 0..<5).assign(x.permuted(1, 0, 2, 3))
+        let (got, xs) = (padded.scalars, x.contiguous().scalars)
+        var same = true
+        for c in 0..<40 { for n in 0..<3 { for y in 0..<6 { for w in 0..<36 {
+            let expected: Float = y < 5 ? xs[((n * 40 + c) * 5 + y) * 36 + w] : 0
+            same = same && got[((c * 3 + n) * 6 + y) * 36 + w] == expected
+        } } } }
+        #expect(same)
     }
 
     @Test func gradients() {

@@ -20,8 +20,11 @@ enum CopyKernel {
         let d = SendablePointer(dst.pointer(as: T.self))
         let s = SendablePointer(src.pointer(as: T.self))
         let rank = loop.shape.count
-        if rank >= 2 && loop.innerStride(1) != 1 && loop.strides[1][rank - 2] == 1 && loop.innerStride(0) == 1 {
-            transposeCopy(loop, d.p, s.p)
+        // The source's unit stride on another dimension than the destination's (NCHW <-> NHWC,
+        // or channels moved outermost): a tiled transpose of those two dimensions.
+        if rank >= 2 && loop.innerStride(1) != 1 && loop.innerStride(0) == 1,
+           let rowDim = (0..<(rank - 1)).last(where: { loop.strides[1][$0] == 1 }) {
+            transposeCopy(loop, rowDim: rowDim, d.p, s.p)
             return
         }
         let ds = loop.innerStride(0), ss = loop.innerStride(1)
@@ -38,14 +41,16 @@ enum CopyKernel {
         }
     }
 
-    /// The last two dimensions swap which is contiguous (NCHW <-> NHWC): copy in square
-    /// tiles so that both reads and writes stay in cache.
-    private static func transposeCopy<T>(_ loop: StridedLoop, _ dst: UnsafeMutablePointer<T>,
+    /// Dimension `rowDim` is contiguous in the source and the last one in the destination
+    /// (NCHW <-> NHWC, or channels moved outermost): copy in square tiles so that both reads
+    /// and writes stay in cache, every other dimension outer.
+    private static func transposeCopy<T>(_ loop: StridedLoop, rowDim: Int, _ dst: UnsafeMutablePointer<T>,
                                          _ src: UnsafeMutablePointer<T>) {
         let rank = loop.shape.count
-        let rows = loop.shape[rank - 2], cols = loop.shape[rank - 1]
-        let dRow = loop.strides[0][rank - 2], sCol = loop.strides[1][rank - 1]
-        let outerShape = Array(loop.shape[0..<(rank - 2)])
+        let rows = loop.shape[rowDim], cols = loop.shape[rank - 1]
+        let dRow = loop.strides[0][rowDim], sCol = loop.strides[1][rank - 1]
+        let outerDims = (0..<(rank - 1)).filter { $0 != rowDim }
+        let outerShape = outerDims.map { loop.shape[$0] }
         let outerCount = Shape.count(outerShape)
         let tile = 32
         let rowTiles = (rows + tile - 1) / tile
@@ -53,11 +58,11 @@ enum CopyKernel {
         Parallel.forEach(outerCount * rowTiles, cost: tile * cols) { job in
             let outer = job / rowTiles, rt = job % rowTiles
             var rest = outer, dOff = 0, sOff = 0
-            for k in stride(from: outerShape.count - 1, through: 0, by: -1) {
+            for k in stride(from: outerDims.count - 1, through: 0, by: -1) {
                 let i = rest % outerShape[k]
                 rest /= outerShape[k]
-                dOff += i * loop.strides[0][k]
-                sOff += i * loop.strides[1][k]
+                dOff += i * loop.strides[0][outerDims[k]]
+                sOff += i * loop.strides[1][outerDims[k]]
             }
             let r0 = rt * tile, r1 = Swift.min(rows, r0 + tile)
             var c0 = 0

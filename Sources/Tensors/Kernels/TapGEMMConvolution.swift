@@ -40,7 +40,10 @@ enum TapGEMMConvolution {
                 .sliced(axis: 1, g.padH..<g.padH + h).sliced(axis: 2, g.padW..<g.padW + w)
                 .assign(x.permuted(0, 2, 3, 1))
         }
-        let a = transposedOntoGrid(gy, g, rowLength: q, pitch: wp, imageSize: hp * wp)
+        // dL/dy transposed onto the grid: a row of grid points per output channel.
+        let grid = Tensor.zeros([o, n, hp, wp], dtype: gy.dtype)
+        grid.sliced(axis: 2, 0..<g.outH).sliced(axis: 3, 0..<g.outW).assign(gy.permuted(1, 0, 2, 3))
+        let a = grid.reshaped([o, q])
         let products = Tensor(uninitializedShape: [kh * kw, o, c], dtype: .float32)
         for u in 0..<kh {
             for v in 0..<kw {
@@ -51,44 +54,5 @@ enum TapGEMMConvolution {
         }
         let gw = products.permuted(1, 2, 0).contiguous().reshaped(g.weightShape)
         return (gw, bias ? WinogradConvolution.biasGradient(gy, g) : nil)
-    }
-
-    /// dL/dy (channels-last, contiguous) transposed onto the grid: [O, rowLength], channel o's
-    /// value at output pixel (n, y, x) at column n imageSize + y pitch + x, zero elsewhere.
-    /// A block of 16 pixels by 64 channels at a time (the general strided copy, which this
-    /// permutation with padded rows does not collapse to a 2-d transpose for, took 10x longer).
-    private static func transposedOntoGrid(_ gy: Tensor, _ g: ConvGeometry, rowLength: Int, pitch: Int, imageSize: Int) -> Tensor {
-        let (o, oh, ow) = (g.outChannels, g.outH, g.outW)
-        let gy = gy.channelsLast()
-        let out = Tensor.zeros([o, rowLength], dtype: gy.dtype)
-        let bytes = gy.dtype.byteSize
-        let src = SendablePointer(gy.baseAddress.assumingMemoryBound(to: UInt8.self))
-        let dst = SendablePointer(out.baseAddress.assumingMemoryBound(to: UInt8.self))
-        func run<T>(_: T.Type) {
-            let s = UnsafeMutableRawPointer(src.p).assumingMemoryBound(to: T.self)
-            let d = UnsafeMutableRawPointer(dst.p).assumingMemoryBound(to: T.self)
-            // One job per output row (n, y): its ow pixels' channels go to ow columns of each row.
-            Parallel.forEach(g.batch * oh, cost: ow * o) { row in
-                let n = row / oh, y = row % oh
-                let from = s + row * ow * o, column = n * imageSize + y * pitch
-                var c0 = 0
-                while c0 < o {
-                    let c1 = Swift.min(o, c0 + 64)
-                    var x0 = 0
-                    while x0 < ow {
-                        let x1 = Swift.min(ow, x0 + 16)
-                        for c in c0..<c1 {
-                            let to = d + c * rowLength + column
-                            for x in x0..<x1 { to[x] = from[x * o + c] }
-                        }
-                        x0 = x1
-                    }
-                    c0 = c1
-                }
-            }
-        }
-        if bytes == 2 { run(UInt16.self) } else { run(UInt32.self) }
-        withExtendedLifetime(gy) {}
-        return out
     }
 }
