@@ -41,8 +41,11 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // OpenMPI, loaded at run time (dlopen) by a small C shim: see Sources/CMPI/include/CMPI.h.
         .target(name: "CMPI", path: "Sources/CMPI"),
+        // Diffuse's AMX kernels (tap products for bf16 weight gradients), built for AMX by
+        // function attributes and called only where the CPU has it: see Sources/CAMX/include/CAMX.h.
+        .target(name: "CAMX", path: "Sources/CAMX"),
         .target(name: "TensorsAVX512", swiftSettings: avx512Flags),
-        .target(name: "Tensors", dependencies: ["CDNNL", "COpenMP", "CXSMM", "TensorsAVX512"], swiftSettings: kernelFlags),
+        .target(name: "Tensors", dependencies: ["CDNNL", "COpenMP", "CXSMM", "CAMX", "TensorsAVX512"], swiftSettings: kernelFlags),
         .target(name: "NeuralNetworks", dependencies: ["Tensors"], swiftSettings: kernelFlags),
         .target(name: "Diffusion", dependencies: ["Tensors"], swiftSettings: kernelFlags),
         .target(name: "Models", dependencies: ["Tensors", "NeuralNetworks", "Diffusion"], swiftSettings: kernelFlags),

@@ -346,8 +346,9 @@ enum UNetConvolutions {
         // 130 fp32 combinations over the 12 classes, and 96 bf16 ones with AVX-512 BF16 (oneDNN for
         // each pass, the dual forward and tap GEMMs at stride 1, Winograd kept and streamed in
         // float32 at 3x3 stride 1). Winograd with bf16 GEMMs is not timed unless allowed (its
-        // forced runs are tested above: 12 more bf16 combinations).
-        let expected = ConvolutionKernel.bf16Supported ? 226 : 130
+        // forced runs are tested above: 12 more bf16 combinations). With AMX, tap products on
+        // its tiles for the weight gradients of the 3x3 stride-1 and 1x1 classes: 6 more.
+        let expected = (ConvolutionKernel.bf16Supported ? 226 : 130) + (TapGEMMConvolution.amxAvailable ? 6 : 0)
         #expect(tested.count == expected, "\(tested.count) combinations under test")
         print("ConvolutionPathTests: \(tested.count) (pass, algorithm, dtype, shape class) combinations under test, "
               + "\(real.count) reachable at the U-Nets' \(Set(UNetConvolutions.all).count) convolution shapes")

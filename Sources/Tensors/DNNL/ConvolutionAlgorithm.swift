@@ -30,6 +30,11 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
     /// grid (`TapGEMMConvolution`; stride 1, one group): where oneDNN's backward-weights
     /// kernel is slow (small images, 1x1 layers), its matmul is not.
     case tapGEMM = "tap-gemm"
+    /// The same tap products on AMX tiles by Diffuse's own kernel (`backwardWeightsAMX`; bf16,
+    /// stride 1, channels in blocks of 32, CPUs with AMX): both operands packed once per call
+    /// into the tiles' forms, where oneDNN 2.6's backward-weights kernel and its matmul
+    /// transpose or repack them per call or per tap.
+    case amxTaps = "amx-taps"
 
     /// Whether timing may choose `winogradBF16` for bf16 passes: off unless
     /// `DIFFUSE_BF16_WINOGRAD=1`. Its rounding doubles to triples how far Stable Diffusion's

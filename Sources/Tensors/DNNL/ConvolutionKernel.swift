@@ -215,7 +215,7 @@ enum ConvolutionKernel {
             case .winogradBF16:
                 return (algorithm, { WinogradConvolution.forwardBF16(x, transformed: WinogradConvolution.transformedWeightsBF16(w, g, dual: false), nil, g) })
             case .winogradStreamed: return (algorithm, { WinogradConvolution.forwardStreamed(x.asFloat32(), weights: w, nil, g) })
-            case .tapGEMM: preconditionFailure("tap GEMMs compute weight gradients only")
+            case .tapGEMM, .amxTaps: preconditionFailure("tap products compute weight gradients only")
             }
         }
     }
@@ -238,7 +238,7 @@ enum ConvolutionKernel {
                                                                      nil, g.dual!, outType: outType) })
             case .winogradStreamed: return (algorithm, { WinogradConvolution.backwardDataStreamed(gy.asFloat32(), weights: w, g) })
             case .onednn, .onednnDual: return (algorithm, { backwardDataOneDNN(gy, w, g, type, outType: outType) })
-            case .tapGEMM: preconditionFailure("tap GEMMs compute weight gradients only")
+            case .tapGEMM, .amxTaps: preconditionFailure("tap products compute weight gradients only")
             }
         }
         let choice = choose(.backwardData, g, type, candidates, weights: w, freshWeights: freshWeights)
@@ -249,13 +249,15 @@ enum ConvolutionKernel {
 
     /// dL/dw (float32, OIHW row-major) and dL/dbias for input x and dL/dy `gy`: oneDNN's
     /// backward-weights kernel, LIBXSMM batch-reduce GEMMs over output rows, (3x3 stride 1)
-    /// Winograd's adjoint transforms, or (stride 1) oneDNN matmuls per kernel tap.
+    /// Winograd's adjoint transforms, or (stride 1) a product per kernel tap (oneDNN matmuls, or
+    /// bf16 on AMX tiles).
     static func backwardWeights(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, _ type: DType, bias: Bool) -> (Tensor, Tensor?) {
         let candidates: [(Algorithm, () -> (Tensor, Tensor?))] = candidateAlgorithms(.backwardWeights, g, type).map { algorithm in
             switch algorithm {
             case .brgemm: return (algorithm, { BRGEMMConvolution.backwardWeights(x, gy, g, bias: bias) })
             case .winograd: return (algorithm, { WinogradConvolution.backwardWeights(x, gy.converted(to: x.dtype), g, bias: bias) })
             case .tapGEMM: return (algorithm, { TapGEMMConvolution.backwardWeights(x, gy, g, bias: bias) })
+            case .amxTaps: return (algorithm, { TapGEMMConvolution.backwardWeightsAMX(x, gy, g, bias: bias) })
             default: return (algorithm, { backwardWeightsOneDNN(x, gy, g, type, bias: bias) })
             }
         }
@@ -303,6 +305,7 @@ enum ConvolutionKernel {
             if fp32 && BRGEMMConvolution.supports(g) { list.append(.brgemm) }
             if WinogradConvolution.supports(g) { list.append(.winograd) }
             if TapGEMMConvolution.supports(g) { list.append(.tapGEMM) }
+            if type == .bfloat16 && TapGEMMConvolution.supportsAMX(g) { list.append(.amxTaps) }
         }
         return list
     }

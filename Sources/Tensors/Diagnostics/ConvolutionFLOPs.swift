@@ -29,7 +29,7 @@ public extension ConvolutionRun {
         guard let g = geometry else { return 0 }
         switch algorithm {
         case .onednn, .onednnDual, .brgemm: return g.flops
-        case .tapGEMM: return TapGEMMConvolution.gridFLOPs(g)
+        case .tapGEMM, .amxTaps: return TapGEMMConvolution.gridFLOPs(g)
         case .winograd, .winogradStreamed, .winogradBF16:
             // Backward-data runs as the forward pass of the dual convolution, whose output is
             // this convolution's input.

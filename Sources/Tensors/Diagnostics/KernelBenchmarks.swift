@@ -91,6 +91,7 @@ public enum KernelBenchmarks {
         case .winogradStreamed: return "Winograd F(4x4,3x3), filters transformed per call, LIBXSMM GEMMs"
         case .winogradBF16: return "Winograd F(4x4,3x3), bf16 LIBXSMM GEMMs"
         case .tapGEMM: return "a oneDNN matmul per kernel tap"
+        case .amxTaps: return "a product per kernel tap on AMX tiles (Diffuse's kernel)"
         }
     }
 
@@ -374,6 +375,9 @@ extension KernelBenchmarks {
         }
         if TapGEMMConvolution.supports(g) {
             runs.append(("backward-weights", "tap-gemm", { _ = TapGEMMConvolution.backwardWeights(x, gy, g, bias: false) }))
+        }
+        if type == .bfloat16 && TapGEMMConvolution.supportsAMX(g) {
+            runs.append(("backward-weights", "amx-taps", { _ = TapGEMMConvolution.backwardWeightsAMX(x, gy, g, bias: false) }))
         }
         if WinogradConvolution.supports(g) {
             runs += [
