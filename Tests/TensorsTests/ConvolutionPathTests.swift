@@ -343,12 +343,12 @@ enum UNetConvolutions {
         #expect(missing.isEmpty, "untested: \(missing.map(\.description).sorted().joined(separator: "; "))")
         #expect(Set(Self.cases.map(\.shapeClass)) == Set(ConvShapeClass.all), "a shape class without a case")
         #expect(Set(UNetConvolutions.all.map(\.shapeClass)) == Set(ConvShapeClass.all))
-        // 130 fp32 combinations over the 12 classes, and 96 bf16 ones with AVX-512 BF16 (oneDNN for
-        // each pass, the dual forward and tap GEMMs at stride 1, Winograd kept and streamed in
+        // 140 fp32 combinations over the 12 classes, and 106 bf16 ones with AVX-512 BF16 (oneDNN for
+        // each pass, the dual forward and backward-data and tap GEMMs at stride 1, Winograd kept and streamed in
         // float32 at 3x3 stride 1). Winograd with bf16 GEMMs is not timed unless allowed (its
         // forced runs are tested above: 12 more bf16 combinations). With AMX, tap products on
         // its tiles for the weight gradients of the 3x3 stride-1 and 1x1 classes: 6 more.
-        let expected = (ConvolutionKernel.bf16Supported ? 226 : 130) + (TapGEMMConvolution.amxAvailable ? 6 : 0)
+        let expected = (ConvolutionKernel.bf16Supported ? 246 : 140) + (TapGEMMConvolution.amxAvailable ? 6 : 0)
         #expect(tested.count == expected, "\(tested.count) combinations under test")
         print("ConvolutionPathTests: \(tested.count) (pass, algorithm, dtype, shape class) combinations under test, "
               + "\(real.count) reachable at the U-Nets' \(Set(UNetConvolutions.all).count) convolution shapes")
@@ -389,7 +389,7 @@ enum UNetConvolutions {
             for pass in ConvolutionPass.allCases { for a in c.candidates(pass, .float32) { seen.insert("\(pass.rawValue) \(a.rawValue)") } }
         }
         #expect(seen == ["forward onednn", "forward onednn-dual", "forward brgemm", "forward winograd", "forward winograd-streamed",
-                         "backward-data onednn", "backward-data brgemm", "backward-data winograd", "backward-data winograd-streamed",
+                         "backward-data onednn", "backward-data onednn-dual", "backward-data brgemm", "backward-data winograd", "backward-data winograd-streamed",
                          "backward-weights onednn", "backward-weights brgemm", "backward-weights winograd", "backward-weights tap-gemm"],
                 "\(seen.sorted())")
     }

@@ -5,7 +5,8 @@ import Synchronization
 public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
     /// oneDNN's kernel for the pass.
     case onednn
-    /// Forward as oneDNN's backward-data pass of the dual convolution (stride 1 only).
+    /// Forward as oneDNN's backward-data pass of the dual convolution, and backward-data as
+    /// its forward pass (stride 1 only).
     case onednnDual = "onednn-dual"
     /// LIBXSMM batch-reduce GEMMs (groups = 1, float32).
     case brgemm

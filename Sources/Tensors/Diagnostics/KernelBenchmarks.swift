@@ -85,7 +85,7 @@ public enum KernelBenchmarks {
     public static func describe(_ algorithm: ConvolutionAlgorithm) -> String {
         switch algorithm {
         case .onednn: return "oneDNN"
-        case .onednnDual: return "oneDNN (dual: its backward-data kernel)"
+        case .onednnDual: return "oneDNN (dual: its backward-data kernel forward, its forward kernel backward)"
         case .brgemm: return "LIBXSMM BRGEMM"
         case .winograd: return "Winograd F(4x4,3x3), LIBXSMM GEMMs"
         case .winogradStreamed: return "Winograd F(4x4,3x3), filters transformed per call, LIBXSMM GEMMs"
@@ -364,6 +364,7 @@ extension KernelBenchmarks {
             ("forward", "onednn", { _ = ConvolutionKernel.direct(x, w, nil, g, type, outType: type) }),
             ("forward", "onednn-dual", { _ = ConvolutionKernel.forwardByDual(x, w, g, type) }),
             ("backward-data", "onednn", { _ = ConvolutionKernel.backwardDataOneDNN(gy, w, g, type, outType: type) }),
+            ("backward-data", "onednn-dual", { _ = ConvolutionKernel.backwardDataByDual(gy, w, g, type, outType: type) }),
             ("backward-weights", "onednn", { _ = ConvolutionKernel.backwardWeightsOneDNN(x, gy, g, type, bias: false) }),
         ]
         if type == .float32 && BRGEMMConvolution.supports(g) {
