@@ -415,9 +415,7 @@ enum ConvolutionKernel {
             fatalError("Tensors.conv2d: oneDNN has no forward kernel for the dual of \(g) (\(type))")
         }
         let gx = Tensor(uninitializedShape: g.inputShape, strides: Shape.channelsLastStrides(g.inputShape), dtype: dstType)
-        let wt = reorderedWeights(w, dual, target: p.md(dnnl_query_weights_md), purpose: "dual-fwd|\(type)") {
-            flippedTransposed(w.dtype == type ? w : w.toCached(type), g, cached: false)
-        }
+        let wt = reorderedDualWeights(w, g, target: p.md(dnnl_query_weights_md), purpose: "dual-fwd", type)
         do {
             try p.execute([
                 (DNNL_ARG_SRC, p.md(dnnl_query_src_md), gy.baseAddress),
@@ -427,6 +425,15 @@ enum ConvolutionKernel {
         } catch { fatalError("Tensors.conv2d: \(error)") }
         withExtendedLifetime((gy, wt)) {}
         return gx.converted(to: outType)
+    }
+
+    /// The weights of g's dual convolution (`flippedTransposed`) in `type`, reordered to
+    /// `target` once per version of w.
+    private static func reorderedDualWeights(_ w: Tensor, _ g: ConvGeometry, target: dnnl_memory_desc_t, purpose: String,
+                                             _ type: DType) -> Storage {
+        reorderedWeights(w, g.dual!, target: target, purpose: "\(purpose)|\(type)") {
+            flippedTransposed(w.dtype == type ? w : w.toCached(type), g, cached: false)
+        }
     }
 
     /// w'[g*I + i, o, u, v] = w[g*O + o, i, k-1-u, l-1-v] (I, O per group): the weights of the
@@ -541,9 +548,7 @@ enum ConvolutionKernel {
         let gx = Tensor(uninitializedShape: g.inputShape, strides: Shape.channelsLastStrides(g.inputShape), dtype: dsrcType)
         let wt: Storage
         if let (w0, g0) = dualOf {
-            wt = reorderedWeights(w0, g, target: p.md(dnnl_query_weights_md), purpose: "dual-bwd-data|\(type)") {
-                flippedTransposed(w0.dtype == type ? w0 : w0.toCached(type), g0, cached: false)
-            }
+            wt = reorderedDualWeights(w0, g0, target: p.md(dnnl_query_weights_md), purpose: "dual-bwd-data", type)
         } else {
             wt = reorderedWeights(w!, g, target: p.md(dnnl_query_weights_md), purpose: "bwd-data", converting: type)
         }
