@@ -10,8 +10,11 @@ import Foundation
 /// - x as B tiles: pairs of consecutive grid points interleaved per channel, in blocks of 16
 ///   channels, so that a tap's shift is a whole number of 64-byte rows: one copy for even
 ///   shifts, one starting a point later for odd ones.
-/// Each unit (a tap and a 32 x 32 block of dW) keeps four float32 accumulator tiles over all
-/// grid points; units are split among the threads.
+/// Each unit (a tap and a 32 x 32 block of dW) keeps four float32 accumulator tiles while it
+/// passes over a chunk of grid points whose operands (about 1 MB) stay in L2 for all the
+/// thread's units; units are split among the threads. Same run, bf16 backward-weights at
+/// batch 8 (Xeon model 207): 256 channels at 4x4 1.01 ms against oneDNN's 1.53, at 8x8 1.47
+/// against 1.96, 128 at 16x16 1.23 against 1.64; even at 32x32.
 extension TapGEMMConvolution {
     /// Whether the AMX kernels run here: bf16 on AMX (oneDNN's effective ISA, so
     /// `ONEDNN_MAX_CPU_ISA` below AMX turns them off too), AVX-512 for the packing, the
