@@ -7,29 +7,23 @@
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "amx_internal.h"
 
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
-#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl")))
 
 int camx_bf16_available(void) {
     static int state = -1;
     if (state >= 0) return state;
     unsigned a, b, c, d;
+    unsigned a1, b1, c1, d1;
+    // AMX-BF16 and AMX-TILE (leaf 7 EDX bits 22, 24); AVX512-BF16 (leaf 7.1 EAX bit 5), whose
+    // rounding the attention kernels use (every CPU with AMX has it).
     int ok = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 22)) && (d & (1u << 24))
+        && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && (a1 & (1u << 5))
         && syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
     state = ok;
     return ok;
-}
-
-/// The 16 bf16 values at p widened to 32 bits (zero for NULL).
-AMX_TARGET static inline __m512i widened(const uint16_t *p) {
-    return p ? _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)) : _mm512_setzero_si512();
-}
-
-/// Pairs (a[i], b[i]) as 16 dwords: a tile row of the VNNI form.
-AMX_TARGET static inline __m512i interleaved(const uint16_t *a, const uint16_t *b) {
-    return _mm512_or_si512(widened(a), _mm512_slli_epi32(widened(b), 16));
 }
 
 /// The row of channels at grid point q of the padded input, NULL on the padding.
@@ -53,30 +47,6 @@ AMX_TARGET void camx_pack_input(const uint16_t *x, int n, int h, int w, int c, i
             _mm512_storeu_si512(even + at, interleaved(p0 ? p0 + ch : 0, p1 ? p1 + ch : 0));
             if (odd) _mm512_storeu_si512(odd + at, interleaved(p1 ? p1 + ch : 0, p2 ? p2 + ch : 0));
         }
-    }
-}
-
-/// Transposes a 16 x 16 matrix of dwords held in r[0..<16] (rows) in place.
-AMX_TARGET static inline void transpose16(__m512i r[16]) {
-    __m512i t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    // u[4i + j], 128-bit lane l: column 4l + j of rows 4i..<4i + 4.
-    for (int i = 0; i < 4; i++) {
-        u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-    }
-    for (int j = 0; j < 4; j++) {
-        __m512i s0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88), s1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88);
-        __m512i d0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xdd), d1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xdd);
-        r[j] = _mm512_shuffle_i32x4(s0, s1, 0x88);
-        r[8 + j] = _mm512_shuffle_i32x4(s0, s1, 0xdd);
-        r[4 + j] = _mm512_shuffle_i32x4(d0, d1, 0x88);
-        r[12 + j] = _mm512_shuffle_i32x4(d0, d1, 0xdd);
     }
 }
 
@@ -108,19 +78,9 @@ AMX_TARGET void camx_pack_output_gradient(const uint16_t *gy, int n, int oh, int
     }
 }
 
-struct TileConfig {
-    uint8_t palette, startRow, reserved[14];
-    uint16_t bytesPerRow[16];
-    uint8_t rows[16];
-};
-
 AMX_TARGET void camx_tap_products(const uint16_t *tiles, const uint16_t *even, const uint16_t *odd, long rows, long kBlocks,
                                   int o, int c, int taps, const int *shifts, float *out, int unitBegin, int unitEnd) {
-    struct TileConfig config;
-    memset(&config, 0, sizeof config);
-    config.palette = 1;
-    for (int i = 0; i < 8; i++) { config.bytesPerRow[i] = 64; config.rows[i] = 16; }
-    _tile_loadconfig(&config);
+    camx_configure_tiles();
     int cBlocks = c / 32;
     long ldc = (long)c * 4;
     // Grid points in chunks whose operands (about 1 MB: A tiles of every output channel, both

@@ -60,11 +60,10 @@ with torch.no_grad():
     p, v = torch.randn(128, 256, 256), torch.randn(128, 256, 64)
     emit("attention PV 128x256x256x64", "float32", "rowmajor", lambda: torch.matmul(p, v))
 
-# The bench U-Net's attention at 16x16 (both types) and 8x8 (bf16).
-for (b, h, l, d), types in [((64, 2, 256, 32), [(torch.float32, "float32"), (torch.bfloat16, "bfloat16")]),
-                            ((64, 4, 64, 32), [(torch.bfloat16, "bfloat16")])]:
+# The bench U-Nets' attention: unet-small at 16x16 and 8x8, ddpm-cifar10-32 at 16x16.
+for b, h, l, d in [(64, 2, 256, 32), (64, 4, 64, 32), (8, 1, 256, 256)]:
     name = f"attention {b}x{h}x{l}x{d}"
-    for dt, dname in types:
+    for dt, dname in [(torch.float32, "float32"), (torch.bfloat16, "bfloat16")]:
         q, k, v = (torch.randn(b, l, h, d).to(dt).permute(0, 2, 1, 3) for _ in range(3))
         with torch.no_grad():
             emit(name + " fwd", dname, "strided-heads", lambda: F.scaled_dot_product_attention(q, k, v))

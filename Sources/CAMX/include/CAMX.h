@@ -1,12 +1,13 @@
-// Diffuse's own AMX kernels (bf16 tiles, float32 sums), for the weight gradients of stride-1
-// convolutions as one product per kernel tap (see TapGEMMConvolution+AMX.swift). The kernels are
+// Diffuse's own AMX kernels (bf16 tiles, float32 sums): the weight gradients of stride-1
+// convolutions as one product per kernel tap (see TapGEMMConvolution+AMX.swift), and attention
+// one head at a time with the head's scores in cache (see AMXAttention.swift). The kernels are
 // compiled for AMX and AVX-512 by function attributes only: call them where
 // `camx_bf16_available()` said yes; the rest of the library never runs AMX or AVX-512 code.
 #pragma once
 #include <stdint.h>
 
-/// 1 where the CPU has AMX-TILE and AMX-BF16 and the kernel lets this process use the tile
-/// state (asked for once with arch_prctl); else 0.
+/// 1 where the CPU has AMX-TILE, AMX-BF16 and AVX512-BF16 and the kernel lets this process use
+/// the tile state (asked for once with arch_prctl); else 0.
 int camx_bf16_available(void);
 
 /// The input x (bf16, channels-last [n][h][w][c], c a multiple of 16) on the zero-padded grid
@@ -32,3 +33,29 @@ void camx_pack_output_gradient(const uint16_t *gy, int n, int oh, int ow, int o,
 /// from the packed forms above (o and c multiples of 32; odd non-NULL if a shift is odd).
 void camx_tap_products(const uint16_t *tiles, const uint16_t *even, const uint16_t *odd, long rows, long kBlocks,
                        int o, int c, int taps, const int *shifts, float *out, int unitBegin, int unitEnd);
+
+/// One operand of attention, bf16: element e of row i of head (b, h) at
+/// base[b sb + h sh + i sl + e] (unit stride along a row).
+typedef struct {
+    uint16_t *base;
+    long sb, sh, sl;
+} camx_heads;
+
+/// Bytes of scratch one thread needs for `camx_attention_forward` and `_backward` on heads of
+/// lq queries, lk keys, head size d and value size dv (64-byte aligned scratch).
+long camx_attention_scratch(long lq, long lk, long d, long dv);
+
+/// Attention of the heads pair = b h_count + h in [pairBegin, pairEnd): out = softmax(s Q K^T) V
+/// (bf16, each row rounded once) and the log-sum-exp of each row's scaled scores,
+/// lse[pair lq + i]. P is rounded to bf16 for the product with V, and its row sums are those
+/// of the rounded values. lq, lk, d and dv multiples of 32.
+void camx_attention_forward(camx_heads q, camx_heads k, camx_heads v, camx_heads out, float *lse, long heads,
+                            long lq, long lk, long d, long dv, float scale, void *scratch, long pairBegin, long pairEnd);
+
+/// Gradients (bf16) of attention for those heads from dO `gout`, the forward's bf16 `out` and
+/// `lse`: P = exp(s Q K^T - lse) again, dV = P^T dO, dS = P (dO V^T - rowsum(dO O)) s,
+/// dQ = dS K, dK = dS^T Q, with P and dS rounded to bf16 as operands and float32 sums.
+/// Needs lq lk of scratch per head (P and dS in cache); sizes as the forward's.
+void camx_attention_backward(camx_heads q, camx_heads k, camx_heads v, camx_heads out, camx_heads gout,
+                             const float *lse, long heads, long lq, long lk, long d, long dv, float scale,
+                             camx_heads dq, camx_heads dk, camx_heads dvOut, void *scratch, long pairBegin, long pairEnd);

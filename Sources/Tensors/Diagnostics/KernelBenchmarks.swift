@@ -151,11 +151,12 @@ public enum KernelBenchmarks {
         list.append(matmul(name: "linear 8192x320->2560 +bias", a: [8192, 320], b: [2560, 320], transposeB: true, bias: true))
         list.append(matmul(name: "attention QK^T 128x256x256x64", a: [128, 256, 64], b: [128, 256, 64], transposeB: true))
         list.append(matmul(name: "attention PV 128x256x256x64", a: [128, 256, 256], b: [128, 256, 64], transposeB: false))
-        list += attention(batch: 64, heads: 2, length: 256, dim: 32)
-        if FusedAttention.bf16Available {
-            list += attention(batch: 64, heads: 2, length: 256, dim: 32, dtype: .bfloat16)
-            // The bench U-Net's attention at 8x8 (128 channels, 4 heads).
-            list += attention(batch: 64, heads: 4, length: 64, dim: 32, dtype: .bfloat16)
+        // The bench U-Nets' attention: unet-small at 16x16 (64 channels, 2 heads) and 8x8 (128
+        // channels, 4 heads), ddpm-cifar10-32 at 16x16 (256 channels, one head).
+        let unetHeads = [(64, 2, 256, 32), (64, 4, 64, 32), (8, 1, 256, 256)]
+        for (batch, heads, length, dim) in unetHeads {
+            list += attention(batch: batch, heads: heads, length: length, dim: dim)
+            if FusedAttention.bf16Available { list += attention(batch: batch, heads: heads, length: length, dim: dim, dtype: .bfloat16) }
         }
         // Stable Diffusion 1.x's self-attention at 64x64 latents (guided batch 2), sampling only.
         list += attention(batch: 2, heads: 8, length: 4096, dim: 40, training: false)
@@ -215,8 +216,10 @@ public enum KernelBenchmarks {
             let rng = PhiloxGenerator(seed: 3)
             return (0..<3).map { _ in rng.normal([batch, length, heads, dim]).to(dtype).permuted(0, 2, 1, 3) }
         }
-        let chunked = dtype == .bfloat16 && ChunkedAttention.preferred
-        let (path, algorithm) = chunked ? ("scores per chunk, oneDNN matmuls (AMX)", "chunked-amx") : ("fused, LIBXSMM GEMMs", "fused-attention")
+        let (path, algorithm) = dtype == .bfloat16 && AMXAttention.supports(lq: length, lk: length, d: dim, dv: dim)
+            ? ("a head at a time, Diffuse's AMX kernel", "amx-heads")
+            : dtype == .bfloat16 && ChunkedAttention.preferred
+            ? ("scores per chunk, oneDNN matmuls (AMX)", "chunked-amx") : ("fused, LIBXSMM GEMMs", "fused-attention")
         let fwd = KernelBenchmark(name: name + " fwd", dtype: dtype, flops: forward, bytes: 0, path: path, algorithm: algorithm) {
             let x = inputs()
             return { _ = scaledDotProductAttention(query: x[0], key: x[1], value: x[2]) }

@@ -32,7 +32,8 @@ public func scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor,
 }
 
 /// Attention by `FusedAttention` (no scores in memory), with its own gradient rule. Three
-/// bf16 operands run `ChunkedAttention` where oneDNN has AMX, else the fused bf16 forward and
+/// bf16 operands run `AMXAttention` where it takes them (AMX; lengths and widths in 32s), else
+/// `ChunkedAttention` where oneDNN has AMX, else the fused bf16 forward and
 /// backward where the CPU has them (`FusedAttention.supportsBF16`, `supportsBF16Backward`);
 /// otherwise the kernel computes in float32, on operands widened when each pass runs. The
 /// output (bf16 when all three are) and the gradients come back in the operands' types.
@@ -40,8 +41,11 @@ private func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float)
     let (qd, kd, vd) = (q.detached(), k.detached(), v.detached())
     // The forward's output (float32, or bf16 from `ChunkedAttention`) and log-sum-exp.
     let (out32, lse): (Tensor, Tensor)
-    let chunked = ChunkedAttention.preferred && [qd, kd, vd].allSatisfy { $0.dtype == .bfloat16 }
-    if chunked {
+    let amx = AMXAttention.supports(qd, kd, vd)
+    let chunked = !amx && ChunkedAttention.preferred && [qd, kd, vd].allSatisfy { $0.dtype == .bfloat16 }
+    if amx {
+        (out32, lse) = OpProfiler.measure("attention fwd bf16 amx-heads") { AMXAttention.forward(qd, kd, vd, scale: scale) }
+    } else if chunked {
         (out32, lse) = OpProfiler.measure("attention fwd bf16 amx") { ChunkedAttention.forward(qd, kd, vd, scale: scale) }
     } else if FusedAttention.supportsBF16(qd, kd, vd) {
         (out32, lse) = OpProfiler.measure("attention fwd bf16") { FusedAttention.forwardBF16(qd, kd, vd, scale: scale) }
@@ -55,7 +59,11 @@ private func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float)
     let types = (q.dtype, k.dtype, v.dtype)
     return tape.record(out, "attention", [q, k, v]) { g in
         let (dq, dk, dv): (Tensor, Tensor, Tensor)
-        if chunked {
+        if amx {
+            (dq, dk, dv) = OpProfiler.measure("attention bwd bf16 amx-heads") {
+                AMXAttention.backward(qd, kd, vd, out: out32, lse: lse, gout: g, scale: scale)
+            }
+        } else if chunked {
             (dq, dk, dv) = OpProfiler.measure("attention bwd bf16 amx") {
                 ChunkedAttention.backward(qd, kd, vd, out: out32, lse: lse, gout: g, scale: scale)
             }
