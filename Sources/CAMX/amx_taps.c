@@ -78,8 +78,22 @@ AMX_TARGET void camx_pack_output_gradient(const uint16_t *gy, int n, int oh, int
     }
 }
 
+/// A unit's finished 32 x 32 block of tap t (in tiles 0-3) into the OIHW weight gradient:
+/// through a float32 block in L1, each row's 32 values `taps` apart.
+AMX_TARGET static inline void storeOIHW(float *oihw, int c, int taps, int t, int ob, int cb) {
+    float block[32 * 32] __attribute__((aligned(64)));
+    _tile_stored(0, block, 128);
+    _tile_stored(1, block + 16, 128);
+    _tile_stored(2, block + 512, 128);
+    _tile_stored(3, block + 528, 128);
+    for (int i = 0; i < 32; i++) {
+        float *row = oihw + ((long)(32 * ob + i) * c + 32 * cb) * taps + t;
+        for (int j = 0; j < 32; j++) row[(long)j * taps] = block[32 * i + j];
+    }
+}
+
 AMX_TARGET void camx_tap_products(const uint16_t *tiles, const uint16_t *even, const uint16_t *odd, long rows, long kBlocks,
-                                  int o, int c, int taps, const int *shifts, float *out, int unitBegin, int unitEnd) {
+                                  int o, int c, int taps, const int *shifts, float *out, float *oihw, int unitBegin, int unitEnd) {
     camx_configure_tiles();
     int cBlocks = c / 32;
     long ldc = (long)c * 4;
@@ -117,6 +131,10 @@ AMX_TARGET void camx_tap_products(const uint16_t *tiles, const uint16_t *even, c
                 _tile_dpbf16ps(3, 5, 7);
                 a0 += 512; a1 += 512; b0 += 512; b1 += 512;
             }
+            if (k1 == kBlocks && oihw) {
+                storeOIHW(oihw, c, taps, t, ob, cb);
+                continue;
+            }
             _tile_stored(0, dst, ldc);
             _tile_stored(1, dst + 16, ldc);
             _tile_stored(2, dst + 16L * c, ldc);
@@ -133,5 +151,5 @@ void camx_pack_input(const uint16_t *x, int n, int h, int w, int c, int padH, in
 void camx_pack_output_gradient(const uint16_t *gy, int n, int oh, int ow, int o, int hp, int wp,
                                long kBlocks, uint16_t *tiles, long kbBegin, long kbEnd) {}
 void camx_tap_products(const uint16_t *tiles, const uint16_t *even, const uint16_t *odd, long rows, long kBlocks,
-                       int o, int c, int taps, const int *shifts, float *out, int unitBegin, int unitEnd) {}
+                       int o, int c, int taps, const int *shifts, float *out, float *oihw, int unitBegin, int unitEnd) {}
 #endif

@@ -30,9 +30,11 @@ void camx_pack_output_gradient(const uint16_t *gy, int n, int oh, int ow, int o,
 /// For the units in [unitBegin, unitEnd), a unit being a tap t and a 32 x 32 block (ob, cb)
 /// of the result (unit = (ob (c / 32) + cb) taps + t):
 ///   out[(t o + oc) c + ic] = sum over grid points k < 32 kBlocks of dy[k][oc] grid[k + shifts[t]][ic]
-/// from the packed forms above (o and c multiples of 32; odd non-NULL if a shift is odd).
+/// from the packed forms above (o and c multiples of 32; odd non-NULL if a shift is odd). With
+/// `oihw`, each unit's finished sums go there instead, as oihw[(oc c + ic) taps + t] (the
+/// weight gradient's layout; `out` then holds only sums carried between chunks of grid points).
 void camx_tap_products(const uint16_t *tiles, const uint16_t *even, const uint16_t *odd, long rows, long kBlocks,
-                       int o, int c, int taps, const int *shifts, float *out, int unitBegin, int unitEnd);
+                       int o, int c, int taps, const int *shifts, float *out, float *oihw, int unitBegin, int unitEnd);
 
 /// One operand of attention, bf16: element e of row i of head (b, h) at
 /// base[b sb + h sh + i sl + e] (unit stride along a row).
