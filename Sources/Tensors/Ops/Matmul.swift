@@ -54,9 +54,13 @@ func batchedMatmul(_ a: Tensor, _ b: Tensor, bias: Tensor? = nil) -> Tensor {
     guard let tape = Tape.active(inputs) else { return y }
     let ad = a.detached(), bd = b.detached()
     let (ta, tb, tc) = (tape.tracks(a), tape.tracks(b), bias.map { tape.tracks($0) } ?? false)
+    // b a transposed view (a Linear's weight, W^T): its gradient made as (g^T a)^T, so that
+    // W's gradient comes out contiguous (not a transposed view copied when it is stored).
+    let bColumns = bd.rank == 2 && bd.strides[0] == 1 && bd.strides[1] == bd.shape[0] && bd.shape[0] > 1
     return tape.record(y, "matmul", inputs) { g in
         [ta ? batchedMatmul(g, bd.transposed()).summed(toShape: ad.shape).to(ad.dtype) : nil,
-         tb ? batchedMatmul(ad.transposed(), g).summed(toShape: bd.shape).to(bd.dtype) : nil]
+         tb ? (bColumns && g.rank == 2 ? batchedMatmul(g.transposed(), ad).transposed()
+                                       : batchedMatmul(ad.transposed(), g).summed(toShape: bd.shape)).to(bd.dtype) : nil]
             + (bias.map { [tc ? g.summed(toShape: $0.shape).to($0.dtype) : nil] } ?? [])
     }
 }
