@@ -20,6 +20,8 @@
 /// Element 0 of row i of head (b, h).
 static inline uint16_t *headRow(camx_heads t, long b, long h, long i) { return t.base + b * t.sb + h * t.sh + i * t.sl; }
 
+static const float log2e = 1.44269504088896341f;
+
 static inline long aligned64(long bytes) { return (bytes + 63) & ~63L; }
 
 /// The next `bytes` of scratch (64-byte aligned when the scratch is).
@@ -118,21 +120,20 @@ AMX_TARGET static inline __m512i pairs16(__m256i a, __m256i b) {
     return _mm512_or_si512(_mm512_cvtepu16_epi32(a), _mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16));
 }
 
-/// e^x to about 2 ulp: x = n ln 2 + r, |r| <= ln 2 / 2, e^r by its degree-6 Taylor polynomial,
-/// scaled by 2^n (scalef: 0 below the smallest subnormal). NaN stays NaN.
-AMX_TARGET static inline __m512 exp16(__m512 x) {
-    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);
-    x = _mm512_min_ps(_mm512_set1_ps(88.7f), x);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+/// 2^t to about 3e-6 (P is rounded to bf16, 2^-9, right after): t = n + f, |f| <= 1/2, 2^f by
+/// its degree-5 Taylor polynomial, scaled by 2^n (scalef: 0 below the smallest subnormal). t
+/// is clamped below at -150 (so that f stays finite); NaN stays NaN.
+AMX_TARGET static inline __m512 exp2_16(__m512 t) {
+    t = _mm512_max_ps(_mm512_set1_ps(-150.0f), t);
+    t = _mm512_min_ps(_mm512_set1_ps(128.0f), t);
+    __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_sub_ps(t, n);
+    __m512 p = _mm512_set1_ps(1.3333558146e-3f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108665e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650696e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718056e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, n);
 }
 
@@ -186,18 +187,20 @@ AMX_TARGET void camx_attention_forward(camx_heads q, camx_heads k, camx_heads v,
             for (long j0 = 0; j0 < lk; j0 += 32) product32(qa, 2 * q.sl, 32, kt + 2 * j0, 4 * lk, 32 * lk, d / 32, s + j0, 4 * lk);
             float inverse[32];
             for (int r = 0; r < 32; r++) {
-                float *sr = s + r * lk;
+                const float *sr = s + r * lk;
                 uint16_t *pr = p + r * lk;
-                __m512 sc = _mm512_set1_ps(scale), top = _mm512_set1_ps(-INFINITY);
+                // The row's largest scaled score m (s max S, or s min S for s < 0), then
+                // P = 2^(S s log2 e - m log2 e).
+                __m512 top = _mm512_set1_ps(-INFINITY), bottom = _mm512_set1_ps(INFINITY);
                 for (long j = 0; j < lk; j += 16) {
-                    __m512 t = _mm512_mul_ps(_mm512_loadu_ps(sr + j), sc);
-                    _mm512_storeu_ps(sr + j, t);
+                    __m512 t = _mm512_loadu_ps(sr + j);
                     top = _mm512_max_ps(top, t);
+                    bottom = _mm512_min_ps(bottom, t);
                 }
-                float m = _mm512_reduce_max_ps(top);
-                __m512 mv = _mm512_set1_ps(m), sum = _mm512_setzero_ps();
+                float m = scale * (scale >= 0 ? _mm512_reduce_max_ps(top) : _mm512_reduce_min_ps(bottom));
+                __m512 c = _mm512_set1_ps(scale * log2e), mc = _mm512_set1_ps(m * log2e), sum = _mm512_setzero_ps();
                 for (long j = 0; j < lk; j += 16) {
-                    __m256i pb = narrow16(exp16(_mm512_sub_ps(_mm512_loadu_ps(sr + j), mv)));
+                    __m256i pb = narrow16(exp2_16(_mm512_fmsub_ps(_mm512_loadu_ps(sr + j), c, mc)));
                     _mm256_storeu_si256((__m256i *)(pr + j), pb);
                     sum = _mm512_add_ps(sum, widen16(pb));
                 }
@@ -229,7 +232,7 @@ AMX_TARGET void camx_attention_backward(camx_heads q, camx_heads k, camx_heads v
     float *dp = take(&at, 4 * 32 * lk);      // and dP
     uint16_t *ds = take(&at, 2 * 32 * lk);   // and dS's rows, bf16
     float *block = take(&at, 4 * 32 * 32);
-    __m512 sc = _mm512_set1_ps(scale);
+    __m512 sc = _mm512_set1_ps(scale), c = _mm512_set1_ps(scale * log2e);
     camx_configure_tiles();
     for (long pair = pairBegin; pair < pairEnd; pair++) {
         long b = pair / heads, h = pair % heads;
@@ -244,12 +247,13 @@ AMX_TARGET void camx_attention_backward(camx_heads q, camx_heads k, camx_heads v
                 product32(qa, 2 * q.sl, 32, kt + 2 * j0, 4 * lk, 32 * lk, d / 32, s + j0, 4 * lk);
                 product32(ga, 2 * gout.sl, 32, vt + 2 * j0, 4 * lk, 32 * lk, dv / 32, dp + j0, 4 * lk);
             }
-            // P = exp(S s - lse) and dS = P (dP - rowsum(dO O)) s, two rows at a time (a pair row).
+            // P = exp(S s - lse) = 2^(S s log2 e - lse log2 e) and dS = P (dP - rowsum(dO O)) s,
+            // two rows at a time (a pair row).
             for (int r = 0; r < 32; r += 2) {
                 __m512 shift[2], delta[2];
                 for (int t = 0; t < 2; t++) {
                     long i = i0 + r + t;
-                    shift[t] = _mm512_set1_ps(lse[pair * lq + i]);
+                    shift[t] = _mm512_set1_ps(lse[pair * lq + i] * log2e);
                     delta[t] = _mm512_set1_ps(dot16(headRow(gout, b, h, i), headRow(out, b, h, i), dv));
                 }
                 uint16_t *ppRow = pp + (i0 + r) * lk, *spRow = sp + (i0 + r) * lk;
@@ -257,7 +261,7 @@ AMX_TARGET void camx_attention_backward(camx_heads q, camx_heads k, camx_heads v
                     __m256i pb[2], db[2];
                     for (int t = 0; t < 2; t++) {
                         long e = (r + t) * lk + j;
-                        __m512 pv = exp16(_mm512_fmsub_ps(_mm512_loadu_ps(s + e), sc, shift[t]));
+                        __m512 pv = exp2_16(_mm512_fmsub_ps(_mm512_loadu_ps(s + e), c, shift[t]));
                         __m512 dsv = _mm512_mul_ps(_mm512_mul_ps(pv, _mm512_sub_ps(_mm512_loadu_ps(dp + e), delta[t])), sc);
                         pb[t] = narrow16(pv);
                         db[t] = narrow16(dsv);
