@@ -106,13 +106,18 @@ import Testing
 
     /// A NaN in a query gives NaN in that query's output row only.
     @Test func nanStaysInItsRow() {
-        let (q0, k, v) = Self.operands(batch: 1, lq: 4, lk: 8, d: 16, heads: 1, dtype: .float32)
+        Self.expectNaNStaysInItsRow(lq: 4, lk: 8, d: 16, row: 2) { ChunkedAttention.forward($0, $1, $2, scale: 0.25).out }
+    }
+
+    /// `forward` (bf16 q, k, v of one head: [1, 1, lq, d], [1, 1, lk, d] twice) with a NaN in
+    /// query `row` gives NaN in that output row and in no other.
+    static func expectNaNStaysInItsRow(lq: Int, lk: Int, d: Int, row: Int, _ forward: (Tensor, Tensor, Tensor) -> Tensor) {
+        let (q0, k, v) = operands(batch: 1, lq: lq, lk: lk, d: d, heads: 1, dtype: .float32)
         var values = q0.contiguous().scalars
-        values[16 * 2] = .nan
+        values[d * row] = .nan
         let q = Tensor(values, shape: q0.shape).to(.bfloat16)
-        let (out, _) = ChunkedAttention.forward(q, k.to(.bfloat16), v.to(.bfloat16), scale: 0.25)
-        let rows = out.to(.float32).contiguous().scalars
-        for i in 0..<4 { #expect(rows[(16 * i)..<(16 * (i + 1))].allSatisfy(\.isNaN) == (i == 2), "row \(i)") }
+        let rows = forward(q, k.to(.bfloat16), v.to(.bfloat16)).to(.float32).contiguous().scalars
+        for i in 0..<lq { #expect(rows[(d * i)..<(d * (i + 1))].allSatisfy(\.isNaN) == (i == row), "row \(i)") }
     }
 
     /// dO as a sum's gradient brings it (expanded: every stride 0) gives what a dense dO does.
