@@ -59,12 +59,7 @@ enum AMXAttention {
                          scale: Float) -> (Tensor, Tensor, Tensor) {
         precondition(supports(q, k, v), "AMXAttention: operands it does not take")
         let (b, h, lq, d, lk, dv) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3], k.shape[2], v.shape[3])
-        // Unit stride in D (a sum's gradient comes expanded, every stride 0).
-        let rows = { (x: Tensor) in
-            let low = x.converted(to: .bfloat16)
-            return low.strides[3] == 1 && low.strides[2] != 0 ? low : low.contiguous()
-        }
-        let (o, g) = (rows(out), rows(gout))
+        let (o, g) = (FusedAttention.rows(out, as: .bfloat16), FusedAttention.rows(gout, as: .bfloat16))
         let lse = lse.contiguous()
         let gradient = { (x: Tensor) in
             Tensor(uninitializedShape: [x.shape[0], x.shape[2], x.shape[1], x.shape[3]], dtype: .bfloat16).permuted(0, 2, 1, 3)

@@ -101,9 +101,7 @@ enum ChunkedAttention {
     static func backward(_ q: Tensor, _ k: Tensor, _ v: Tensor, out: Tensor, lse: Tensor, gout: Tensor,
                          scale: Float, chunkElements: Int = chunkElements, inKernel: Bool = true) -> (Tensor, Tensor, Tensor) {
         let low: DType = q.dtype == .bfloat16 ? .bfloat16 : .float32
-        // dO's rows are read as runs of Dv (a sum's gradient comes expanded, all strides 0).
-        let converted = gout.converted(to: low)
-        let g = converted.strides[3] == 1 || converted.shape[3] == 1 ? converted : converted.contiguous()
+        let g = FusedAttention.rows(gout, as: low)
         let gradient = { (x: Tensor) in
             Tensor(uninitializedShape: [x.shape[0], x.shape[2], x.shape[1], x.shape[3]], dtype: low).permuted(0, 2, 1, 3)
         }

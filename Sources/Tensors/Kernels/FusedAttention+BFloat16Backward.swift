@@ -27,7 +27,7 @@ extension FusedAttention {
         let (b, h, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
         let (lk, dv) = (k.shape[2], v.shape[3])
         let lkPad = lk + lk % 2
-        let g = gout.dtype == .bfloat16 && gout.strides[3] == 1 ? gout : gout.converted(to: .bfloat16).contiguous()
+        let g = rows(gout, as: .bfloat16)
         let dq = Tensor(uninitializedShape: [b, lq, h, d], dtype: .float32)
         let dk = Tensor(uninitializedShape: [b, lk, h, d], dtype: .float32)
         let dvt = Tensor(uninitializedShape: [b, lk, h, dv], dtype: .float32)

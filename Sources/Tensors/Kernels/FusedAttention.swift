@@ -33,6 +33,13 @@ enum FusedAttention {
         @inline(__always) func at(_ b: Int, _ h: Int, _ i: Int = 0) -> UnsafeMutablePointer<Element> { base + b * sb + h * sh + i * sl }
     }
 
+    /// x [B, H, L, D] in `type` with its rows read as runs of D (unit stride), copied only
+    /// where they are not: a sum's gradient comes expanded, every stride 0.
+    static func rows(_ x: Tensor, as type: DType) -> Tensor {
+        let t = x.converted(to: type)
+        return t.strides[3] == 1 || t.shape[3] == 1 ? t : t.contiguous()
+    }
+
     static func supports(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Bool {
         guard q.rank == 4, k.rank == 4, v.rank == 4, BRGEMMConvolution.available,
               [q, k, v].allSatisfy({ $0.dtype == .float32 || $0.dtype == .bfloat16 }) else { return false }
@@ -203,7 +210,7 @@ enum FusedAttention {
                          scale: Float) -> (Tensor, Tensor, Tensor) {
         let (b, h, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
         let (lk, dv) = (k.shape[2], v.shape[3])
-        let g = gout.strides[3] == 1 ? gout : gout.contiguous()
+        let g = rows(gout, as: .float32)
         let dq = Tensor(uninitializedShape: [b, lq, h, d], dtype: .float32)
         let dk = Tensor(uninitializedShape: [b, lk, h, d], dtype: .float32)
         let dvt = Tensor(uninitializedShape: [b, lk, h, dv], dtype: .float32)

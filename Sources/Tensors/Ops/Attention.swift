@@ -39,7 +39,7 @@ public func scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor,
 /// output (bf16 when all three are) and the gradients come back in the operands' types.
 private func fusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float) -> Tensor {
     let (qd, kd, vd) = (q.detached(), k.detached(), v.detached())
-    // The forward's output (float32, or bf16 from `ChunkedAttention`) and log-sum-exp.
+    // The forward's output (float32, or bf16 from `AMXAttention` and `ChunkedAttention`) and log-sum-exp.
     let (out32, lse): (Tensor, Tensor)
     let amx = AMXAttention.supports(qd, kd, vd)
     let chunked = !amx && ChunkedAttention.preferred && [qd, kd, vd].allSatisfy { $0.dtype == .bfloat16 }

@@ -59,8 +59,8 @@ func batchedMatmul(_ a: Tensor, _ b: Tensor, bias: Tensor? = nil) -> Tensor {
     let bColumns = bd.rank == 2 && bd.strides[0] == 1 && bd.strides[1] == bd.shape[0] && bd.shape[0] > 1
     return tape.record(y, "matmul", inputs) { g in
         [ta ? batchedMatmul(g, bd.transposed()).summed(toShape: ad.shape).to(ad.dtype) : nil,
-         tb ? (bColumns && g.rank == 2 ? batchedMatmul(g.transposed(), ad).transposed()
-                                       : batchedMatmul(ad.transposed(), g).summed(toShape: bd.shape)).to(bd.dtype) : nil]
+         tb ? (bColumns ? batchedMatmul(g.transposed(), ad).transposed()
+                            : batchedMatmul(ad.transposed(), g).summed(toShape: bd.shape)).to(bd.dtype) : nil]
             + (bias.map { [tc ? g.summed(toShape: $0.shape).to($0.dtype) : nil] } ?? [])
     }
 }
