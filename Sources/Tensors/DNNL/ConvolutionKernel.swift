@@ -159,7 +159,9 @@ enum ConvolutionKernel {
             do {
                 let plain = source?() ?? w
                 let from = try plainWeightDesc(g, strides: plain.strides, plain.dtype)
-                return try withExtendedLifetime(plain) { try OneDNN.reorder(plain.baseAddress, from: from, to: target, key: tag) }
+                return try OpProfiler.measure("weights reorder") {
+                    try withExtendedLifetime(plain) { try OneDNN.reorder(plain.baseAddress, from: from, to: target, key: tag) }
+                }
             } catch {
                 fatalError("Tensors.conv2d: cannot reorder weights \(w.shape): \(error)")
             }

@@ -19,10 +19,10 @@ public enum OpProfiler {
     }
 
     @inline(__always)
-    static func measure<R>(_ op: @autoclosure () -> String, _ body: () -> R) -> R {
-        guard enabled.load(ordering: .relaxed) else { return body() }
+    static func measure<R>(_ op: @autoclosure () -> String, _ body: () throws -> R) rethrows -> R {
+        guard enabled.load(ordering: .relaxed) else { return try body() }
         let start = DispatchTime.now().uptimeNanoseconds
-        let r = body()
+        let r = try body()
         let t = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let name = op()
         totals.withLock { $0[name, default: (0, 0)].seconds += t; $0[name, default: (0, 0)].calls += 1 }

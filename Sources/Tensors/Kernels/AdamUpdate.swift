@@ -31,14 +31,16 @@ public enum AdamUpdate {
         let w = SendablePointer(weights), g = SendablePointer(UnsafeMutablePointer(mutating: gradient))
         let m = SendablePointer(first), v = SendablePointer(second)
         let x = maxSecond.map { SendablePointer($0) }, b = bf16.map { SendablePointer($0) }
-        Parallel.forRanges(count, grain: 1 << 15) { r in
-            // Blocks small enough that the weights are still in L1 when they are rounded.
-            var start = r.lowerBound
-            while start < r.upperBound {
-                let n = Swift.min(1024, r.upperBound - start)
-                block(c, n, w.p + start, g.p + start, m.p + start, v.p + start, x.map { $0.p + start })
-                if let b { BFloat16Runs.narrow(w.p + start, 1, b.p + start, 1, n) }
-                start += n
+        OpProfiler.measure("optimizer adam") {
+            Parallel.forRanges(count, grain: 1 << 15) { r in
+                // Blocks small enough that the weights are still in L1 when they are rounded.
+                var start = r.lowerBound
+                while start < r.upperBound {
+                    let n = Swift.min(1024, r.upperBound - start)
+                    block(c, n, w.p + start, g.p + start, m.p + start, v.p + start, x.map { $0.p + start })
+                    if let b { BFloat16Runs.narrow(w.p + start, 1, b.p + start, 1, n) }
+                    start += n
+                }
             }
         }
     }
