@@ -59,7 +59,7 @@ static inline const uint16_t *outputPoint(const uint16_t *gy, long q, int n, int
 }
 
 AMX_TARGET void camx_pack_output_gradient(const uint16_t *gy, int n, int oh, int ow, int o, int hp, int wp,
-                                          long kBlocks, uint16_t *tiles, long kbBegin, long kbEnd) {
+                                          long kBlocks, uint16_t *tiles, long kbBegin, long kbEnd, float *sums) {
     for (long kb = kbBegin; kb < kbEnd; kb++) {
         const uint16_t *points[32];
         for (int k = 0; k < 32; k++) points[k] = outputPoint(gy, 32 * kb + k, n, oh, ow, o, hp, wp);
@@ -67,10 +67,16 @@ AMX_TARGET void camx_pack_output_gradient(const uint16_t *gy, int n, int oh, int
             int ch = 16 * ob;
             // Row j: grid points 2j and 2j + 1 paired per channel; transposed: row i, channel i's 32 points.
             __m512i r[16];
+            __m512 sum = _mm512_setzero_ps();
             for (int j = 0; j < 16; j++) {
                 const uint16_t *a = points[2 * j], *b = points[2 * j + 1];
-                r[j] = interleaved(a ? a + ch : 0, b ? b + ch : 0);
+                __m512i lo = widened(a ? a + ch : 0), hi = widened(b ? b + ch : 0);
+                r[j] = _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+                // The bias gradient's sums: bf16 is float32's upper half.
+                sum = _mm512_add_ps(sum, _mm512_add_ps(_mm512_castsi512_ps(_mm512_slli_epi32(lo, 16)),
+                                                       _mm512_castsi512_ps(_mm512_slli_epi32(hi, 16))));
             }
+            if (sums) _mm512_storeu_ps(sums + ch, _mm512_add_ps(_mm512_loadu_ps(sums + ch), sum));
             transpose16(r);
             uint16_t *tile = tiles + ((long)ob * kBlocks + kb) * 512;
             for (int i = 0; i < 16; i++) _mm512_storeu_si512(tile + 32 * i, r[i]);
@@ -149,7 +155,7 @@ int camx_bf16_available(void) { return 0; }
 void camx_pack_input(const uint16_t *x, int n, int h, int w, int c, int padH, int padW, int hp, int wp,
                      long rows, uint16_t *even, uint16_t *odd, long rowBegin, long rowEnd) {}
 void camx_pack_output_gradient(const uint16_t *gy, int n, int oh, int ow, int o, int hp, int wp,
-                               long kBlocks, uint16_t *tiles, long kbBegin, long kbEnd) {}
+                               long kBlocks, uint16_t *tiles, long kbBegin, long kbEnd, float *sums) {}
 void camx_tap_products(const uint16_t *tiles, const uint16_t *even, const uint16_t *odd, long rows, long kBlocks,
                        int o, int c, int taps, const int *shifts, float *out, float *oihw, int unitBegin, int unitEnd) {}
 #endif

@@ -23,9 +23,10 @@ void camx_pack_input(const uint16_t *x, int n, int h, int w, int c, int padH, in
 /// point (y, x) of image m at grid point m hp wp + y wp + x, zero elsewhere) as AMX A tiles
 /// of 16 channels x 32 grid points, each tile's rows contiguous:
 ///   tiles[((ob kBlocks + kb) 16 + i) 32 + k] = dy[grid point 32 kb + k][16 ob + i]
-/// for blocks of points kb in [kbBegin, kbEnd) of `kBlocks`.
+/// for blocks of points kb in [kbBegin, kbEnd) of `kBlocks`; and, where `sums` is not NULL,
+/// adds each channel's sum of dy over those points to sums[0..<o) (the bias gradient).
 void camx_pack_output_gradient(const uint16_t *gy, int n, int oh, int ow, int o, int hp, int wp,
-                               long kBlocks, uint16_t *tiles, long kbBegin, long kbEnd);
+                               long kBlocks, uint16_t *tiles, long kbBegin, long kbEnd, float *sums);
 
 /// For the units in [unitBegin, unitEnd), a unit being a tap t and a 32 x 32 block (ob, cb)
 /// of the result (unit = (ob (c / 32) + cb) taps + t):

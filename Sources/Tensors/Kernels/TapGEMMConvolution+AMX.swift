@@ -29,7 +29,8 @@ extension TapGEMMConvolution {
         amxAvailable && supports(g) && g.inChannels % 32 == 0 && g.outChannels % 32 == 0
     }
 
-    /// dL/dw (float32, OIHW) and dL/dbias for bf16 x and dL/dy (`supportsAMX(g)`).
+    /// dL/dw (float32, OIHW) and dL/dbias for bf16 x and dL/dy (`supportsAMX(g)`); dL/dbias
+    /// summed while dL/dy is packed (no pass of its own).
     static func backwardWeightsAMX(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, bias: Bool) -> (Tensor, Tensor?) {
         precondition(supportsAMX(g) && x.dtype == .bfloat16 && gy.dtype == .bfloat16, "tap products on AMX: bf16 operands, 32-channel blocks")
         let (n, c, h, w, o) = (g.batch, g.inChannels, g.height, g.width, g.outChannels)
@@ -52,9 +53,21 @@ extension TapGEMMConvolution {
             camx_pack_input(xp.p, Int32(n), Int32(h), Int32(w), Int32(c), Int32(g.padH), Int32(g.padW), Int32(hp), Int32(wp),
                             rows, ep.p, op?.p, r.lowerBound, r.upperBound)
         }
-        Parallel.forRanges(kBlocks, grain: 8) { r in
-            camx_pack_output_gradient(gp.p, Int32(n), Int32(g.outH), Int32(g.outW), Int32(o), Int32(hp), Int32(wp),
-                                      kBlocks, tp.p, r.lowerBound, r.upperBound)
+        // The bias gradient summed while dL/dy is packed: per group of 64 blocks of points, the
+        // groups then added in order (the same bits for any number of threads).
+        let groups = bias ? (kBlocks + 63) / 64 : 0
+        let partial = Tensor.zeros([groups, o])
+        let sp = SendablePointer(partial.pointer(as: Float.self))
+        Parallel.forRanges(bias ? groups : kBlocks, grain: bias ? 1 : 8) { r in
+            let (begin, end) = bias ? (r.lowerBound * 64, Swift.min(kBlocks, r.upperBound * 64)) : (r.lowerBound, r.upperBound)
+            var kb = begin
+            while kb < end {
+                // One group a call when summing, into its own row.
+                let next = bias ? Swift.min(end, kb + 64) : end
+                camx_pack_output_gradient(gp.p, Int32(n), Int32(g.outH), Int32(g.outW), Int32(o), Int32(hp), Int32(wp),
+                                          kBlocks, tp.p, kb, next, bias ? sp.p + (kb / 64) * o : nil)
+                kb = next
+            }
         }
         let units = (o / 32) * (c / 32) * shifts.count
         shifts.withUnsafeBufferPointer { s in
@@ -65,6 +78,13 @@ extension TapGEMMConvolution {
             }
         }
         withExtendedLifetime((xs, gys, even, odd, tiles, products)) {}
-        return (gw, bias ? WinogradConvolution.biasGradient(gy, g) : nil)
+        guard bias else { return (gw, nil) }
+        let sums = Tensor.zeros([o])
+        let total = sums.pointer(as: Float.self)
+        for group in 0..<groups {
+            for ch in 0..<o { total[ch] += sp.p[group * o + ch] }
+        }
+        withExtendedLifetime(partial) {}
+        return (gw, sums)
     }
 }
