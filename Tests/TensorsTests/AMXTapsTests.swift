@@ -2,12 +2,12 @@ import Testing
 @testable import Tensors
 
 /// The bias gradient of `TapGEMMConvolution.backwardWeightsAMX`, summed while dL/dy is packed
-/// for the tiles (per group of 64 blocks of points, then the groups in order): against float64
+/// for the tiles (per group of 16 blocks of points, then the groups in order): against float64
 /// sums of the same bf16 values, with several groups and a part-filled last block, and through
 /// a layer's backward pass (`conv2d` with a bias, the algorithm forced).
 @Suite(.enabled(if: TapGEMMConvolution.amxAvailable, "needs AMX")) struct AMXTapsTests {
     @Test func biasGradientIsTheSumOfDy() {
-        // 4 x 42 x 42 padded points: 221 blocks of 32, four groups.
+        // 4 x 42 x 42 padded points: 221 blocks of 32, fourteen groups, the last part-filled.
         let g = ConvGeometry(batch: 4, inChannels: 32, height: 40, width: 40, outChannels: 64, kernelH: 3, kernelW: 3,
                              strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, groups: 1)
         let x = random(g.inputShape, seed: 3).to(.bfloat16).channelsLast()

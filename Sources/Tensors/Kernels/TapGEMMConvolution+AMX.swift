@@ -53,19 +53,21 @@ extension TapGEMMConvolution {
             camx_pack_input(xp.p, Int32(n), Int32(h), Int32(w), Int32(c), Int32(g.padH), Int32(g.padW), Int32(hp), Int32(wp),
                             rows, ep.p, op?.p, r.lowerBound, r.upperBound)
         }
-        // The bias gradient summed while dL/dy is packed: per group of 64 blocks of points, the
-        // groups then added in order (the same bits for any number of threads).
-        let groups = bias ? (kBlocks + 63) / 64 : 0
+        // The bias gradient summed while dL/dy is packed: per group of `group` blocks of points
+        // (small enough that 8x8 images at batch 8 still make two), the groups then added in
+        // order (the same bits for any number of threads).
+        let group = 16
+        let groups = bias ? (kBlocks + group - 1) / group : 0
         let partial = Tensor.zeros([groups, o])
         let sp = SendablePointer(partial.pointer(as: Float.self))
         Parallel.forRanges(bias ? groups : kBlocks, grain: bias ? 1 : 8) { r in
-            let (begin, end) = bias ? (r.lowerBound * 64, Swift.min(kBlocks, r.upperBound * 64)) : (r.lowerBound, r.upperBound)
+            let (begin, end) = bias ? (r.lowerBound * group, Swift.min(kBlocks, r.upperBound * group)) : (r.lowerBound, r.upperBound)
             var kb = begin
             while kb < end {
                 // One group a call when summing, into its own row.
-                let next = bias ? Swift.min(end, kb + 64) : end
+                let next = bias ? Swift.min(end, kb + group) : end
                 camx_pack_output_gradient(gp.p, Int32(n), Int32(g.outH), Int32(g.outW), Int32(o), Int32(hp), Int32(wp),
-                                          kBlocks, tp.p, kb, next, bias ? sp.p + (kb / 64) * o : nil)
+                                          kBlocks, tp.p, kb, next, bias ? sp.p + (kb / group) * o : nil)
                 kb = next
             }
         }
