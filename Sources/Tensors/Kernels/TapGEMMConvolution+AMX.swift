@@ -53,22 +53,16 @@ extension TapGEMMConvolution {
             camx_pack_input(xp.p, Int32(n), Int32(h), Int32(w), Int32(c), Int32(g.padH), Int32(g.padW), Int32(hp), Int32(wp),
                             rows, ep.p, op?.p, r.lowerBound, r.upperBound)
         }
-        // The bias gradient summed while dL/dy is packed: per group of `group` blocks of points
-        // (small enough that 8x8 images at batch 8 still make two), the groups then added in
-        // order (the same bits for any number of threads).
-        let group = 16
-        let groups = bias ? (kBlocks + group - 1) / group : 0
-        let partial = Tensor.zeros([groups, o])
-        let sp = SendablePointer(partial.pointer(as: Float.self))
-        Parallel.forRanges(bias ? groups : kBlocks, grain: bias ? 1 : 8) { r in
-            let (begin, end) = bias ? (r.lowerBound * group, Swift.min(kBlocks, r.upperBound * group)) : (r.lowerBound, r.upperBound)
-            var kb = begin
-            while kb < end {
-                // One group a call when summing, into its own row.
-                let next = bias ? Swift.min(end, kb + group) : end
+        // dL/dy packed in groups of 16 point blocks (8x8 images at batch 8 still make two), each
+        // group's bias-gradient sums in its own row, the rows then added in order (the same
+        // bits for any number of threads).
+        let group = 16, groups = (kBlocks + group - 1) / group
+        let partial = bias ? Tensor.zeros([groups, o]) : nil
+        let sums = partial.map { SendablePointer($0.pointer(as: Float.self)) }
+        Parallel.forRanges(groups, grain: 1) { r in
+            for gi in r {
                 camx_pack_output_gradient(gp.p, Int32(n), Int32(g.outH), Int32(g.outW), Int32(o), Int32(hp), Int32(wp),
-                                          kBlocks, tp.p, kb, next, bias ? sp.p + (kb / group) * o : nil)
-                kb = next
+                                          kBlocks, tp.p, gi * group, Swift.min(kBlocks, (gi + 1) * group), sums.map { $0.p + gi * o })
             }
         }
         let units = (o / 32) * (c / 32) * shifts.count
@@ -80,13 +74,6 @@ extension TapGEMMConvolution {
             }
         }
         withExtendedLifetime((xs, gys, even, odd, tiles, products)) {}
-        guard bias else { return (gw, nil) }
-        let sums = Tensor.zeros([o])
-        let total = sums.pointer(as: Float.self)
-        for group in 0..<groups {
-            for ch in 0..<o { total[ch] += sp.p[group * o + ch] }
-        }
-        withExtendedLifetime(partial) {}
-        return (gw, sums)
+        return (gw, partial?.summed(toShape: [o]))
     }
 }
