@@ -28,6 +28,9 @@ struct ConvAlgorithmsBench: ParsableCommand {
     @Flag(help: "bf16 activations, weights and outputs (the bf16 kernels where the CPU has them).")
     var bf16 = false
 
+    @Flag(help: "Keep the weights between runs (sampling), instead of new weights at each run as in training.")
+    var fixedWeights = false
+
     var sizes: [[Int]] { shapes.split(separator: ",").map { $0.split(separator: ":").compactMap { Int($0) } } }
 
     func run() throws {
@@ -36,7 +39,7 @@ struct ConvAlgorithmsBench: ParsableCommand {
             let only = passes.map { Set($0.split(separator: ",").map(String.init)) }
             for r in KernelBenchmarks.compareConvolutionAlgorithms(batch: batch, channels: c, size: s, iterations: iterations, passes: only,
                                                                              algorithms: algorithms.map { Set($0.split(separator: ",").map(String.init)) },
-                                                                             dtype: bf16 ? .bfloat16 : .float32) {
+                                                                             dtype: bf16 ? .bfloat16 : .float32, freshWeights: !fixedWeights) {
                 print("\(batch)x\(c)x\(s)x\(s) \(r.pass.padding(toLength: 17, withPad: " ", startingAt: 0)) \(r.algorithm.padding(toLength: 18, withPad: " ", startingAt: 0)) \(String(format: "%7.2f ms %6.1f GFLOP/s", r.ms, r.gflops))")
             }
         }

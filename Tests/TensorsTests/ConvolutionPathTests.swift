@@ -135,6 +135,8 @@ enum UNetConvolutions {
         UNetConv([64, 128, 8, 8], 128, k: 3), UNetConv([64, 32, 32, 32], 32, k: 3), UNetConv([64, 256, 4, 4], 256, k: 3),
         UNetConv([64, 64, 16, 16], 128, k: 3), UNetConv([64, 256, 7, 7], 128, k: 3),
         UNetConv([64, 64, 32, 32], 64, k: 3, s: 2), UNetConv([64, 128, 15, 15], 128, k: 3, s: 2),
+        // unet-small's downsample at 28 px and its 8x8 resnet entry: small enough for im2col.
+        UNetConv([64, 64, 14, 14], 64, k: 3, s: 2), UNetConv([64, 64, 8, 8], 128, k: 3),
         UNetConv([64, 128, 16, 16], 64, k: 1), UNetConv([64, 384, 8, 8], 256, k: 1),
         UNetConv([64, 3, 32, 32], 32, k: 3), UNetConv([64, 1, 28, 28], 32, k: 3),
         UNetConv([64, 32, 32, 32], 3, k: 3), UNetConv([64, 4, 16, 16], 128, k: 3), UNetConv([64, 128, 16, 16], 4, k: 3),
@@ -343,12 +345,13 @@ enum UNetConvolutions {
         #expect(missing.isEmpty, "untested: \(missing.map(\.description).sorted().joined(separator: "; "))")
         #expect(Set(Self.cases.map(\.shapeClass)) == Set(ConvShapeClass.all), "a shape class without a case")
         #expect(Set(UNetConvolutions.all.map(\.shapeClass)) == Set(ConvShapeClass.all))
-        // 140 fp32 combinations over the 12 classes, and 106 bf16 ones with AVX-512 BF16 (oneDNN for
+        // 162 fp32 combinations over the 12 classes, and 128 bf16 ones with AVX-512 BF16 (oneDNN for
         // each pass, the dual forward and backward-data and tap GEMMs at stride 1, Winograd kept and streamed in
-        // float32 at 3x3 stride 1). Winograd with bf16 GEMMs is not timed unless allowed (its
+        // float32 at 3x3 stride 1, im2col's forward and backward-data in every class but conv_out at
+        // batch 64, whose unfolded rows are too large). Winograd with bf16 GEMMs is not timed unless allowed (its
         // forced runs are tested above: 12 more bf16 combinations). With AMX, tap products on
         // its tiles for the weight gradients of the 3x3 stride-1 and 1x1 classes: 6 more.
-        let expected = (ConvolutionKernel.bf16Supported ? 246 : 140) + (TapGEMMConvolution.amxAvailable ? 6 : 0)
+        let expected = (ConvolutionKernel.bf16Supported ? 290 : 162) + (TapGEMMConvolution.amxAvailable ? 6 : 0)
         #expect(tested.count == expected, "\(tested.count) combinations under test")
         print("ConvolutionPathTests: \(tested.count) (pass, algorithm, dtype, shape class) combinations under test, "
               + "\(real.count) reachable at the U-Nets' \(Set(UNetConvolutions.all).count) convolution shapes")
@@ -388,8 +391,9 @@ enum UNetConvolutions {
         for c in Self.small {
             for pass in ConvolutionPass.allCases { for a in c.candidates(pass, .float32) { seen.insert("\(pass.rawValue) \(a.rawValue)") } }
         }
-        #expect(seen == ["forward onednn", "forward onednn-dual", "forward brgemm", "forward winograd", "forward winograd-streamed",
+        #expect(seen == ["forward onednn", "forward onednn-dual", "forward brgemm", "forward winograd", "forward winograd-streamed", "forward im2col",
                          "backward-data onednn", "backward-data onednn-dual", "backward-data brgemm", "backward-data winograd", "backward-data winograd-streamed",
+                         "backward-data im2col",
                          "backward-weights onednn", "backward-weights brgemm", "backward-weights winograd", "backward-weights tap-gemm"],
                 "\(seen.sorted())")
     }

@@ -199,6 +199,8 @@ enum ConvolutionKernel {
                 .converted(to: outType)
         case .onednnDual:
             return epilogue(forwardByDual(x, w, g, type), bias, residual, silu: silu, outType: outType)
+        case .im2col:
+            return Im2colConvolution.forward(x, w, bias, g, type, residual: residual, silu: silu, outType: outType)
         default:
             return direct(x, w, bias, g, type, residual: residual, silu: silu, outType: outType)
         }
@@ -217,6 +219,7 @@ enum ConvolutionKernel {
             case .winogradBF16:
                 return (algorithm, { WinogradConvolution.forwardBF16(x, transformed: WinogradConvolution.transformedWeightsBF16(w, g, dual: false), nil, g) })
             case .winogradStreamed: return (algorithm, { WinogradConvolution.forwardStreamed(x.asFloat32(), weights: w, nil, g) })
+            case .im2col: return (algorithm, { Im2colConvolution.forward(x, w, nil, g, type) })
             case .tapGEMM, .amxTaps: preconditionFailure("tap products compute weight gradients only")
             }
         }
@@ -241,6 +244,7 @@ enum ConvolutionKernel {
             case .winogradStreamed: return (algorithm, { WinogradConvolution.backwardDataStreamed(gy.asFloat32(), weights: w, g) })
             case .onednn: return (algorithm, { backwardDataOneDNN(gy, w, g, type, outType: outType) })
             case .onednnDual: return (algorithm, { backwardDataByDual(gy, w, g, type, outType: outType) })
+            case .im2col: return (algorithm, { Im2colConvolution.backwardData(gy, w, g, type, outType: outType) })
             case .tapGEMM, .amxTaps: preconditionFailure("tap products compute weight gradients only")
             }
         }
@@ -297,6 +301,7 @@ enum ConvolutionKernel {
                 list.append(.winogradStreamed)
                 if lowPrecisionWinograd(g, type) { list.append(.winogradBF16) }
             }
+            if Im2colConvolution.supports(g) { list.append(.im2col) }
         case .backwardData:
             if g.dual != nil { list.append(.onednnDual) }
             if fp32, let dual = g.dual, BRGEMMConvolution.supports(dual) { list.append(.brgemm) }
@@ -305,6 +310,7 @@ enum ConvolutionKernel {
                 list.append(.winogradStreamed)
                 if lowPrecisionWinograd(dual, type) { list.append(.winogradBF16) }
             }
+            if Im2colConvolution.supports(g) { list.append(.im2col) }
         case .backwardWeights:
             if fp32 && BRGEMMConvolution.supports(g) { list.append(.brgemm) }
             if WinogradConvolution.supports(g) { list.append(.winograd) }
@@ -401,7 +407,7 @@ enum ConvolutionKernel {
     /// y + bias[c] (+ residual), then SiLU, on a fresh channels-last float32 y: in place,
     /// or, for a bfloat16 `outType`, into a new bf16 tensor, each row converted while it is
     /// in cache (no separate conversion pass).
-    private static func epilogue(_ y: Tensor, _ bias: Tensor?, _ residual: Tensor?, silu: Bool, outType: DType) -> Tensor {
+    static func epilogue(_ y: Tensor, _ bias: Tensor?, _ residual: Tensor?, silu: Bool, outType: DType) -> Tensor {
         let toBF16 = outType == .bfloat16
         guard bias != nil || residual != nil || silu || toBF16 else { return y }
         let out = toBF16 ? Tensor(uninitializedShape: y.shape, strides: y.strides, dtype: .bfloat16) : y

@@ -28,7 +28,7 @@ public extension ConvolutionRun {
     var algorithmFLOPs: Double {
         guard let g = geometry else { return 0 }
         switch algorithm {
-        case .onednn, .onednnDual, .brgemm: return g.flops
+        case .onednn, .onednnDual, .brgemm, .im2col: return g.flops
         case .tapGEMM, .amxTaps: return TapGEMMConvolution.gridFLOPs(g)
         case .winograd, .winogradStreamed, .winogradBF16:
             // Backward-data runs as the forward pass of the dual convolution, whose output is

@@ -92,6 +92,7 @@ public enum KernelBenchmarks {
         case .winogradBF16: return "Winograd F(4x4,3x3), bf16 LIBXSMM GEMMs"
         case .tapGEMM: return "a oneDNN matmul per kernel tap"
         case .amxTaps: return "a product per kernel tap on AMX tiles (Diffuse's kernel)"
+        case .im2col: return "one oneDNN matmul over the unfolded input (im2col)"
         }
     }
 
@@ -350,9 +351,11 @@ public enum KernelBenchmarks {
 
 extension KernelBenchmarks {
     /// Every convolution algorithm for each pass of a 3x3 same-padding convolution,
-    /// interleaved run by run so that machine noise hits all alike; median ms of each.
+    /// interleaved run by run so that machine noise hits all alike; median ms of each. With
+    /// `freshWeights` (training) each run has new weights, so every form derived from them is
+    /// made again inside the timed run; without (sampling) they are made once.
     public static func compareConvolutionAlgorithms(batch: Int, channels: Int, size: Int, iterations: Int, passes: Set<String>? = nil,
-                                                    algorithms: Set<String>? = nil, dtype: DType = .float32)
+                                                    algorithms: Set<String>? = nil, dtype: DType = .float32, freshWeights: Bool = true)
         -> [(pass: String, algorithm: String, ms: Double, gflops: Double)] {
         let g = ConvGeometry(batch: batch, inChannels: channels, height: size, width: size, outChannels: channels,
                              kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1,
@@ -375,6 +378,12 @@ extension KernelBenchmarks {
                 ("forward", "brgemm", { _ = BRGEMMConvolution.forward(x, w, nil, g) }),
                 ("backward-data", "brgemm", { _ = BRGEMMConvolution.forward(gy, blocked: BRGEMMConvolution.blockedForDual(w, g), nil, g.dual!) }),
                 ("backward-weights", "brgemm", { _ = BRGEMMConvolution.backwardWeights(x, gy, g, bias: false) }),
+            ]
+        }
+        if Im2colConvolution.supports(g) {
+            runs += [
+                ("forward", "im2col", { _ = Im2colConvolution.forward(x, w, nil, g, type, outType: type) }),
+                ("backward-data", "im2col", { _ = Im2colConvolution.backwardData(gy, w, g, type, outType: type) }),
             ]
         }
         if TapGEMMConvolution.supports(g) {
@@ -415,7 +424,7 @@ extension KernelBenchmarks {
         if let passes { runs = runs.filter { passes.contains($0.0) } }
         if let algorithms { runs = runs.filter { algorithms.contains($0.1) } }
         var times = [[Double]](repeating: [], count: runs.count)
-        runs = runs.map { r in (r.0, r.1, { w.storage.markMutated(); r.2() }) }  // new weights each step, as in training
+        if freshWeights { runs = runs.map { r in (r.0, r.1, { w.storage.markMutated(); r.2() }) } }  // new weights each step, as in training
         for r in runs { r.2() }
         for _ in 0..<iterations {
             for (i, r) in runs.enumerated() {
