@@ -79,17 +79,20 @@ for dt, dname in [(torch.float32, "float32"), (torch.bfloat16, "bfloat16")]:
     with torch.no_grad():
         emit("attention 2x8x4096x40 fwd", dname, "strided-heads", lambda: F.scaled_dot_product_attention(q, k, v))
 
-name = "groupnorm+silu 64x64x32x32 g32"
-for (layout, fmt), (dt, dname) in [(l, d) for d in [(torch.float32, "float32"), (torch.bfloat16, "bfloat16")]
-                                   for l in [("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)]]:
-    # bf16: as autocast runs it in a bf16 model (group_norm takes bf16 in, bf16 out on CPU).
-    x = torch.randn(64, 64, 32, 32).to(dt).to(memory_format=fmt).requires_grad_()
-    w = (torch.randn(64) + 1).requires_grad_(); b = torch.randn(64).requires_grad_()
-    gy = torch.randn(64, 64, 32, 32).to(dt).to(memory_format=fmt)
-    with torch.no_grad():
-        emit(name + " fwd", dname, layout, lambda: F.silu(F.group_norm(x, 32, w, b)))
-    y = F.silu(F.group_norm(x, 32, w, b))
-    emit(name + " bwd", dname, layout, lambda: torch.autograd.grad(y, (x, w, b), gy, retain_graph=True))
+# 64x64x32x32: unet-small's 64-channel layers at batch 64 (beyond L2); 8x128x32x32:
+# ddpm-cifar10-32's 32x32 resnets at batch 8 (2 MB in bf16).
+for (n, c, size) in [(64, 64, 32), (8, 128, 32)]:
+    name = f"groupnorm+silu {n}x{c}x{size}x{size} g32"
+    for (layout, fmt), (dt, dname) in [(l, d) for d in [(torch.float32, "float32"), (torch.bfloat16, "bfloat16")]
+                                       for l in [("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)]]:
+        # bf16: as autocast runs it in a bf16 model (group_norm takes bf16 in, bf16 out on CPU).
+        x = torch.randn(n, c, size, size).to(dt).to(memory_format=fmt).requires_grad_()
+        w = (torch.randn(c) + 1).requires_grad_(); b = torch.randn(c).requires_grad_()
+        gy = torch.randn(n, c, size, size).to(dt).to(memory_format=fmt)
+        with torch.no_grad():
+            emit(name + " fwd", dname, layout, lambda: F.silu(F.group_norm(x, 32, w, b)))
+        y = F.silu(F.group_norm(x, 32, w, b))
+        emit(name + " bwd", dname, layout, lambda: torch.autograd.grad(y, (x, w, b), gy, retain_graph=True))
 
 with torch.no_grad():
     cl = lambda *s: torch.randn(*s).to(memory_format=torch.channels_last)

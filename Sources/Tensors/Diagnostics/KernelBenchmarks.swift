@@ -162,8 +162,12 @@ public enum KernelBenchmarks {
         // Stable Diffusion 1.x's self-attention at 64x64 latents (guided batch 2), sampling only.
         list += attention(batch: 2, heads: 8, length: 4096, dim: 40, training: false)
         if FusedAttention.bf16Available { list += attention(batch: 2, heads: 8, length: 4096, dim: 40, dtype: .bfloat16, training: false) }
-        list += groupNormSiLU(batch: 64, channels: 64, size: 32, groups: 32)
-        list += groupNormSiLU(batch: 64, channels: 64, size: 32, groups: 32, dtype: .bfloat16)
+        // unet-small's 64-channel layers at batch 64 (beyond L2), ddpm-cifar10-32's 32x32
+        // resnets at batch 8 (2 MB in bf16).
+        for (batch, channels) in [(64, 64), (8, 128)] {
+            list += groupNormSiLU(batch: batch, channels: channels, size: 32, groups: 32)
+            list += groupNormSiLU(batch: batch, channels: channels, size: 32, groups: 32, dtype: .bfloat16)
+        }
         list += elementwise()
         list += optimizer(parameters: 35_746_307)
         return list
