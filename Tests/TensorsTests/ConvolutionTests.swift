@@ -51,6 +51,8 @@ func referenceConv2d(_ x: Tensor, _ w: Tensor, bias: Tensor?, stride: Int2, padd
         // Wide rows: LIBXSMM reads the input in place and computes border columns singly.
         Case(input: [1, 8, 6, 40], out: 16, kernel: 3, stride: 1, padding: 1, dilation: 1, groups: 1),
         Case(input: [1, 8, 5, 80], out: 8, kernel: 3, stride: 2, padding: 1, dilation: 1, groups: 1),
+        // Every axis its own kernel, stride, padding and dilation (im2col's unfolding and folding).
+        Case(input: [2, 6, 7, 9], out: 10, kernel: Int2(3, 2), stride: Int2(2, 1), padding: Int2(1, 2), dilation: Int2(1, 2), groups: 1),
     ]
 
     static func inputs(_ c: Case, seed: UInt64) -> (Tensor, Tensor, Tensor) {
@@ -73,7 +75,7 @@ func referenceConv2d(_ x: Tensor, _ w: Tensor, bias: Tensor?, stride: Int2, padd
     }
 
     /// Gradients of input, weight and bias against finite differences, for each algorithm.
-    @Test(arguments: [cases[0], cases[1], cases[4], cases[5], cases[7]])
+    @Test(arguments: [cases[0], cases[1], cases[4], cases[5], cases[7], cases[9]])
     func gradients(c: Case) {
         let small = Case(input: [1, c.input[1], Swift.min(c.input[2], 6), Swift.min(c.input[3], 5)], out: Swift.min(c.out, 8),
                          kernel: c.kernel, stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups)

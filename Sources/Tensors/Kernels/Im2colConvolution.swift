@@ -9,8 +9,8 @@ import Foundation
 /// packed into its layout once per version.
 ///
 /// Where it pays: small images, whose direct kernels block over a width they do not have
-/// (oneDNN 2.6's AMX kernel computes ddpm-cifar10-32's 256-channel 4x4 layers at batch 8 in
-/// 0.81 ms, 1.5x the time of the same layer at 8x8 for a quarter of the work). Offered only
+/// (in one run oneDNN 2.6's AMX kernel computed ddpm-cifar10-32's 256-channel 4x4 layers at
+/// batch 8 in 0.81 ms, 1.5x the time of the same layer at 8x8 for a quarter of the work). Offered only
 /// where the unfolded rows stay small (`maxUnfolded`), and for 1x1 stride-1 layers, whose
 /// rows are the input itself; timing chooses as for every algorithm.
 enum Im2colConvolution {
@@ -63,8 +63,8 @@ enum Im2colConvolution {
 
     /// a [M, K] (in `type`, plain strides) times the weights as [K, N], which `source` makes
     /// (plain strides) once per version of w and oneDNN reorders into its matmul's own layout
-    /// (packed for its tiles: a plain one is packed again at every call, 0.48 against ... ms
-    /// for ddpm's 4x4 layers): [M, N] of `outType`, bias [N] (float32) added by the kernel.
+    /// (packed for its tiles; weights in a plain layout are packed again inside every call):
+    /// [M, N] of `outType`, bias [N] (float32) added by the kernel.
     private static func product(_ a: Tensor, _ w: Tensor, _ g: ConvGeometry, _ pass: ConvolutionPass, _ type: DType,
                                 bias: Tensor?, outType: DType, source: () -> Tensor) -> Tensor {
         let (m, k) = (a.shape[0], a.shape[1])
