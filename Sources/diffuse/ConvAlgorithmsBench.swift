@@ -5,7 +5,7 @@ import Tensors
 struct ConvAlgorithmsBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conv-algorithms",
-        abstract: "Compare the convolution algorithms (oneDNN, its dual, LIBXSMM, Winograd) on 3x3 convolutions.")
+        abstract: "Compare the convolution algorithms (oneDNN, its dual, LIBXSMM, Winograd, im2col, tap products) on 3x3 convolutions.")
 
     @Option(help: "Timed runs of each algorithm (interleaved).")
     var iterations = 7
