@@ -140,7 +140,8 @@ enum ConvolutionKernel {
     /// The weights of `w` (OIHW, any strides) in the layout `target`, cached on the
     /// weight's storage until the weight changes.
     /// With `source`, the weights reordered are `source()` (made only when the cache misses;
-    /// a contiguous tensor of g's weight shape), cached on `w`'s storage all the same.
+    /// a contiguous tensor of g's weight shape, or a matrix of the weights in another shape,
+    /// read by its own strides: im2col's), cached on `w`'s storage all the same.
     /// `converting` to another type than w's (float32 masters for a bf16 pass) reorders the
     /// master's cached cast (`toCached`): one conversion per weight version for all passes,
     /// and none where the optimizer's update wrote the new version's bf16 form itself.
@@ -158,7 +159,8 @@ enum ConvolutionKernel {
         return w.storage.derivedBuffer(tag) {
             do {
                 let plain = source?() ?? w
-                let from = try plainWeightDesc(g, strides: plain.strides, plain.dtype)
+                let from = plain.shape == g.weightShape ? try plainWeightDesc(g, strides: plain.strides, plain.dtype)
+                    : try OneDNN.desc(plain.shape, plain.strides, plain.dtype)
                 return try OpProfiler.measure("weights reorder") {
                     try withExtendedLifetime(plain) { try OneDNN.reorder(plain.baseAddress, from: from, to: target, key: tag) }
                 }

@@ -66,7 +66,7 @@ enum Im2colConvolution {
     /// (packed for its tiles; weights in a plain layout are packed again inside every call):
     /// [M, N] of `outType`, bias [N] (float32) added by the kernel.
     private static func product(_ a: Tensor, _ w: Tensor, _ g: ConvGeometry, _ pass: ConvolutionPass, _ type: DType,
-                                bias: Tensor?, outType: DType, source: () -> Tensor) -> Tensor {
+                                bias: Tensor?, outType: DType, source: @escaping () -> Tensor) -> Tensor {
         let (m, k) = (a.shape[0], a.shape[1])
         let n = pass == .forward ? g.outChannels : taps(g) * g.inChannels
         let key = "im2col|\(pass.rawValue)|\(type)|\(m)x\(k)x\(n)|\(a.strides)|\(bias != nil)|\(outType)"
@@ -86,18 +86,7 @@ enum Im2colConvolution {
             return pd!
         }) else { fatalError("Tensors.conv2d: oneDNN has no \(type) matmul for the \(pass.rawValue) pass of \(g) (\(m)x\(k)x\(n))") }
         let target = p.md(dnnl_query_weights_md)
-        var fingerprint = Hasher()
-        withUnsafeBytes(of: target) { fingerprint.combine(bytes: $0) }
-        let packed = w.storage.derivedBuffer("im2col|\(pass.rawValue)|\(fingerprint.finalize())|\(w.offset)|\(w.strides)") {
-            let b = source()
-            return OpProfiler.measure("weights reorder") {
-                do {
-                    return try withExtendedLifetime(b) {
-                        try OneDNN.reorder(b.baseAddress, from: OneDNN.desc([k, n], b.strides, type), to: target, key: key)
-                    }
-                } catch { fatalError("Tensors.conv2d: cannot pack weights \(w.shape) for im2col: \(error)") }
-            }
-        }
+        let packed = ConvolutionKernel.reorderedWeights(w, g, target: target, purpose: "im2col|\(pass.rawValue)", source: source)
         let out = Tensor(uninitializedShape: [m, n], dtype: outType)
         do {
             var args = [
@@ -198,13 +187,10 @@ enum Im2colConvolution {
     @inline(__always)
     private static func add(_ a: UnsafePointer<Float>, into acc: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
-        while i + 8 <= n {
-            Lanes.store(Lanes.load(acc + i, 1) + Lanes.load(a + i, 1), acc + i, 1)
-            i += 8
-        }
         while i < n {
-            acc[i] += a[i]
-            i += 1
+            let m = Swift.min(8, n - i)
+            Lanes.store(Lanes.load(acc + i, 1, m) + Lanes.load(a + i, 1, m), acc + i, 1, m)
+            i += m
         }
     }
 }
