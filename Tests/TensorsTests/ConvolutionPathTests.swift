@@ -345,13 +345,13 @@ enum UNetConvolutions {
         #expect(missing.isEmpty, "untested: \(missing.map(\.description).sorted().joined(separator: "; "))")
         #expect(Set(Self.cases.map(\.shapeClass)) == Set(ConvShapeClass.all), "a shape class without a case")
         #expect(Set(UNetConvolutions.all.map(\.shapeClass)) == Set(ConvShapeClass.all))
-        // 162 fp32 combinations over the 12 classes, and 128 bf16 ones with AVX-512 BF16 (oneDNN for
+        // 173 fp32 combinations over the 12 classes, and 139 bf16 ones with AVX-512 BF16 (oneDNN for
         // each pass, the dual forward and backward-data and tap GEMMs at stride 1, Winograd kept and streamed in
-        // float32 at 3x3 stride 1, im2col's forward and backward-data in every class but conv_out at
+        // float32 at 3x3 stride 1, im2col's three passes in every class but conv_out at
         // batch 64, whose unfolded rows are too large). Winograd with bf16 GEMMs is not timed unless allowed (its
         // forced runs are tested above: 12 more bf16 combinations). With AMX, tap products on
         // its tiles for the weight gradients of the 3x3 stride-1 and 1x1 classes: 6 more.
-        let expected = (ConvolutionKernel.bf16Supported ? 290 : 162) + (TapGEMMConvolution.amxAvailable ? 6 : 0)
+        let expected = (ConvolutionKernel.bf16Supported ? 312 : 173) + (TapGEMMConvolution.amxAvailable ? 6 : 0)
         #expect(tested.count == expected, "\(tested.count) combinations under test")
         print("ConvolutionPathTests: \(tested.count) (pass, algorithm, dtype, shape class) combinations under test, "
               + "\(real.count) reachable at the U-Nets' \(Set(UNetConvolutions.all).count) convolution shapes")
@@ -394,7 +394,8 @@ enum UNetConvolutions {
         #expect(seen == ["forward onednn", "forward onednn-dual", "forward brgemm", "forward winograd", "forward winograd-streamed", "forward im2col",
                          "backward-data onednn", "backward-data onednn-dual", "backward-data brgemm", "backward-data winograd", "backward-data winograd-streamed",
                          "backward-data im2col",
-                         "backward-weights onednn", "backward-weights brgemm", "backward-weights winograd", "backward-weights tap-gemm"],
+                         "backward-weights onednn", "backward-weights brgemm", "backward-weights winograd", "backward-weights tap-gemm",
+                         "backward-weights im2col"],
                 "\(seen.sorted())")
     }
 

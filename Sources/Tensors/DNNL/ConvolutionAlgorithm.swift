@@ -36,7 +36,7 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
     /// into the tiles' forms, where oneDNN 2.6's backward-weights kernel and its matmul
     /// transpose or repack them per call or per tap.
     case amxTaps = "amx-taps"
-    /// The forward and backward-data passes as one matrix product over the unfolded input
+    /// Each pass as one matrix product over the unfolded input
     /// (`Im2colConvolution`; groups 1): small images, where the direct kernels block over a
     /// width the image does not have, and 1x1 layers as plain products.
     case im2col

@@ -258,8 +258,8 @@ enum ConvolutionKernel {
 
     /// dL/dw (float32, OIHW row-major) and dL/dbias for input x and dL/dy `gy`: oneDNN's
     /// backward-weights kernel, LIBXSMM batch-reduce GEMMs over output rows, (3x3 stride 1)
-    /// Winograd's adjoint transforms, or (stride 1) a product per kernel tap (oneDNN matmuls, or
-    /// bf16 on AMX tiles).
+    /// Winograd's adjoint transforms, (stride 1) a product per kernel tap (oneDNN matmuls, or
+    /// bf16 on AMX tiles), or one product over the unfolded input (im2col).
     static func backwardWeights(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, _ type: DType, bias: Bool) -> (Tensor, Tensor?) {
         let candidates: [(Algorithm, () -> (Tensor, Tensor?))] = candidateAlgorithms(.backwardWeights, g, type).map { algorithm in
             switch algorithm {
@@ -267,6 +267,7 @@ enum ConvolutionKernel {
             case .winograd: return (algorithm, { WinogradConvolution.backwardWeights(x, gy.converted(to: x.dtype), g, bias: bias) })
             case .tapGEMM: return (algorithm, { TapGEMMConvolution.backwardWeights(x, gy, g, bias: bias) })
             case .amxTaps: return (algorithm, { TapGEMMConvolution.backwardWeightsAMX(x, gy, g, bias: bias) })
+            case .im2col: return (algorithm, { Im2colConvolution.backwardWeights(x, gy, g, bias: bias) })
             default: return (algorithm, { backwardWeightsOneDNN(x, gy, g, type, bias: bias) })
             }
         }
@@ -318,6 +319,7 @@ enum ConvolutionKernel {
             if WinogradConvolution.supports(g) { list.append(.winograd) }
             if TapGEMMConvolution.supports(g) { list.append(.tapGEMM) }
             if type == .bfloat16 && TapGEMMConvolution.supportsAMX(g) { list.append(.amxTaps) }
+            if Im2colConvolution.supports(g) { list.append(.im2col) }
         }
         return list
     }

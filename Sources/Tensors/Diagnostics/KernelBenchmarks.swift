@@ -388,6 +388,7 @@ extension KernelBenchmarks {
             runs += [
                 ("forward", "im2col", { _ = Im2colConvolution.forward(x, w, nil, g, type, outType: type) }),
                 ("backward-data", "im2col", { _ = Im2colConvolution.backwardData(gy, w, g, type, outType: type) }),
+                ("backward-weights", "im2col", { _ = Im2colConvolution.backwardWeights(x, gy, g, bias: false) }),
             ]
         }
         if TapGEMMConvolution.supports(g) {

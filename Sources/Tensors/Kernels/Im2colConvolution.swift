@@ -4,9 +4,10 @@ import Foundation
 /// Convolution as one matrix product over the unfolded input (im2col; groups 1, any stride,
 /// padding and dilation): the forward pass multiplies the rows of taps of each output point,
 /// [N·OH·OW, KH·KW·C], by the weights as [KH·KW·C, O]; backward-data multiplies dL/dy by
-/// the weights into the same rows and folds them back onto the input points. Both products
-/// run in oneDNN's matmul (bf16 on AMX or AVX-512 BF16, fp32 accumulation), the weights
-/// packed into its layout once per version.
+/// the weights into the same rows and folds them back onto the input points; backward-weights
+/// multiplies dL/dy transposed by the same rows. The products run in oneDNN's matmul (bf16
+/// on AMX or AVX-512 BF16, fp32 accumulation), the weights packed into its layout once per
+/// version.
 ///
 /// Where it pays: small images, whose direct kernels block over a width they do not have
 /// (in one run oneDNN 2.6's AMX kernel computed ddpm-cifar10-32's 256-channel 4x4 layers at
@@ -59,6 +60,31 @@ enum Im2colConvolution {
             return Tensor(storage: d.storage, shape: g.inputShape, strides: Shape.channelsLastStrides(g.inputShape), dtype: d.dtype)
         }
         return folded(d, g, outType: outType)
+    }
+
+    /// dL/dw (float32, OIHW) and dL/dbias for channels-last x and dL/dy of one type: dL/dyᵀ
+    /// [O, N·OH·OW] (dL/dy's own rows, read transposed in place) times the unfolded rows gives
+    /// dL/dw as [O, KH·KW·C] (OHWI), which oneDNN's reorder writes out as OIHW.
+    static func backwardWeights(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, bias: Bool) -> (Tensor, Tensor?) {
+        precondition(x.isChannelsLast && gy.isChannelsLast && x.dtype == gy.dtype,
+                     "Im2colConvolution: x and dL/dy must be channels-last, of one type")
+        let (o, points, k) = (g.outChannels, g.batch * g.outH * g.outW, taps(g) * g.inChannels)
+        let dyT = Tensor(storage: gy.storage, shape: [o, points], strides: [1, o], offset: gy.offset, dtype: gy.dtype)
+        let ohwi = MatmulKernel.product(dyT, unfolded(x, g))
+        let gw: Tensor
+        if taps(g) == 1 {
+            gw = ohwi.reshaped(g.weightShape)
+        } else {
+            gw = Tensor(uninitializedShape: g.weightShape, dtype: .float32)
+            let (c, kh, kw) = (g.inChannels, g.kernelH, g.kernelW)
+            do {
+                try OneDNN.reorder(ohwi.baseAddress, from: OneDNN.desc(g.weightShape, [k, 1, kw * c, c], .float32),
+                                   to: OneDNN.desc(g.weightShape, gw.strides, .float32), into: gw.baseAddress,
+                                   key: "ohwi-to-oihw|\(o)x\(c)x\(kh)x\(kw)")
+            } catch { fatalError("Tensors.conv2d: cannot reorder the weight gradient \(g.weightShape) from OHWI: \(error)") }
+            withExtendedLifetime(ohwi) {}
+        }
+        return (gw, bias ? WinogradConvolution.biasGradient(gy, g) : nil)
     }
 
     /// a [M, K] (in `type`, plain strides) times the weights as [K, N], which `source` makes
