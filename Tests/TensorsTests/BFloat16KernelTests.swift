@@ -55,11 +55,13 @@ import Testing
         #expect(Self.mismatches(long * row, (long.to(.float32) * row.to(.float32)).to(.bfloat16)) == 0)
     }
 
-    @Test(arguments: [true, false])
-    func groupNormWritesBFloat16(channelsLast: Bool) {
-        var x = random([2, 16, 6, 5], -2, 3, seed: 6).to(.bfloat16)
+    /// 16 channels, and 64: with AVX-512, channels-last bf16 rows of whole 32-channel blocks
+    /// run the in-register kernels (`AVX512Kernels.siluAffine(bf16:)` and the gradient's).
+    @Test(arguments: [(true, 16), (false, 16), (true, 64)])
+    func groupNormWritesBFloat16(channelsLast: Bool, channels: Int) {
+        var x = random([2, channels, 6, 5], -2, 3, seed: 6).to(.bfloat16)
         if channelsLast { x = x.channelsLast() }
-        let (w, b) = (random([16], seed: 7), random([16], seed: 8))
+        let (w, b) = (random([channels], seed: 7), random([channels], seed: 8))
         for activation in [ConvActivation.none, .silu] {
             let got = x.groupNorm(groups: 4, weight: w, bias: b, activation: activation)
             let want = x.to(.float32).groupNorm(groups: 4, weight: w, bias: b, activation: activation)
