@@ -167,6 +167,12 @@ struct UNetBench: ParsableCommand {
             report["train_time_ratio"] = train / ptrain
             report["eval_time_ratio"] = eval / peval
             report["peer_peak_rss_mb"] = peerRSS
+            // Each round's own ratio (Diffuse, then the peer right after it): on a machine whose
+            // speed changes from minute to minute, whether the rounds agree.
+            if theirs.count == ours.count {
+                report["train_round_ratios"] = zip(ours, theirs).map { $0.0 / $1.0 }
+                report["eval_round_ratios"] = zip(ours, theirs).map { $0.1 / $1.1 }
+            }
         }
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
@@ -188,6 +194,10 @@ struct UNetBench: ParsableCommand {
             print(String(format: "  PyTorch: training step %.3f s, one evaluation %.3f s, peak RSS %.0f MB", ptrain, peval,
                          report["peer_peak_rss_mb"] as? Double ?? 0))
             print(String(format: "  time ratio (Diffuse / PyTorch): training %.2fx, evaluation %.2fx", train / ptrain, eval / peval))
+            if let tr = report["train_round_ratios"] as? [Double], let er = report["eval_round_ratios"] as? [Double], tr.count > 1 {
+                func list(_ r: [Double]) -> String { r.map { String(format: "%.2fx", $0) }.joined(separator: " ") }
+                print("  each round's ratio: training \(list(tr)), evaluation \(list(er))")
+            }
             print(String(format: "  PyTorch effective GFLOP/s: training %.1f, evaluation %.1f", flops.train / ptrain / 1e9, flops.forward / peval / 1e9))
         }
     }
