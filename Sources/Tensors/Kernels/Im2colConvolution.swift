@@ -68,7 +68,7 @@ enum Im2colConvolution {
     static func backwardWeights(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry, bias: Bool) -> (Tensor, Tensor?) {
         precondition(x.isChannelsLast && gy.isChannelsLast && x.dtype == gy.dtype,
                      "Im2colConvolution: x and dL/dy must be channels-last, of one type")
-        let (o, points, k) = (g.outChannels, g.batch * g.outH * g.outW, taps(g) * g.inChannels)
+        let (o, points) = (g.outChannels, g.batch * g.outH * g.outW)
         let dyT = Tensor(storage: gy.storage, shape: [o, points], strides: [1, o], offset: gy.offset, dtype: gy.dtype)
         let ohwi = MatmulKernel.product(dyT, unfolded(x, g))
         let gw: Tensor
@@ -76,11 +76,10 @@ enum Im2colConvolution {
             gw = ohwi.reshaped(g.weightShape)
         } else {
             gw = Tensor(uninitializedShape: g.weightShape, dtype: .float32)
-            let (c, kh, kw) = (g.inChannels, g.kernelH, g.kernelW)
             do {
-                try OneDNN.reorder(ohwi.baseAddress, from: OneDNN.desc(g.weightShape, [k, 1, kw * c, c], .float32),
+                try OneDNN.reorder(ohwi.baseAddress, from: OneDNN.desc(g.weightShape, ohwiStrides(g), .float32),
                                    to: OneDNN.desc(g.weightShape, gw.strides, .float32), into: gw.baseAddress,
-                                   key: "ohwi-to-oihw|\(o)x\(c)x\(kh)x\(kw)")
+                                   key: "ohwi-to-oihw|\(g.weightShape)")
             } catch { fatalError("Tensors.conv2d: cannot reorder the weight gradient \(g.weightShape) from OHWI: \(error)") }
             withExtendedLifetime(ohwi) {}
         }
@@ -132,15 +131,20 @@ enum Im2colConvolution {
     /// memory speed; a strided copy took as long as the 4x4 layers' product).
     private static func rows(_ w: Tensor, _ g: ConvGeometry, _ type: DType) -> Tensor {
         let source = (w.dtype == type ? w.detached() : w.toCached(type)).contiguous()
-        let (o, c, kh, kw) = (g.outChannels, g.inChannels, g.kernelH, g.kernelW)
-        let ohwi = [kh * kw * c, 1, kw * c, c]
+        let (o, k) = (g.outChannels, taps(g) * g.inChannels)
         do {
             let storage = try withExtendedLifetime(source) {
                 try OneDNN.reorder(source.baseAddress, from: OneDNN.desc(source.shape, source.strides, type),
-                                   to: OneDNN.desc(source.shape, ohwi, type), key: "ohwi|\(type)|\(source.shape)")
+                                   to: OneDNN.desc(source.shape, ohwiStrides(g), type), key: "ohwi|\(type)|\(source.shape)")
             }
-            return Tensor(storage: storage, shape: [o, kh * kw * c], strides: [kh * kw * c, 1], dtype: type)
+            return Tensor(storage: storage, shape: [o, k], strides: [k, 1], dtype: type)
         } catch { fatalError("Tensors.conv2d: cannot reorder weights \(w.shape) to OHWI: \(error)") }
+    }
+
+    /// Strides that lay out a weight tensor [O, C, KH, KW] as OHWI: each output channel a row
+    /// of taps, each tap C values (the order of `unfolded`'s rows).
+    private static func ohwiStrides(_ g: ConvGeometry) -> [Int] {
+        [taps(g) * g.inChannels, 1, g.kernelW * g.inChannels, g.inChannels]
     }
 
     /// The rows of taps [N·OH·OW, KH·KW·C] of channels-last x (zeros where a tap falls in the
