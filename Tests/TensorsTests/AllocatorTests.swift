@@ -74,6 +74,29 @@ struct AllocatorTests {
         a.release(v, vs)
     }
 
+    /// Without a fixed slack the bound is an eighth of the high-water mark, 64-256 MB. Nothing
+    /// here touches the buffers, so no memory is committed.
+    @Test func theDefaultSlackGrowsWithTheMark() {
+        #expect(Allocator.relativeSlack(highWater: 100 * mb) == 64 * mb)
+        #expect(Allocator.relativeSlack(highWater: 1024 * mb) == 128 * mb)
+        #expect(Allocator.relativeSlack(highWater: 8192 * mb) == 256 * mb)
+        for (slack, kept) in [(nil, 512 * mb), (64 * mb, 0)] as [(Int?, Int)] {
+            let a = Allocator()
+            a.slack = slack
+            // Two 512 MB buffers live at once: the mark is 1 GB.
+            let (x, _) = a.allocate(512 * mb), (y, _) = a.allocate(512 * mb)
+            a.release(x, 512 * mb)
+            a.release(y, 512 * mb)
+            // A 600 MB miss (its class is 640 MB; 512 MB buffers are too small): 640 live +
+            // 1024 cached passes 1024 + 128 by 512, and one cached buffer goes; with 64 MB
+            // of slack both do.
+            let (z, zs) = a.allocate(600 * mb)
+            #expect(zs == 640 * mb && a.cachedBytes == kept, "slack \(String(describing: slack))")
+            a.release(z, zs, keep: false)
+            a.releaseCached()
+        }
+    }
+
     @Test func slackLetsTheCacheKeepMore() {
         let a = Allocator()
         a.slack = 64 * mb

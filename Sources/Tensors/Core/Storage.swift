@@ -124,7 +124,7 @@ public final class Storage: @unchecked Sendable {
 /// again) every step. Alignment is 64 bytes (one cache line, one AVX-512 register).
 ///
 /// The cache never makes the process larger than its largest working set: the bytes it hands
-/// out and keeps (live + cached) may exceed the most ever live at once only by `slack`. A miss
+/// out and keeps (live + cached) may exceed the most ever live at once only by the slack. A miss
 /// that would pass that bound first gives cached buffers back to the system. A loop whose
 /// sizes repeat (training steps, denoising steps) is served from the cache after its first
 /// round, while a phase that needs other sizes (a VAE decode after the U-Net's steps) spends
@@ -140,13 +140,21 @@ final class Allocator: @unchecked Sendable {
     }
     /// The most bytes kept in the free lists; beyond it buffers go back to the system.
     var cacheLimit = 4 << 30
-    /// How far live + cached bytes may exceed the most bytes ever live at once: 64 MB, or
-    /// `DIFFUSE_ALLOCATOR_SLACK_MB` (more slack: fewer buffers given back and faulted in again
-    /// between phases, a higher peak).
-    var slack: Int = {
-        let mb = getenv("DIFFUSE_ALLOCATOR_SLACK_MB").flatMap { Double(String(cString: $0)) } ?? 64
-        return Int(mb * 1_048_576)
-    }()
+    /// How far live + cached bytes may exceed the most bytes ever live at once: a fixed number
+    /// of bytes (`DIFFUSE_ALLOCATOR_SLACK_MB`), or nil for `relativeSlack` (more slack: fewer
+    /// buffers given back and faulted in again, a higher peak).
+    var slack: Int? = getenv("DIFFUSE_ALLOCATOR_SLACK_MB").flatMap { Double(String(cString: $0)) }.map { Int($0 * 1_048_576) }
+
+    /// The slack for a high-water mark: an eighth of it, 64-256 MB. A loop's buffers come in
+    /// size classes that are not all free at the moments they are asked for, so it holds more
+    /// than its most live bytes: ddpm-cifar10-32's bf16 step (826 MB at the mark) between 64
+    /// and 96 MB more. Under a fixed 64 MB each step missed and evicted 10-20 buffers of
+    /// 1.3-2.6 MB that a later request of the step then missed (1,700 page faults a step; 196
+    /// with 96 MB or more, at the same peak RSS). The cap keeps the phases of a large pipeline
+    /// (Stable Diffusion's U-Net, then its VAE decode) within 256 MB of the larger one's mark.
+    static func relativeSlack(highWater: Int) -> Int {
+        Swift.min(Swift.max(highWater / 8, 64 << 20), 256 << 20)
+    }
 
     private struct State {
         var free: [Int: [UInt]] = [:]  // addresses, by size class
@@ -195,7 +203,7 @@ final class Allocator: @unchecked Sendable {
             s.highWater = max(s.highWater, s.liveBytes)
             // A miss: the new buffer comes from the system; pay for it with cached ones while
             // live + cached would pass the high-water mark.
-            var excess = s.liveBytes + s.cachedBytes - s.highWater - slack
+            var excess = s.liveBytes + s.cachedBytes - s.highWater - (slack ?? Allocator.relativeSlack(highWater: s.highWater))
             while excess > 0 && s.cachedBytes > 0 {
                 let classes = s.free.keys
                 // The smallest class that covers the excess alone, else the largest.
