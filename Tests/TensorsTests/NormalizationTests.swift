@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import Tensors
+@testable import Tensors
 
 @Suite struct NormalizationTests {
     /// Group norm in Double: mean and biased variance over each group's channels and positions.
@@ -159,6 +159,25 @@ import Tensors
                         random([1, 2, 5, 3], seed: 16)], "fused attention") {
             scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2])
         }
+    }
+
+    /// Long key sequences: the forward's O = V P runs over key ranges that keep V's part in L2
+    /// (several ranges, the last not a whole key block), each adding to O, with K transposed
+    /// a key block at a time: the same values as the composite path, at widths that make one
+    /// range and several.
+    @Test(arguments: [40, 128]) func fusedAttentionOverLongKeySequences(width: Int) {
+        let (b, h, lq, lk) = (1, 2, 70, 1000)
+        let chunks = FusedAttention.productChunks(lk, width: width)
+        #expect(chunks.count > 1 && chunks.first?.0 == 0 && chunks.last.map { $0.0 + $0.1 } == lk)
+        #expect(zip(chunks, chunks.dropFirst()).allSatisfy { $0.0 + $0.1 == $1.0 })
+        #expect(chunks.allSatisfy { $0.1 * width * 4 <= FusedAttention.productBytes && $0.0 % FusedAttention.keyBlock == 0 })
+        #expect(FusedAttention.productChunks(256, width: 32).count == 1)
+        let q = random([b, lq, h, width], seed: 21).permuted(0, 2, 1, 3)
+        let k = random([b, lk, h, width], seed: 22).permuted(0, 2, 1, 3)
+        let v = random([b, lk, h, width], seed: 23).permuted(0, 2, 1, 3)
+        let fused = scaledDotProductAttention(query: q, key: k, value: v)
+        let all = Tensor([Bool](repeating: true, count: lk)).reshaped(1, 1, 1, lk)
+        expectClose(fused, scaledDotProductAttention(query: q, key: k, value: v, mask: all).scalars, atol: 1e-5, rtol: 1e-4)
     }
 
     @Test func upsampleAndPool() {

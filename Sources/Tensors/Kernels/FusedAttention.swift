@@ -79,6 +79,19 @@ enum FusedAttention {
         stride(from: 0, to: lk, by: keyBlock).map { ($0, Swift.min(keyBlock, lk - $0)) }
     }
 
+    /// Bytes of V one step of the forward's O = V P reads: its kernel streams all of its keys
+    /// for every few query columns, so V's part must stay in L2. In one product over 4096 keys
+    /// of 40-wide heads (SD's 64x64 latents) V took 640 KB, more than Zen 3's 512 KB L2, and
+    /// the forward 2x8x4096x40 ran 0.69x PyTorch's speed there.
+    static let productBytes = 64 << 10
+
+    /// The key ranges (start, count) O = V P accumulates over (the first writes O, the rest add
+    /// to it): whole key blocks with at most `productBytes` of V each, or all keys in one.
+    static func productChunks(_ lk: Int, width dv: Int) -> [(Int, Int)] {
+        let keys = Swift.max(keyBlock, productBytes / (dv * MemoryLayout<Float>.size) / keyBlock * keyBlock)
+        return stride(from: 0, to: lk, by: keys).map { ($0, Swift.min(keys, lk - $0)) }
+    }
+
     /// out [B, Lq, H, Dv] (returned as the [B, H, Lq, Dv] view) and the log-sum-exp of each
     /// query row's scaled scores [B, H, Lq].
     static func forward(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float) -> (out: Tensor, lse: Tensor) {
@@ -91,13 +104,17 @@ enum FusedAttention {
         let mb = Swift.min(queryBlock, lq)
         let blocks = (lq + mb - 1) / mb
         let keyBlocks = keyBlocks(lk)
-        func kernels(_ n: Int) -> ([libxsmm_smmfunction_reducebatch_addr], libxsmm_smmfunction_reducebatch_addr) {
-            (keyBlocks.map { kernel(m: $0.1, n: n, k: d, lda: lk, ldb: Q.sl, ldc: lk, beta: 0) },  // S = K Q^T, by key blocks
-             kernel(m: dv, n: n, k: lk, lda: V.sl, ldb: lk, ldc: h * dv, beta: 0))                  // O = V P
+        let productChunks = productChunks(lk, width: dv)
+        func kernels(_ n: Int) -> ([libxsmm_smmfunction_reducebatch_addr], [libxsmm_smmfunction_reducebatch_addr]) {
+            (keyBlocks.map { kernel(m: $0.1, n: n, k: d, lda: $0.1, ldb: Q.sl, ldc: lk, beta: 0) },  // S = K Q^T, by key blocks
+             productChunks.enumerated().map { kernel(m: dv, n: n, k: $0.element.1, lda: V.sl, ldb: lk, ldc: h * dv, beta: $0.offset == 0 ? 0 : 1) })  // O = V P
         }
         let full = kernels(mb), tail = lq % mb == 0 ? full : kernels(lq % mb)
         let jobs = b * h * blocks
         Parallel.team { t, threads in
+            // K transposed a key block at a time (each block's d x n rows contiguous): with
+            // one transpose of all keys a block's rows lay lk floats apart, at 4096 keys all
+            // in one L1 set.
             let kt = UnsafeMutablePointer<Float>.allocate(capacity: lk * d)
             let s = UnsafeMutablePointer<Float>.allocate(capacity: mb * lk)
             defer { kt.deallocate(); s.deallocate() }
@@ -108,16 +125,18 @@ enum FusedAttention {
                 let (bi, hi) = (pair / h, pair % h)
                 let rows = Swift.min(mb, lq - i0)
                 if pair != current {
-                    transpose(K.at(bi, hi), bytes: 4, stride: K.sl, rows: lk, cols: d, into: kt, ld: lk)
+                    for (j0, n) in keyBlocks {
+                        transpose(K.at(bi, hi, j0), bytes: 4, stride: K.sl, rows: n, cols: d, into: kt + j0 * d, ld: n)
+                    }
                     current = pair
                 }
                 let (scores, product) = rows == mb ? full : tail
-                for (index, (j0, _)) in keyBlocks.enumerated() { gemm(scores[index], kt + j0, Q.at(bi, hi, i0), s + j0) }
+                for (index, (j0, _)) in keyBlocks.enumerated() { gemm(scores[index], kt + j0 * d, Q.at(bi, hi, i0), s + j0) }
                 // P stays unnormalised (exp(x s - max)); each output row is divided by its sum
                 // after the product instead: dv values per row rather than lk.
                 softmaxRows(s, rows: rows, stride: lk, count: lk, scale: scale, lse: lp.p + (bi * h + hi) * lq + i0, norms: &norms)
                 let o = op.p + ((bi * lq + i0) * h + hi) * dv
-                gemm(product, V.at(bi, hi), s, o)
+                for (index, (j0, _)) in productChunks.enumerated() { gemm(product[index], V.at(bi, hi, j0), s + j0, o) }
                 scaleRows(o, rows: rows, stride: h * dv, width: dv, by: norms)
             }
         }
