@@ -161,23 +161,36 @@ import Testing
         }
     }
 
-    /// Long key sequences: the forward's O = V P runs over key ranges that keep V's part in L2
-    /// (several ranges, the last not a whole key block), each adding to O, with K transposed
-    /// a key block at a time: the same values as the composite path, at widths that make one
-    /// range and several.
+    /// Long key sequences: the forward runs over key steps that keep a query block's scores
+    /// and V's part in L2 (several steps, the last not a whole key block), with the softmax
+    /// online across them: the same values and log-sum-exp as the composite path, at widths
+    /// that make few steps and many, and with keys whose scores grow 40-fold in the last
+    /// steps or shrink there (each way of joining a step's maxima to the running ones).
     @Test(arguments: [40, 128]) func fusedAttentionOverLongKeySequences(width: Int) {
         let (b, h, lq, lk) = (1, 2, 70, 1000)
-        let chunks = FusedAttention.productChunks(lk, width: width)
-        #expect(chunks.count > 1 && chunks.first?.0 == 0 && chunks.last.map { $0.0 + $0.1 } == lk)
-        #expect(zip(chunks, chunks.dropFirst()).allSatisfy { $0.0 + $0.1 == $1.0 })
-        #expect(chunks.allSatisfy { $0.1 * width * 4 <= FusedAttention.productBytes && $0.0 % FusedAttention.keyBlock == 0 })
-        #expect(FusedAttention.productChunks(256, width: 32).count == 1)
+        let steps = FusedAttention.keySteps(lk, width: width)
+        #expect(steps.count > 2 && steps.first?.0 == 0 && steps.last.map { $0.0 + $0.1 } == lk)
+        #expect(zip(steps, steps.dropFirst()).allSatisfy { $0.0 + $0.1 == $1.0 })
+        #expect(steps.allSatisfy { $0.1 * Swift.max(width, FusedAttention.queryBlock) * 4 <= FusedAttention.stepBytes })
+        #expect(steps.allSatisfy { $0.0 % FusedAttention.keyBlock == 0 })
+        #expect(FusedAttention.keySteps(256, width: 32).count == 1)
         let q = random([b, lq, h, width], seed: 21).permuted(0, 2, 1, 3)
-        let k = random([b, lk, h, width], seed: 22).permuted(0, 2, 1, 3)
         let v = random([b, lk, h, width], seed: 23).permuted(0, 2, 1, 3)
-        let fused = scaledDotProductAttention(query: q, key: k, value: v)
+        let ramp = Tensor((0..<lk).map { Float($0 < lk - 300 ? 1 : 40) }, shape: [1, 1, lk, 1])
+        let fall = Tensor((0..<lk).map { Float($0 < 300 ? 40 : 1) }, shape: [1, 1, lk, 1])
         let all = Tensor([Bool](repeating: true, count: lk)).reshaped(1, 1, 1, lk)
-        expectClose(fused, scaledDotProductAttention(query: q, key: k, value: v, mask: all).scalars, atol: 1e-5, rtol: 1e-4)
+        for growth in [nil, ramp, fall] {
+            var k = random([b, lk, h, width], seed: 22).permuted(0, 2, 1, 3)
+            if let growth { k = k * growth }
+            let fused = scaledDotProductAttention(query: q, key: k, value: v)
+            let composite = scaledDotProductAttention(query: q, key: k, value: v, mask: all)
+            #expect(fused.scalars.allSatisfy { $0.isFinite })
+            expectClose(fused, composite.scalars, atol: 1e-5, rtol: 1e-4)
+            let (_, lse) = FusedAttention.forward(q, k, v, scale: 1 / Float(width).squareRoot())
+            let scores = q.matmul(k.transposed(2, 3)) * (1 / Float(width).squareRoot())
+            let m = scores.max(axes: [3], keepDims: true)
+            expectClose(lse, ((scores - m).exp().sum(axes: [3]).log() + m.reshaped(b, h, lq)).scalars, atol: 1e-4, rtol: 1e-5)
+        }
     }
 
     @Test func upsampleAndPool() {

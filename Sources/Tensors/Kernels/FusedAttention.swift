@@ -79,21 +79,29 @@ enum FusedAttention {
         stride(from: 0, to: lk, by: keyBlock).map { ($0, Swift.min(keyBlock, lk - $0)) }
     }
 
-    /// Bytes of V one step of the forward's O = V P reads: its kernel streams all of its keys
-    /// for every few query columns, so V's part must stay in L2. In one product over 4096 keys
-    /// of 40-wide heads (SD's 64x64 latents) V took 640 KB, more than Zen 3's 512 KB L2, and
-    /// the forward 2x8x4096x40 ran 0.69x PyTorch's speed there.
-    static let productBytes = 64 << 10
+    /// Keys per step of the forward: the step's scores (a query block's rows) and its part of V
+    /// stay in L2, under `stepBytes` each. One pass over all keys, with a row's full scores
+    /// in memory, took 1 MB of scores and 640 KB of V at 4096 keys of 40-wide heads (SD's
+    /// 64x64 latents), more than Zen 3's 512 KB L2: the forward 2x8x4096x40 ran 0.69x
+    /// PyTorch's speed there.
+    static let stepBytes = 64 << 10
 
-    /// The key ranges (start, count) O = V P accumulates over (the first writes O, the rest add
-    /// to it): whole key blocks with at most `productBytes` of V each, or all keys in one.
-    static func productChunks(_ lk: Int, width dv: Int) -> [(Int, Int)] {
-        let keys = Swift.max(keyBlock, productBytes / (dv * MemoryLayout<Float>.size) / keyBlock * keyBlock)
+    /// The key ranges (start, count) the forward runs over, one after another: whole key
+    /// blocks with at most `stepBytes` of V each and of a query block's scores, or all keys in one.
+    static func keySteps(_ lk: Int, width dv: Int) -> [(Int, Int)] {
+        let perKey = Swift.max(dv, queryBlock) * MemoryLayout<Float>.size
+        let keys = Swift.max(keyBlock, stepBytes / perKey / keyBlock * keyBlock)
         return stride(from: 0, to: lk, by: keys).map { ($0, Swift.min(keys, lk - $0)) }
     }
 
     /// out [B, Lq, H, Dv] (returned as the [B, H, Lq, Dv] view) and the log-sum-exp of each
     /// query row's scaled scores [B, H, Lq].
+    ///
+    /// Per block of queries, the keys in steps (`keySteps`), with the softmax online (Milakov
+    /// and Gimelshein 2018, as FlashAttention runs it): a step's scores S = K Q^T are
+    /// exponentiated against their own row maxima m', then joined to the running maxima m
+    /// and sums l: where m' > m, O and l are scaled by e^(m - m'); else the step's row by
+    /// e^(m' - m), so no factor exceeds 1. Then O (+)= V P. At the end O / l, lse = m + log l.
     static func forward(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float) -> (out: Tensor, lse: Tensor) {
         let (b, h, lq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
         let (lk, dv) = (k.shape[2], v.shape[3])
@@ -104,21 +112,24 @@ enum FusedAttention {
         let mb = Swift.min(queryBlock, lq)
         let blocks = (lq + mb - 1) / mb
         let keyBlocks = keyBlocks(lk)
-        let productChunks = productChunks(lk, width: dv)
+        let steps = keySteps(lk, width: dv)
+        let ls = steps[0].1  // the step buffer's row stride
         func kernels(_ n: Int) -> ([libxsmm_smmfunction_reducebatch_addr], [libxsmm_smmfunction_reducebatch_addr]) {
-            (keyBlocks.map { kernel(m: $0.1, n: n, k: d, lda: $0.1, ldb: Q.sl, ldc: lk, beta: 0) },  // S = K Q^T, by key blocks
-             productChunks.enumerated().map { kernel(m: dv, n: n, k: $0.element.1, lda: V.sl, ldb: lk, ldc: h * dv, beta: $0.offset == 0 ? 0 : 1) })  // O = V P
+            (keyBlocks.map { kernel(m: $0.1, n: n, k: d, lda: $0.1, ldb: Q.sl, ldc: ls, beta: 0) },  // S = K Q^T, by key blocks
+             steps.enumerated().map { kernel(m: dv, n: n, k: $0.element.1, lda: V.sl, ldb: ls, ldc: h * dv, beta: $0.offset == 0 ? 0 : 1) })  // O (+)= V P
         }
         let full = kernels(mb), tail = lq % mb == 0 ? full : kernels(lq % mb)
         let jobs = b * h * blocks
+        let ow = h * dv  // O's row stride
         Parallel.team { t, threads in
             // K transposed a key block at a time (each block's d x n rows contiguous): with
             // one transpose of all keys a block's rows lay lk floats apart, at 4096 keys all
             // in one L1 set.
             let kt = UnsafeMutablePointer<Float>.allocate(capacity: lk * d)
-            let s = UnsafeMutablePointer<Float>.allocate(capacity: mb * lk)
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: mb * ls)
             defer { kt.deallocate(); s.deallocate() }
             var current = -1
+            var maxima = [Float](repeating: 0, count: mb), sums = [Float](repeating: 0, count: mb)
             var norms = [Float](repeating: 0, count: mb)
             for job in (jobs * t / threads)..<(jobs * (t + 1) / threads) {
                 let pair = job / blocks, i0 = job % blocks * mb
@@ -131,13 +142,37 @@ enum FusedAttention {
                     current = pair
                 }
                 let (scores, product) = rows == mb ? full : tail
-                for (index, (j0, _)) in keyBlocks.enumerated() { gemm(scores[index], kt + j0 * d, Q.at(bi, hi, i0), s + j0) }
-                // P stays unnormalised (exp(x s - max)); each output row is divided by its sum
-                // after the product instead: dv values per row rather than lk.
-                softmaxRows(s, rows: rows, stride: lk, count: lk, scale: scale, lse: lp.p + (bi * h + hi) * lq + i0, norms: &norms)
                 let o = op.p + ((bi * lq + i0) * h + hi) * dv
-                for (index, (j0, _)) in productChunks.enumerated() { gemm(product[index], V.at(bi, hi, j0), s + j0, o) }
-                scaleRows(o, rows: rows, stride: h * dv, width: dv, by: norms)
+                for (index, (c0, cn)) in steps.enumerated() {
+                    for j0 in stride(from: c0, to: c0 + cn, by: keyBlock) {
+                        gemm(scores[j0 / keyBlock], kt + j0 * d, Q.at(bi, hi, i0), s + (j0 - c0))
+                    }
+                    // P stays unnormalised; each output row is divided by its sum at the end
+                    // instead: dv values per row rather than lk.
+                    for r in 0..<rows {
+                        let row = s + r * ls
+                        let (m, total) = exponentiateRowMax(row, cn, scale: scale)
+                        if index == 0 {
+                            (maxima[r], sums[r]) = (m, total)
+                        } else if m > maxima[r] {
+                            let f = Foundation.exp(maxima[r] - m)
+                            (maxima[r], sums[r]) = (m, sums[r] * f + total)
+                            let orow = o + r * ow
+                            for c in 0..<dv { orow[c] *= f }
+                        } else {
+                            let f = Foundation.exp(m - maxima[r])
+                            sums[r] += total * f
+                            if f != 1 { for c in 0..<cn { row[c] *= f } }
+                        }
+                    }
+                    gemm(product[index], V.at(bi, hi, c0), s, o)
+                }
+                let lseRow = lp.p + (bi * h + hi) * lq + i0
+                for r in 0..<rows {
+                    lseRow[r] = maxima[r] + Foundation.log(sums[r])
+                    norms[r] = 1 / sums[r]
+                }
+                scaleRows(o, rows: rows, stride: ow, width: dv, by: norms)
             }
         }
         withExtendedLifetime((q, k, v)) {}
@@ -195,13 +230,18 @@ enum FusedAttention {
     }
 
     /// x = exp(x s - max(x s)) in place over n values (softmax before its division); returns
-    /// log Σ exp(x s) and the sum of the new x. 16 lanes where the CPU has AVX-512.
+    /// log Σ exp(x s) and the sum of the new x.
     @inline(__always)
     static func exponentiateRow(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) -> (lse: Float, total: Float) {
-        if CPUFeatures.avx512 {
-            let (m, total) = AVX512Kernels.exponentiate(x, n, scale: scale)
-            return (m + Foundation.log(total), total)
-        }
+        let (m, total) = exponentiateRowMax(x, n, scale: scale)
+        return (m + Foundation.log(total), total)
+    }
+
+    /// x = exp(x s - max(x s)) in place over n values; returns max(x s) and the sum of the new
+    /// x. 16 lanes where the CPU has AVX-512.
+    @inline(__always)
+    static func exponentiateRowMax(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) -> (max: Float, total: Float) {
+        if CPUFeatures.avx512 { return AVX512Kernels.exponentiate(x, n, scale: scale) }
         let sv = Vec8(repeating: scale)
         var mv = Vec8(repeating: -.infinity)
         var j = 0
@@ -221,7 +261,7 @@ enum FusedAttention {
         }
         var total = sum.sum()
         while j < n { x[j] = Foundation.exp(x[j] * scale - m); total += x[j]; j += 1 }
-        return (m + Foundation.log(total), total)
+        return (m, total)
     }
 
     /// dQ, dK, dV (each [B, L, H, D] in memory, returned as [B, H, L, D] views) for dL/dout `gout`.
