@@ -75,6 +75,16 @@ import Tensors
         #expect((t + Tensor([100, 200])).scalars == [101, 204, 102, 205, 103, 206])
     }
 
+    /// Empty tensors (a dimension of 0, as an attention over no queries makes): ops give
+    /// empty results of the broadcast shape instead of dividing by the empty dimension.
+    @Test func emptyTensors() {
+        let x = random([1, 2, 0, 5]), bias = random([5])
+        #expect((x * 2).shape == [1, 2, 0, 5])
+        #expect((x + bias).shape == [1, 2, 0, 5])
+        #expect((x.permuted(0, 2, 3, 1) + 1).shape == [1, 0, 5, 2])
+        #expect(x.exp().count == 0)
+    }
+
     @Test func comparisonsAndLogic() {
         let a = Tensor([1, 2, 3]), b = Tensor([3, 2, 1])
         #expect((a .< b).booleans == [true, false, false])

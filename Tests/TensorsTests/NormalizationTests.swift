@@ -174,6 +174,11 @@ import Testing
         #expect(steps.allSatisfy { $0.1 * Swift.max(width, FusedAttention.queryBlock) * 4 <= FusedAttention.stepBytes })
         #expect(steps.allSatisfy { $0.0 % FusedAttention.keyBlock == 0 })
         #expect(FusedAttention.keySteps(256, width: 32).count == 1)
+        // Empty sequences are not the kernels' (the composite path takes them).
+        #expect(!FusedAttention.supports(random([1, 2, 0, 8]), random([1, 2, 5, 8]), random([1, 2, 5, 8])))
+        #expect(!FusedAttention.supports(random([1, 2, 3, 8]), random([1, 2, 0, 8]), random([1, 2, 0, 8])))
+        #expect(scaledDotProductAttention(query: random([1, 2, 0, 8]), key: random([1, 2, 5, 8]), value: random([1, 2, 5, 8])).shape == [1, 2, 0, 8])
+        #expect(scaledDotProductAttention(query: random([1, 2, 3, 8]), key: random([1, 2, 0, 8]), value: random([1, 2, 0, 8])).shape == [1, 2, 3, 8])
         let q = random([b, lq, h, width], seed: 21).permuted(0, 2, 1, 3)
         let v = random([b, lk, h, width], seed: 23).permuted(0, 2, 1, 3)
         let ramp = Tensor((0..<lk).map { Float($0 < lk - 300 ? 1 : 40) }, shape: [1, 1, lk, 1])

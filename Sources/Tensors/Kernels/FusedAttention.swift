@@ -3,8 +3,9 @@ import Foundation
 import TensorsAVX512
 
 /// softmax(Q K^T s) V without materialising the scores (the scheme of FlashAttention, Dao et
-/// al. 2022): per (batch, head) and block of queries, the block's scores S = Q K^T live in
-/// cache, are turned into probabilities P in place and multiplied by V at once. The backward
+/// al. 2022): per (batch, head) and block of queries, the block's scores S = Q K^T over a
+/// step of keys live in cache, are turned into probabilities P in place and multiplied by V
+/// at once (the softmax online across steps in the forward). The backward
 /// pass recomputes P from the saved log-sum-exp of each query row instead of storing it:
 ///
 ///     dV = P^T dO,  dP = dO V^T,  dS = P ⊙ (dP - rowsum(dO ⊙ O)) s,  dQ = dS K,  dK = dS^T Q.
@@ -16,7 +17,7 @@ import TensorsAVX512
 /// `forwardBF16` / `backwardBF16` where LIBXSMM makes bf16 kernels (else the caller widens
 /// them). Q/K/V [B, H, L, D] with unit stride in D and no broadcast batch dimensions.
 enum FusedAttention {
-    /// Query rows per block: the block's scores (rows x keys) stay in L2.
+    /// Query rows per block: the block's scores (rows x a step of keys) stay in L2.
     static let queryBlock = 64
     /// Keys per score GEMM call.
     static let keyBlock = 64
@@ -46,7 +47,9 @@ enum FusedAttention {
         for t in [q, k, v] {
             guard t.strides[3] == 1, t.strides[0] != 0 || t.shape[0] == 1, t.strides[1] != 0 || t.shape[1] == 1 else { return false }
         }
+        // Empty sequences take the composite path (the kernels need a query and a key).
         return q.shape[0] == k.shape[0] && q.shape[0] == v.shape[0] && q.shape[1] == k.shape[1] && q.shape[1] == v.shape[1]
+            && q.shape[2] > 0 && k.shape[2] > 0
     }
 
     private static func kernel(m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, beta: Float,
