@@ -94,7 +94,7 @@ struct StridedLoop {
     /// `body(offsets, n, rows, rowStrides)` covers `rows` runs of `n`, run r starting at
     /// offsets[k] + r * rowStrides[k]. Saves the per-run bookkeeping.
     func forEachBlock(grain: Int = 32768, _ body: (UnsafePointer<Int>, Int, Int, UnsafePointer<Int>) -> Void) {
-        guard count > 0 else { return }  // an empty tensor (rows of an empty dimension divided by)
+        guard count > 0 else { return }  // empty: nothing to do (the row count below divides by a 0 dimension)
         let rank = shape.count, operands = strides.count
         let inner = shape[rank - 1]
         guard rank >= 2 && inner < 1024 else {
