@@ -114,5 +114,13 @@ func referenceConv2d(_ x: Tensor, _ w: Tensor, bias: Tensor?, stride: Int2, padd
         expectClose(y.to(.float32), want, atol: 1e-5, rtol: 1.0 / 256)
         // The fp32 convolution of the same values, rounded to bf16: equal or one ulp (2^-7) apart.
         expectClose(y.to(.float32), conv2d(x.to(.float32), w.to(.float32), padding: 1).to(.bfloat16).to(.float32), atol: 1e-5, rtol: 1.0 / 128)
+        // Every algorithm timing may choose gives the same bf16 output (im2col's product on a
+        // CPU without bf16 once asked oneDNN for an fp32 matmul writing bf16: only a reference
+        // kernel, refused, a crash when timing picked it).
+        for algorithm in ConvolutionAlgorithm.allCases {
+            let forced = ConvolutionAlgorithm.with(order: [algorithm, .onednn]) { conv2d(x, w, padding: 1) }
+            #expect(forced.dtype == .bfloat16)
+            expectClose(forced.to(.float32), want, atol: 1e-5, rtol: 1.0 / 256)
+        }
     }
 }

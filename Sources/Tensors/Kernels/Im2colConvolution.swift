@@ -92,6 +92,11 @@ enum Im2colConvolution {
     /// [M, N] of `outType`, bias [N] (float32) added by the kernel.
     private static func product(_ a: Tensor, _ w: Tensor, _ g: ConvGeometry, _ pass: ConvolutionPass, _ type: DType,
                                 bias: Tensor?, outType: DType, source: @escaping () -> Tensor) -> Tensor {
+        // fp32 products with a bf16 output: oneDNN 2.6 has that matmul only as its reference
+        // kernel where the CPU has no bf16 (AVX2), so the product writes fp32 and converts.
+        if outType != type && !MatmulKernel.bf16Supported {
+            return product(a, w, g, pass, type, bias: bias, outType: type, source: source).converted(to: outType)
+        }
         let (m, k) = (a.shape[0], a.shape[1])
         let n = pass == .forward ? g.outChannels : taps(g) * g.inChannels
         let key = "im2col|\(pass.rawValue)|\(type)|\(m)x\(k)x\(n)|\(a.strides)|\(bias != nil)|\(outType)"
