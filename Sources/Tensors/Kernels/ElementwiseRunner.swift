@@ -94,9 +94,17 @@ enum ElementwiseRunner {
             let op = o.p + off[0], xp = UnsafePointer(a.p + off[1])
             var i = 0
             if os == 1 && xs == 1 {
+                // Two vectors a step: a kernel's latency chain (SiLU's exponential and
+                // division) overlaps with the next vector's.
+                while i + 16 <= n {
+                    let v = Vec8.load(xp + i), w = Vec8.load(xp + i + 8)
+                    let kv = k(v), kw = k(w)
+                    kv.store(op + i)
+                    kw.store(op + i + 8)
+                    i += 16
+                }
                 while i + 8 <= n {
-                    let v = UnsafeRawPointer(xp + i).loadUnaligned(as: Vec8.self)
-                    UnsafeMutableRawPointer(op + i).storeBytes(of: k(v), as: Vec8.self)
+                    k(Vec8.load(xp + i)).store(op + i)
                     i += 8
                 }
             }

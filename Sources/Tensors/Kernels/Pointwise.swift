@@ -4,32 +4,32 @@ import Foundation
 enum Pointwise {
     typealias M = VectorMath
 
-    struct Neg: UnaryKernel { func callAsFunction(_ x: Vec8) -> Vec8 { -x } }
-    struct Exp: UnaryKernel { func callAsFunction(_ x: Vec8) -> Vec8 { M.exp(x) } }
-    struct Log: UnaryKernel { func callAsFunction(_ x: Vec8) -> Vec8 { M.log(x) } }
-    struct Sqrt: UnaryKernel { func callAsFunction(_ x: Vec8) -> Vec8 { x.squareRoot() } }
-    struct Rsqrt: UnaryKernel { func callAsFunction(_ x: Vec8) -> Vec8 { 1 / x.squareRoot() } }
-    struct Tanh: UnaryKernel { func callAsFunction(_ x: Vec8) -> Vec8 { M.tanh(x) } }
-    struct Sigmoid: UnaryKernel { func callAsFunction(_ x: Vec8) -> Vec8 { M.sigmoid(x) } }
-    struct SiLU: UnaryKernel { func callAsFunction(_ x: Vec8) -> Vec8 { x * M.sigmoid(x) } }
-    struct Abs: UnaryKernel { func callAsFunction(_ x: Vec8) -> Vec8 { M.abs(x) } }
-    struct Square: UnaryKernel { func callAsFunction(_ x: Vec8) -> Vec8 { x * x } }
-    struct ReLU: UnaryKernel { func callAsFunction(_ x: Vec8) -> Vec8 { x.replacing(with: 0, where: x .< 0) } }
+    struct Neg: UnaryKernel { @_transparent func callAsFunction(_ x: Vec8) -> Vec8 { -x } }
+    struct Exp: UnaryKernel { @_transparent func callAsFunction(_ x: Vec8) -> Vec8 { M.exp(x) } }
+    struct Log: UnaryKernel { @_transparent func callAsFunction(_ x: Vec8) -> Vec8 { M.log(x) } }
+    struct Sqrt: UnaryKernel { @_transparent func callAsFunction(_ x: Vec8) -> Vec8 { x.squareRoot() } }
+    struct Rsqrt: UnaryKernel { @_transparent func callAsFunction(_ x: Vec8) -> Vec8 { 1 / x.squareRoot() } }
+    struct Tanh: UnaryKernel { @_transparent func callAsFunction(_ x: Vec8) -> Vec8 { M.tanh(x) } }
+    struct Sigmoid: UnaryKernel { @_transparent func callAsFunction(_ x: Vec8) -> Vec8 { M.sigmoid(x) } }
+    struct SiLU: UnaryKernel { @_transparent func callAsFunction(_ x: Vec8) -> Vec8 { x * M.sigmoid(x) } }
+    struct Abs: UnaryKernel { @_transparent func callAsFunction(_ x: Vec8) -> Vec8 { M.abs(x) } }
+    struct Square: UnaryKernel { @_transparent func callAsFunction(_ x: Vec8) -> Vec8 { x * x } }
+    struct ReLU: UnaryKernel { @_transparent func callAsFunction(_ x: Vec8) -> Vec8 { x.replacing(with: 0, where: x .< 0) } }
     struct Sign: UnaryKernel {
-        func callAsFunction(_ x: Vec8) -> Vec8 {
+        @_transparent func callAsFunction(_ x: Vec8) -> Vec8 {
             Vec8(repeating: 0).replacing(with: 1, where: x .> 0).replacing(with: -1, where: x .< 0)
         }
     }
 
     /// sin and cos: the vector reduction is exact below |x| = 8192; larger lanes use libm.
     struct Sin: UnaryKernel {
-        func callAsFunction(_ x: Vec8) -> Vec8 {
+        @_transparent func callAsFunction(_ x: Vec8) -> Vec8 {
             if any(M.abs(x) .> 8192) || any(x .!= x) { return Vec8((0..<8).map { Foundation.sin(x[$0]) }) }
             return M.sincos(x).sin
         }
     }
     struct Cos: UnaryKernel {
-        func callAsFunction(_ x: Vec8) -> Vec8 {
+        @_transparent func callAsFunction(_ x: Vec8) -> Vec8 {
             if any(M.abs(x) .> 8192) || any(x .!= x) { return Vec8((0..<8).map { Foundation.cos(x[$0]) }) }
             return M.sincos(x).cos
         }
@@ -38,7 +38,7 @@ enum Pointwise {
     /// GELU: x Phi(x) exactly (erf) or with PyTorch's tanh approximation.
     struct GELU: UnaryKernel {
         let tanhApproximation: Bool
-        func callAsFunction(_ x: Vec8) -> Vec8 {
+        @_transparent func callAsFunction(_ x: Vec8) -> Vec8 {
             if tanhApproximation {
                 let inner = 0.7978845608028654 * (x + 0.044715 * x * x * x)
                 return 0.5 * x * (1 + M.tanh(inner))
@@ -50,13 +50,13 @@ enum Pointwise {
     /// a GELU(b), for (a, b): GEGLU's gated output in one pass.
     struct GatedGELU: BinaryKernel {
         let tanhApproximation: Bool
-        func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a * GELU(tanhApproximation: tanhApproximation)(b) }
+        @_transparent func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a * GELU(tanhApproximation: tanhApproximation)(b) }
     }
 
     /// d GELU / dx * g, for (g, x).
     struct GELUBackward: BinaryKernel {
         let tanhApproximation: Bool
-        func callAsFunction(_ g: Vec8, _ x: Vec8) -> Vec8 {
+        @_transparent func callAsFunction(_ g: Vec8, _ x: Vec8) -> Vec8 {
             if tanhApproximation {
                 let k: Float = 0.7978845608028654
                 let x2 = x * x
@@ -72,7 +72,7 @@ enum Pointwise {
 
     /// g * d silu / dx = g * s (1 + x (1 - s)), for (g, x).
     struct SiLUBackward: BinaryKernel {
-        func callAsFunction(_ g: Vec8, _ x: Vec8) -> Vec8 {
+        @_transparent func callAsFunction(_ g: Vec8, _ x: Vec8) -> Vec8 {
             let s = M.sigmoid(x)
             return g * s * (1 + x * (1 - s))
         }
@@ -80,7 +80,7 @@ enum Pointwise {
 
     struct Clamp: UnaryKernel {
         let lo: Float, hi: Float
-        func callAsFunction(_ x: Vec8) -> Vec8 {
+        @_transparent func callAsFunction(_ x: Vec8) -> Vec8 {
             var y = x.replacing(with: Vec8(repeating: lo), where: x .< lo)
             y = y.replacing(with: Vec8(repeating: hi), where: y .> hi)
             return y
@@ -90,7 +90,7 @@ enum Pointwise {
     /// g where lo <= x <= hi, else 0, for (g, x).
     struct ClampBackward: BinaryKernel {
         let lo: Float, hi: Float
-        func callAsFunction(_ g: Vec8, _ x: Vec8) -> Vec8 {
+        @_transparent func callAsFunction(_ g: Vec8, _ x: Vec8) -> Vec8 {
             g.replacing(with: 0, where: (x .< lo) .| (x .> hi))
         }
     }
@@ -98,26 +98,26 @@ enum Pointwise {
     /// x^p for a constant p; integer p keeps the sign of negative x.
     struct PowScalar: UnaryKernel {
         let p: Float
-        func callAsFunction(_ x: Vec8) -> Vec8 { Pointwise.pow(x, Vec8(repeating: p)) }
+        @_transparent func callAsFunction(_ x: Vec8) -> Vec8 { Pointwise.pow(x, Vec8(repeating: p)) }
     }
 
-    struct Add: BinaryKernel { func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a + b } }
-    struct Sub: BinaryKernel { func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a - b } }
-    struct Mul: BinaryKernel { func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a * b } }
-    struct Div: BinaryKernel { func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a / b } }
-    struct Pow: BinaryKernel { func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { Pointwise.pow(a, b) } }
+    struct Add: BinaryKernel { @_transparent func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a + b } }
+    struct Sub: BinaryKernel { @_transparent func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a - b } }
+    struct Mul: BinaryKernel { @_transparent func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a * b } }
+    struct Div: BinaryKernel { @_transparent func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a / b } }
+    struct Pow: BinaryKernel { @_transparent func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { Pointwise.pow(a, b) } }
     struct Maximum: BinaryKernel {
-        func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a.replacing(with: b, where: (b .> a) .| (b .!= b)) }
+        @_transparent func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a.replacing(with: b, where: (b .> a) .| (b .!= b)) }
     }
     struct Minimum: BinaryKernel {
-        func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a.replacing(with: b, where: (b .< a) .| (b .!= b)) }
+        @_transparent func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 { a.replacing(with: b, where: (b .< a) .| (b .!= b)) }
     }
 
     enum Comparison: Sendable { case eq, ne, lt, le, gt, ge }
     /// 1 where the comparison holds, else 0.
     struct Compare: BinaryKernel {
         let kind: Comparison
-        func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 {
+        @_transparent func callAsFunction(_ a: Vec8, _ b: Vec8) -> Vec8 {
             let m: SIMDMask<SIMD8<Int32>>
             switch kind {
             case .eq: m = a .== b
@@ -133,7 +133,7 @@ enum Pointwise {
 
     /// cond != 0 ? a : b.
     struct Select: TernaryKernel {
-        func callAsFunction(_ c: Vec8, _ a: Vec8, _ b: Vec8) -> Vec8 { b.replacing(with: a, where: c .!= 0) }
+        @_transparent func callAsFunction(_ c: Vec8, _ a: Vec8, _ b: Vec8) -> Vec8 { b.replacing(with: a, where: c .!= 0) }
     }
 
     /// a^b as C's powf (exact for integer exponents of negative bases, NaN otherwise).
