@@ -18,7 +18,10 @@ import _Builtin_intrinsics.intel
 /// (one op for the twin's seven, the same bits; GroupNorm+SiLU 6-20% faster, bf16). Each
 /// function computes lane for lane what its 8-lane twin in Tensors computes (the same Cephes
 /// polynomial, the same operation order), so the two paths give the same bits except where a
-/// sum's lanes are added in another order (noted).
+/// sum's lanes are added in another order (noted), and in the attention's exponentials
+/// (`exponentiate`), whose 8-lane twins take `VectorMath.expNonPositive` (within 2 ulp;
+/// there the latency of the 8-lane e^x bounded the loop, while here one `vscalefps`
+/// already shortens it).
 ///
 /// GroupNorm's fused SiLU runs here both ways: the forward rows, and the backward's two
 /// passes (sums, then dx), which compute the SiLU gradient twice rather than keep it, as 16

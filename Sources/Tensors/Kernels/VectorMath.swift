@@ -63,6 +63,26 @@ enum VectorMath {
         return result.replacing(with: x, where: x .!= x)
     }
 
+    /// e^x for x <= 0 (a softmax's scores less their maximum), with a shorter dependency chain
+    /// than `exp`, whose latency bounds the attention's exponentials: the same reduction and
+    /// Cephes coefficients, the polynomial by Estrin's scheme (depth 3 instead of 6), n
+    /// rounded within the multiply-add and 2^n as one factor (n >= -126 here), no NaN blend
+    /// (NaN passes through every operation). Within 2 ulp of `exp`; x below -87.3 (e^x under
+    /// the smallest normal float) gives 0.
+    @_transparent static func expNonPositive(_ x: Vec8) -> Vec8 {
+        let low = x .< splat(-87.3)
+        let xc = x.replacing(with: splat(-87.3), where: low)
+        let shifted = fma(xc, splat(1.44269504088896341), splat(12582912.0))  // n + 1.5 * 2^23
+        let n = shifted - 12582912.0
+        var r = fma(n, splat(-0.693359375), xc)
+        r = fma(n, splat(2.12194440e-4), r)
+        let r2 = r * r, r4 = r2 * r2
+        let low3 = fma(r2, fma(splat(8.3334519073E-3), r, splat(4.1665795894E-2)), fma(splat(1.6666665459E-1), r, splat(5.0000001201E-1)))
+        let p = fma(r4, fma(splat(1.9875691500E-4), r, splat(1.3981999507E-3)), low3)
+        let e = fma(p, r2, r) + 1
+        return (e * pow2(unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000)).replacing(with: 0, where: low)
+    }
+
     /// ln x: x = m 2^e with m in [sqrt(1/2), sqrt 2), ln m by a degree-9 polynomial
     /// (Cephes logf). x < 0 gives NaN, 0 gives -inf, inf gives inf.
     @_transparent static func log(_ x: Vec8) -> Vec8 {
