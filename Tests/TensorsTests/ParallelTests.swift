@@ -26,8 +26,8 @@ import Testing
             #expect(first.first?.lowerBound == 0 && first.last?.upperBound == count, "\(count)/\(grain)")
             #expect(zip(first, first.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }, "\(count)/\(grain): gaps or overlaps")
             #expect(first.allSatisfy { !$0.isEmpty })
-            // The first half's ranges slowed: the other thread finishes its own and takes
-            // some of them; the bounds stay the same.
+            // The first half's ranges slowed (the other thread, done with its own, may take
+            // some of them): the bounds stay the same.
             #expect(Self.ranges(count, grain: grain, slowBelow: count / 2) == first, "\(count)/\(grain)")
         }
     }

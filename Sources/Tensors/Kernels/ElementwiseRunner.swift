@@ -1,4 +1,6 @@
 /// A Float32 function applied lane-wise; the kernels specialise on the conforming type.
+/// Conformers mark `callAsFunction` `@_transparent`: under `@inline(__always)` an unrolled
+/// loop's second call stayed out of line, one call per 8 lanes (SiLU 3.6 ms against 2.6).
 protocol UnaryKernel {
     func callAsFunction(_ x: Vec8) -> Vec8
 }

@@ -71,10 +71,10 @@ public enum Parallel {
             return
         }
         let pieces = split == .halves ? threads : max(threads, min(threads * piecesPerThread, count / max(grain, 1)))
-        let counters = (0..<threads).map { _ in PieceCounter() }
+        // Each owner's next range; owners in turn from a thread's own (shared: one of all).
+        let owners = split == .shared ? 1 : threads
+        let counters = (0..<owners).map { _ in PieceCounter() }
         team(threads: threads) { t, _ in
-            // Owners in turn from this thread's own (the shared split: one owner of all).
-            let owners = split == .shared ? 1 : threads
             for v in 0..<owners {
                 let owner = (t + v) % owners
                 let first = pieces * owner / owners, last = pieces * (owner + 1) / owners
